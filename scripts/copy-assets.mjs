@@ -1,0 +1,12 @@
+// tsc compiles .ts only; the Lua scripts are read at run time next to the modules that load them.
+import { cpSync, readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
+
+function walk(dir) {
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name)
+    if (statSync(p).isDirectory()) walk(p)
+    else if (p.endsWith('.lua')) cpSync(p, path.join('dist', p))
+  }
+}
+walk('src')

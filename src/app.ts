@@ -1,0 +1,86 @@
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Redis } from 'ioredis'
+import { parseTrustProxy, type Config } from './config.js'
+import { createDb, type DbHandle } from './db/client.js'
+import { createRedis } from './redis/client.js'
+import { createKeys } from './redis/keys.js'
+import { AppError, ErrorCode, errorBody } from './errors.js'
+import { registerAuth } from './auth.js'
+import { createCampaignsRepository } from './campaigns/repository.js'
+import { createMissingCampaignResolver } from './campaigns/lookup.js'
+import { defineMirrorScript } from './campaigns/mirror.js'
+import { adminCampaignRoutes } from './campaigns/admin-routes.js'
+import { publicCampaignRoutes } from './campaigns/public-routes.js'
+import { defineClaimScript } from './claims/claim-script.js'
+import { claimRoutes } from './claims/routes.js'
+import type { AppContext } from './context.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { ctx: AppContext }
+}
+
+/** Server options shared by production and tests, so both run the same limits and parsers. */
+export function serverOptions(config: Config): FastifyServerOptions {
+  const pretty = process.stdout.isTTY && config.NODE_ENV !== 'production'
+  return {
+    bodyLimit: config.BODY_LIMIT,
+    // A hop count is valid for Fastify (proxy-addr) though its types omit it.
+    trustProxy: parseTrustProxy(config.TRUST_PROXY) as FastifyServerOptions['trustProxy'],
+    requestIdHeader: 'x-request-id',
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      ...(pretty ? { transport: { target: 'pino-pretty' } } : {}),
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  }
+}
+
+export interface AppDeps { redis?: Redis; db?: DbHandle }
+
+/** Builds the API without listening. Owns the Redis and database clients it creates and closes them. */
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
+
+  const redis = deps.redis ?? createRedis(config.REDIS_URL, { connectionName: 'fcfs-api' })
+  const db = deps.db ?? createDb(config.DATABASE_URL)
+  defineClaimScript(redis)
+  defineMirrorScript(redis)
+  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
+  const campaigns = createCampaignsRepository(db.db)
+  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns) }
+  app.decorate('ctx', ctx)
+  app.addHook('onClose', async () => {
+    if (!deps.redis) await redis.quit().catch(() => redis.disconnect())
+    if (!deps.db) await db.close()
+  })
+
+  // "No body needed": an empty body sent as application/json is no body, not a parse error.
+  const jsonParser = app.getDefaultJsonParser('error', 'ignore')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined)
+    jsonParser(req, body as string, done)
+  })
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    if (err instanceof AppError) return reply.code(err.statusCode).send(err.toBody())
+    if (err.validation) return reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, err.message))
+    const status = err.statusCode ?? 500
+    if (status === 413) return reply.code(413).send(errorBody(413, ErrorCode.PAYLOAD_TOO_LARGE, `body larger than ${config.BODY_LIMIT} bytes`))
+    if (status === 415) return reply.code(415).send(errorBody(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'send application/json or no body'))
+    if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, ErrorCode.VALIDATION, err.message))
+    req.log.error({ err }, 'request failed')
+    return reply.code(500).send(errorBody(500, ErrorCode.INTERNAL, 'internal error'))
+  })
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody(404, ErrorCode.NOT_FOUND, `route ${req.method} ${req.url.split('?')[0]} not found`))
+  })
+
+  await registerAuth(app, config)
+  await app.register(adminCampaignRoutes, { ctx })
+  await app.register(publicCampaignRoutes, { ctx })
+  await app.register(claimRoutes, { ctx })
+  return app
+}

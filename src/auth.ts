@@ -1,0 +1,62 @@
+import { timingSafeEqual, createHash } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import type { Config } from './config.js'
+import { AppError, ErrorCode } from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest { userId: string }
+}
+
+const USER_ID = /^[A-Za-z0-9_.@:|-]{1,128}$/
+const unauthorized = (message: string) => new AppError(401, ErrorCode.UNAUTHORIZED, message)
+
+/** Registers JWT verification (HS256 only: pinning the algorithm rejects alg=none and key confusion). */
+export async function registerAuth(app: FastifyInstance, config: Config): Promise<void> {
+  app.decorateRequest('userId', '')
+  if (config.JWT_SECRET) {
+    await app.register(fastifyJwt, {
+      secret: config.JWT_SECRET,
+      verify: {
+        algorithms: ['HS256'],
+        ...(config.JWT_ISSUER ? { allowedIss: config.JWT_ISSUER } : {}),
+        ...(config.JWT_AUDIENCE ? { allowedAud: config.JWT_AUDIENCE } : {}),
+      },
+    })
+  }
+}
+
+/** onRequest hook that sets request.userId from the trusted header or the JWT's sub. */
+export function userAuthenticator(config: Config) {
+  const header = config.TRUSTED_USER_HEADER?.toLowerCase()
+  return async function authenticate(req: FastifyRequest): Promise<void> {
+    let sub: unknown
+    if (header) {
+      sub = req.headers[header]
+      if (typeof sub !== 'string' || sub === '') throw unauthorized(`missing ${header} header`)
+    } else {
+      const auth = req.headers.authorization
+      if (!auth || !/^Bearer\s+\S+$/i.test(auth)) throw unauthorized('missing bearer token')
+      try {
+        const payload = await req.jwtVerify<{ sub?: unknown }>()
+        sub = payload.sub
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? ''
+        throw unauthorized(code.includes('EXPIRED') ? 'token expired' : 'invalid token')
+      }
+    }
+    if (typeof sub !== 'string' || !USER_ID.test(sub)) throw unauthorized('token subject is not a valid user id')
+    req.userId = sub
+  }
+}
+
+/** onRequest hook for admin routes: 503 when no ADMIN_TOKEN is configured, 401 on a wrong one. */
+export function adminAuthenticator(config: Config) {
+  const expected = config.ADMIN_TOKEN ? createHash('sha256').update(config.ADMIN_TOKEN).digest() : null
+  return async function authenticateAdmin(req: FastifyRequest): Promise<void> {
+    if (!expected) throw new AppError(503, ErrorCode.ADMIN_DISABLED, 'admin routes are disabled: ADMIN_TOKEN is not set')
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
+    // Compare digests so the comparison takes the same time whatever the token's length.
+    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected)) throw unauthorized('missing or wrong admin token')
+  }
+}

@@ -1,0 +1,47 @@
+import { Type } from 'typebox'
+
+export const CampaignIdParamsSchema = Type.Object({
+  id: Type.String({ pattern: '^[1-9][0-9]{0,17}$', description: 'campaign id (decimal string)' }),
+}, { additionalProperties: false })
+
+const DateTimeOrNull = Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
+
+export const CreateCampaignBodySchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  stock: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+  perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1 })),
+  opensAt: Type.Optional(Type.String({ format: 'date-time' })),
+  closesAt: Type.Optional(Type.String({ format: 'date-time' })),
+}, { additionalProperties: false })
+
+export const CampaignSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  stock: Type.Integer(),
+  perUserLimit: Type.Integer(),
+  opensAt: DateTimeOrNull,
+  closesAt: DateTimeOrNull,
+})
+
+export const AdminCampaignSchema = Type.Object({
+  ...CampaignSchema.properties,
+  issued: Type.Integer({ description: 'claims issued (Redis)' }),
+  remaining: Type.Integer(),
+})
+
+export const AddStockBodySchema = Type.Object({
+  add: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+}, { additionalProperties: false })
+
+export const AddStockResponseSchema = Type.Object({ stock: Type.Integer(), remaining: Type.Integer() })
+
+export const CampaignStateSchema = Type.Union([Type.Literal('scheduled'), Type.Literal('open'), Type.Literal('sold_out'), Type.Literal('closed')])
+
+export const PublicCampaignSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  remaining: Type.Integer(),
+  opensAt: DateTimeOrNull,
+  closesAt: DateTimeOrNull,
+  state: CampaignStateSchema,
+})

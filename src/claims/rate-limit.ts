@@ -1,0 +1,47 @@
+import { createRequire } from 'node:module'
+import type { Redis } from 'ioredis'
+import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
+
+const require = createRequire(import.meta.url)
+// The plugin's own stores; it exports no types for them.
+const LocalStore = require('@fastify/rate-limit/store/LocalStore') as new (...a: unknown[]) => Store
+const RedisStore = require('@fastify/rate-limit/store/RedisStore') as new (...a: unknown[]) => Store
+
+type Cb = (err: Error | null, res?: { current: number; ttl: number }) => void
+interface Store {
+  incr(key: string, cb: Cb, timeWindow: number, max: number): void
+  read?(key: string, cb: Cb, timeWindow: number, max: number): void
+  child(routeOptions: unknown): Store
+}
+interface Params { continueExceeding?: boolean; exponentialBackoff?: boolean }
+
+export const IP_KEY = 'ip:'
+
+/**
+ * A store for @fastify/rate-limit that keeps per-IP counters in process memory and per-user counters in
+ * Redis. The per-user limit must hold across instances; the looser per-IP limit is a local flood guard,
+ * and keeping it local spares the claim's hot path a second Redis round trip.
+ */
+export function createRoutingStore(redis: Redis, namespace: string): FastifyRateLimitStoreCtor {
+  return class RoutingStore implements Store {
+    private readonly local: Store
+    private readonly remote: Store
+    constructor(params: unknown, local?: Store, remote?: Store) {
+      const p = params as Params
+      this.local = local ?? new LocalStore(p.continueExceeding, p.exponentialBackoff, 50_000)
+      this.remote = remote ?? new RedisStore(p.continueExceeding, p.exponentialBackoff, redis, namespace)
+    }
+
+    incr(key: string, cb: Cb, timeWindow: number, max: number) {
+      (key.startsWith(IP_KEY) ? this.local : this.remote).incr(key, cb, timeWindow, max)
+    }
+
+    read(key: string, cb: Cb, timeWindow: number, max: number) {
+      (key.startsWith(IP_KEY) ? this.local : this.remote).read!(key, cb, timeWindow, max)
+    }
+
+    child(routeOptions: unknown): RoutingStore {
+      return new RoutingStore(routeOptions as Params, this.local.child(routeOptions), this.remote.child(routeOptions))
+    }
+  }
+}

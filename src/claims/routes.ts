@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
+import type { AppContext } from '../context.js'
+import { AppError, ErrorCode, ErrorSchema } from '../errors.js'
+import { userAuthenticator } from '../auth.js'
+import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
+import { runClaim, parseUserRecord, type ClaimOutcome } from './claim-script.js'
+import { createRoutingStore, IP_KEY } from './rate-limit.js'
+import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from './schemas.js'
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** The one place a script outcome becomes an HTTP answer (fresh and replayed alike). */
+function answer(outcome: ClaimOutcome, campaignId: string, userId: string) {
+  switch (outcome.kind) {
+    case 'issued':
+      return { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }
+    case 'at_limit':
+      throw new AppError(409, ErrorCode.ALREADY_CLAIMED, `user already holds ${outcome.sequences.length} claim(s), the campaign's per-user limit`, { sequences: outcome.sequences })
+    case 'sold_out':
+      throw new AppError(410, ErrorCode.SOLD_OUT, `campaign ${campaignId} is sold out`)
+    case 'not_open':
+      throw new AppError(403, ErrorCode.NOT_OPEN, `campaign ${campaignId} opens at ${iso(outcome.opensAt)}`, { opensAt: iso(outcome.opensAt) })
+    case 'closed':
+      throw new AppError(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`, { closesAt: iso(outcome.closesAt) })
+    case 'unavailable':
+      throw new Error('unreachable: unavailable is resolved by the caller')
+  }
+}
+
+export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  const { config, redis, keys } = ctx
+  await app.register(rateLimit, {
+    global: false,
+    store: createRoutingStore(redis, keys.rateLimitNamespace()),
+    skipOnError: config.RATE_LIMIT_FAIL_OPEN,
+    errorResponseBuilder: (_req, c) => new AppError(429, ErrorCode.RATE_LIMITED, `too many requests, retry in ${c.after}`),
+  })
+
+  const authenticate = userAuthenticator(config)
+  // Per IP first (cheap, local, stops floods before any crypto), then authenticate, then per user.
+  const onRequest: onRequestHookHandler[] = []
+  if (config.RATE_LIMIT_IP_MAX > 0) {
+    onRequest.push(app.rateLimit({ max: config.RATE_LIMIT_IP_MAX, timeWindow: config.RATE_LIMIT_IP_WINDOW_MS, keyGenerator: (req: FastifyRequest) => IP_KEY + req.ip }))
+  }
+  onRequest.push(authenticate)
+  const preHandler: preHandlerHookHandler[] = []
+  if (config.RATE_LIMIT_USER_MAX > 0) {
+    preHandler.push(app.rateLimit({ max: config.RATE_LIMIT_USER_MAX, timeWindow: config.RATE_LIMIT_USER_WINDOW_MS, keyGenerator: (req: FastifyRequest) => 'u:' + req.userId }))
+  }
+
+  app.post('/v1/campaigns/:id/claims', {
+    onRequest,
+    preHandler,
+    schema: {
+      tags: ['claims'],
+      params: CampaignIdParamsSchema,
+      headers: ClaimHeadersSchema,
+      body: ClaimBodySchema,
+      response: {
+        201: ClaimSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema,
+        410: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 429: ErrorSchema, 503: ErrorSchema,
+      },
+    },
+  }, async (req, reply) => {
+    const campaignId = req.params.id
+    const { outcome, replayed } = await runClaim(redis, keys, {
+      campaignId, userId: req.userId, claimId: randomUUID(),
+      idempotencyKey: req.headers['idempotency-key'], idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
+    })
+    if (replayed) reply.header('idempotent-replayed', 'true')
+    if (outcome.kind === 'unavailable') throw await ctx.errorForMissing(campaignId)
+    return reply.code(201).send(answer(outcome, campaignId, req.userId))
+  })
+
+  app.get('/v1/campaigns/:id/claims/me', {
+    onRequest: authenticate,
+    schema: { tags: ['claims'], params: CampaignIdParamsSchema, response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
+  }, async (req) => {
+    const id = req.params.id
+    const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)), redis.hget(keys.users(id), req.userId)])
+    if (!exists) throw await ctx.errorForMissing(id)
+    return {
+      claims: parseUserRecord(record).map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt), status: 'pending' as const })),
+    }
+  })
+}

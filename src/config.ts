@@ -1,0 +1,81 @@
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min })
+
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development' }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
+  DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/fcfs', pattern: '^postgres(ql)?://' }),
+  KEY_PREFIX: Type.String({ default: 'fcfs', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
+  // Fixed once campaigns exist: a campaign's keys and stream live in partition (id mod STREAM_PARTITIONS).
+  STREAM_PARTITIONS: Type.Integer({ default: 8, minimum: 1, maximum: 1024 }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  TRUSTED_USER_HEADER: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' })),
+  // false | true | hop count | comma-separated addresses/CIDRs of the proxies to trust.
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  // 0 disables a limiter. Per user: generous for double-clicks and retries, tight for scripts.
+  RATE_LIMIT_USER_MAX: Int(60),
+  RATE_LIMIT_USER_WINDOW_MS: Int(10_000, 1),
+  // Per IP: loose, because thousands of real users can share one address behind NAT.
+  RATE_LIMIT_IP_MAX: Int(20_000),
+  RATE_LIMIT_IP_WINDOW_MS: Int(10_000, 1),
+  RATE_LIMIT_FAIL_OPEN: Type.Boolean({ default: true }),
+  IDEMPOTENCY_TTL_S: Int(86400, 1),
+  BODY_LIMIT: Int(4096, 256),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  // Worker
+  WORKER_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' })),
+  WORKER_COUNT: Int(500, 1),
+  WORKER_BLOCK_MS: Int(1000, 1),
+  RECLAIM_IDLE_MS: Int(30000, 1),
+  RECLAIM_INTERVAL_MS: Int(5000, 1),
+  MAX_DELIVERIES: Int(5, 1),
+  WORKER_METRICS_PORT: Int(9464),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {}
+
+/** Parses the environment once; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, role: 'api' | 'worker' | 'script' = 'api'): Config {
+  const props = ConfigSchema.properties as Record<string, unknown>
+  const raw: Record<string, unknown> = {}
+  for (const name of Object.keys(props)) {
+    const v = env[name]
+    if (v !== undefined && v !== '') raw[name] = v
+  }
+  const withDefaults = Value.Default(ConfigSchema, raw)
+  const converted = Value.Convert(ConfigSchema, withDefaults) as Record<string, unknown>
+  const errors = [...Value.Errors(ConfigSchema, converted)]
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const name = e.instancePath.replace(/^\//, '') || String((e.params as { requiredProperties?: string[] }).requiredProperties ?? '')
+      return `${name}: ${e.message} (got ${JSON.stringify(env[name] ?? null)})`
+    })
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+  }
+  const config = converted as Config
+  if (role === 'api' && !config.JWT_SECRET && !config.TRUSTED_USER_HEADER) {
+    throw new ConfigError('invalid configuration:\n  JWT_SECRET: required unless TRUSTED_USER_HEADER is set (users must be identified somehow)')
+  }
+  parseTrustProxy(config.TRUST_PROXY)
+  return config
+}
+
+export function parseTrustProxy(v: string): boolean | number | string[] {
+  if (v === 'false') return false
+  if (v === 'true') return true
+  if (/^\d+$/.test(v)) return Number(v)
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean)
+  if (list.length === 0 || list.some((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s))) {
+    throw new ConfigError(`invalid configuration:\n  TRUST_PROXY: expected false, true, a hop count or a comma-separated list of addresses/CIDRs (got ${JSON.stringify(v)})`)
+  }
+  return list
+}

@@ -1,0 +1,17 @@
+import type { Redis } from 'ioredis'
+import type { Config } from './config.js'
+import type { DbHandle } from './db/client.js'
+import type { Keys } from './redis/keys.js'
+import type { CampaignsRepository } from './campaigns/repository.js'
+import type { AppError } from './errors.js'
+
+/** What route plugins share: built once by buildApp, closed by it. */
+export interface AppContext {
+  config: Config
+  redis: Redis
+  db: DbHandle
+  keys: Keys
+  campaigns: CampaignsRepository
+  /** 404 or 503 for a campaign whose live state Redis does not have. */
+  errorForMissing: (id: string) => Promise<AppError>
+}

@@ -1,0 +1,44 @@
+import { sql } from 'drizzle-orm'
+import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, unique, uuid, bigserial } from 'drizzle-orm/pg-core'
+
+export const campaigns = pgTable('campaigns', {
+  id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
+  name: text('name').notNull(),
+  stock: integer('stock').notNull(),
+  perUserLimit: integer('per_user_limit').notNull().default(1),
+  opensAt: timestamp('opens_at', { withTimezone: true, mode: 'date' }),
+  closesAt: timestamp('closes_at', { withTimezone: true, mode: 'date' }),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (t) => [
+  check('campaigns_stock_positive', sql`${t.stock} >= 1`),
+  check('campaigns_limit_positive', sql`${t.perUserLimit} >= 1`),
+  check('campaigns_window_order', sql`${t.opensAt} IS NULL OR ${t.closesAt} IS NULL OR ${t.opensAt} < ${t.closesAt}`),
+])
+
+export const claims = pgTable('claims', {
+  claimId: uuid('claim_id').primaryKey(),
+  campaignId: bigint('campaign_id', { mode: 'bigint' }).notNull().references(() => campaigns.id),
+  userId: text('user_id').notNull(),
+  sequence: integer('sequence').notNull(),
+  claimedAt: timestamp('claimed_at', { withTimezone: true, mode: 'date' }).notNull(),
+  persistedAt: timestamp('persisted_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (t) => [
+  unique('claims_campaign_sequence_key').on(t.campaignId, t.sequence),
+  index('claims_campaign_user_idx').on(t.campaignId, t.userId),
+  check('claims_sequence_positive', sql`${t.sequence} >= 1`),
+])
+
+/** Dead letters: stream entries the worker could not persist. */
+export const failedClaims = pgTable('failed_claims', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  stream: text('stream').notNull(),
+  entryId: text('entry_id').notNull(),
+  fields: jsonb('fields').notNull(),
+  error: text('error').notNull(),
+  attempts: integer('attempts').notNull(),
+  failedAt: timestamp('failed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  resolvedAt: timestamp('resolved_at', { withTimezone: true, mode: 'date' }),
+}, (t) => [
+  unique('failed_claims_stream_entry_key').on(t.stream, t.entryId),
+])

@@ -1,0 +1,61 @@
+import { Type } from 'typebox'
+
+/** Every machine-readable error code the API answers with. */
+export const ErrorCode = {
+  VALIDATION: 'VALIDATION',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  ADMIN_DISABLED: 'ADMIN_DISABLED',
+  NOT_FOUND: 'NOT_FOUND',
+  CAMPAIGN_NOT_FOUND: 'CAMPAIGN_NOT_FOUND',
+  CAMPAIGN_UNAVAILABLE: 'CAMPAIGN_UNAVAILABLE',
+  ALREADY_CLAIMED: 'ALREADY_CLAIMED',
+  SOLD_OUT: 'SOLD_OUT',
+  NOT_OPEN: 'NOT_OPEN',
+  CLOSED: 'CLOSED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  INTERNAL: 'INTERNAL',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+export const ErrorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+  sequences: Type.Optional(Type.Array(Type.Integer(), { description: 'ALREADY_CLAIMED: the sequences the user holds' })),
+  opensAt: Type.Optional(Type.String({ format: 'date-time', description: 'NOT_OPEN: when the campaign opens' })),
+  closesAt: Type.Optional(Type.String({ format: 'date-time', description: 'CLOSED: when the campaign closed' })),
+}, { $id: 'Error' })
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 410: 'Gone',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 503: 'Service Unavailable',
+}
+
+export class AppError extends Error {
+  readonly statusCode: number
+  readonly code: ErrorCode
+  readonly extra: Record<string, unknown>
+  constructor(statusCode: number, code: ErrorCode, message: string, extra: Record<string, unknown> = {}) {
+    super(message)
+    this.statusCode = statusCode
+    this.code = code
+    this.extra = extra
+  }
+
+  toBody() {
+    return errorBody(this.statusCode, this.code, this.message, this.extra)
+  }
+}
+
+export function errorBody(statusCode: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+  return { statusCode, code, error: REASONS[statusCode] ?? 'Error', message, ...extra }
+}
+
+export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMPAIGN_NOT_FOUND, `campaign ${id} does not exist`)
+export const campaignUnavailable = (id: string) => new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,
+  `campaign ${id} has no live state in Redis; an operator must run reconcile --fix`)
