@@ -33,7 +33,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
       redact: ['req.headers.authorization', 'req.headers.cookie'],
       ...(pretty ? { transport: { target: 'pino-pretty' } } : {}),
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
   }
 }
 

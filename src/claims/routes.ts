@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
 import type { AppContext } from '../context.js'
 import { AppError, ErrorCode, ErrorSchema } from '../errors.js'
 import { userAuthenticator } from '../auth.js'
@@ -36,19 +36,30 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     global: false,
     store: createRoutingStore(redis, keys.rateLimitNamespace()),
     skipOnError: config.RATE_LIMIT_FAIL_OPEN,
-    errorResponseBuilder: (_req, c) => new AppError(429, ErrorCode.RATE_LIMITED, `too many requests, retry in ${c.after}`),
   })
+  // createRateLimit checkers rather than rateLimit() hooks: the plugin runs only the first of several
+  // hooks on one request, and this route needs two limits.
+  const limiter = (max: number, timeWindow: number, keyGenerator: (req: FastifyRequest) => string) => {
+    const check = app.createRateLimit({ max, timeWindow, keyGenerator })
+    return async (req: FastifyRequest, reply: FastifyReply) => {
+      const r = await check(req)
+      if (!r.isAllowed && r.isExceeded) {
+        reply.header('retry-after', r.ttlInSeconds)
+        throw new AppError(429, ErrorCode.RATE_LIMITED, `too many requests, retry in ${r.ttlInSeconds} s`)
+      }
+    }
+  }
 
   const authenticate = userAuthenticator(config)
   // Per IP first (cheap, local, stops floods before any crypto), then authenticate, then per user.
   const onRequest: onRequestHookHandler[] = []
   if (config.RATE_LIMIT_IP_MAX > 0) {
-    onRequest.push(app.rateLimit({ max: config.RATE_LIMIT_IP_MAX, timeWindow: config.RATE_LIMIT_IP_WINDOW_MS, keyGenerator: (req: FastifyRequest) => IP_KEY + req.ip }))
+    onRequest.push(limiter(config.RATE_LIMIT_IP_MAX, config.RATE_LIMIT_IP_WINDOW_MS, (req) => IP_KEY + req.ip))
   }
   onRequest.push(authenticate)
   const preHandler: preHandlerHookHandler[] = []
   if (config.RATE_LIMIT_USER_MAX > 0) {
-    preHandler.push(app.rateLimit({ max: config.RATE_LIMIT_USER_MAX, timeWindow: config.RATE_LIMIT_USER_WINDOW_MS, keyGenerator: (req: FastifyRequest) => 'u:' + req.userId }))
+    preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS, (req) => 'u:' + req.userId))
   }
 
   app.post('/v1/campaigns/:id/claims', {
