@@ -1,0 +1,38 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import path from 'node:path'
+import postgres from 'postgres'
+import { ROOT } from './helper.js'
+
+const PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
+
+t.test('migrate creates the database and is safe to run twice, from two processes at once', async (t) => {
+  const name = `fcfs_mig_${randomBytes(4).toString('hex')}`
+  const admin = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} })
+  t.teardown(async () => {
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    await admin.end()
+  })
+  const run = async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/migrate.ts')], {
+      cwd: ROOT, env: { ...process.env, DATABASE_URL: `${PG}/${name}` }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    const [code] = await once(child, 'exit')
+    return { code, out }
+  }
+  const both = await Promise.all([run(), run()])
+  for (const r of both) t.equal(r.code, 0, r.out)
+  const again = await run()
+  t.equal(again.code, 0, 'a second run is a no-op')
+  const db = postgres(`${PG}/${name}`, { max: 1, onnotice: () => {} })
+  const tables = await db`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`
+  const applied = await db`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`
+  await db.end()
+  t.ok(['campaigns', 'claims', 'failed_claims'].every((n) => tables.some((r) => r.tablename === n)))
+  t.ok(applied[0]!.n >= 1)
+})
