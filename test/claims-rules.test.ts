@@ -90,7 +90,7 @@ t.test('claim rules through HTTP', async (t) => {
       t.equal(b.status, 400, `id ${bad}`)
       t.equal(b.body.code, 'VALIDATION')
     }
-    t.equal((await redis.keys(`${config.KEY_PREFIX}:*999999*`)).length, 0, 'no key created for the unknown campaign')
+    t.equal((await redis.keys(`${config.KEY_PREFIX}:{*}:*999999*`)).length, 0, 'no campaign key created for the unknown campaign')
   })
 
   await t.test('missing live state in Redis: 503 and no counter created', async (t) => {

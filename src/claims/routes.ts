@@ -59,7 +59,9 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   onRequest.push(authenticate)
   const preHandler: preHandlerHookHandler[] = []
   if (config.RATE_LIMIT_USER_MAX > 0) {
-    preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS, (req) => 'u:' + req.userId))
+    // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
+    preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS,
+      (req) => `u:${(req.params as { id: string }).id}:${req.userId}`))
   }
 
   app.post('/v1/campaigns/:id/claims', {
