@@ -8,7 +8,8 @@ declare module 'fastify' {
   interface FastifyRequest { userId: string }
 }
 
-const USER_ID = /^[A-Za-z0-9_.@:|-]{1,128}$/
+// Any printable id a gateway or IdP may use (uuids, emails, 'auth0|123'); no control characters.
+const USER_ID = /^[^\x00-\x1f\x7f]{1,256}$/
 const unauthorized = (message: string) => new AppError(401, ErrorCode.UNAUTHORIZED, message)
 
 /** Registers JWT verification (HS256 only: pinning the algorithm rejects alg=none and key confusion). */

@@ -28,7 +28,8 @@ t.test('authentication and bad input change nothing', async (t) => {
     ['wrong audience', `Bearer ${signJwt({ ...good, aud: 'other', sub: 'u' })}`],
     ['no sub', `Bearer ${signJwt({ ...good })}`],
     ['numeric sub', `Bearer ${signJwt({ ...good, sub: 42 })}`],
-    ['sub with spaces', `Bearer ${signJwt({ ...good, sub: 'a b' })}`],
+    ['sub with a control character', `Bearer ${signJwt({ ...good, sub: 'a\nb' })}`],
+    ['empty sub', `Bearer ${signJwt({ ...good, sub: '' })}`],
   ]
   for (const [name, authz] of cases) {
     const r = await claimWith(authz)
@@ -140,4 +141,18 @@ t.test('per-IP limit is independent of the user and honours TRUST_PROXY', async 
   const results = await Promise.all(Array.from({ length: 8 }, (_, i) => claim(url, id, `ip-user-${i}`, { 'x-forwarded-for': `10.0.0.${i}` })))
   t.equal(results.filter((r) => r.status === 201).length, 4)
   t.equal(results.filter((r) => r.status === 429).length, 4)
+})
+
+t.test('user ids as IdPs issue them (emails, pipes, unicode) work', async (t) => {
+  const { config } = await testEnv(t)
+  const { url } = await startApp(t, config)
+  const id = await createCampaign(url, { name: 'ids', stock: 10 })
+  for (const sub of ['a+b@example.com', 'auth0|5f1c', '김철수', 'user:with:colons,and,commas']) {
+    const r = await claim(url, id, sub)
+    t.equal(r.status, 201, sub)
+    t.equal(r.body.userId, sub)
+    t.equal((await claim(url, id, sub)).status, 409, `${sub} again`)
+    const me = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken(sub) })
+    t.equal(me.body.claims.length, 1)
+  }
 })
