@@ -15,6 +15,9 @@ import { publicCampaignRoutes } from './campaigns/public-routes.js'
 import { defineClaimScript } from './claims/claim-script.js'
 import { claimRoutes } from './claims/routes.js'
 import type { AppContext } from './context.js'
+import { createApiMetrics } from './ops/metrics.js'
+import { registerDocs } from './ops/openapi.js'
+import { registerOps } from './ops/plugin.js'
 
 declare module 'fastify' {
   interface FastifyInstance { ctx: AppContext }
@@ -28,6 +31,8 @@ export function serverOptions(config: Config): FastifyServerOptions {
     // A hop count is valid for Fastify (proxy-addr) though its types omit it.
     trustProxy: parseTrustProxy(config.TRUST_PROXY) as FastifyServerOptions['trustProxy'],
     requestIdHeader: 'x-request-id',
+    // Requests arriving while closing get our own 503 SHUTTING_DOWN body (src/ops/plugin.ts).
+    return503OnClosing: false,
     logger: {
       level: config.LOG_LEVEL,
       redact: ['req.headers.authorization', 'req.headers.cookie'],
@@ -49,7 +54,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   defineMirrorScript(redis)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const campaigns = createCampaignsRepository(db.db)
-  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns) }
+  const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)
+  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns), metrics }
   app.decorate('ctx', ctx)
   app.addHook('onClose', async () => {
     if (!deps.redis) await redis.quit().catch(() => redis.disconnect())
@@ -78,6 +84,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.code(404).send(errorBody(404, ErrorCode.NOT_FOUND, `route ${req.method} ${req.url.split('?')[0]} not found`))
   })
 
+  await registerDocs(app)
+  await registerOps(app, ctx)
   await registerAuth(app, config)
   await app.register(adminCampaignRoutes, { ctx })
   await app.register(publicCampaignRoutes, { ctx })

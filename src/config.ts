@@ -37,6 +37,15 @@ export const ConfigSchema = Type.Object({
   RECLAIM_INTERVAL_MS: Int(5000, 1),
   MAX_DELIVERIES: Int(5, 1),
   WORKER_METRICS_PORT: Int(9464),
+  // Operations (API). /metrics on the public port needs this bearer token; without it the route answers 503.
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // When set, a second listener serves /metrics, /healthz and /readyz (keep this port off the public network).
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  // Each readiness check (Redis, PostgreSQL, scripts) gives up after this long, so /readyz answers within a second.
+  READY_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 1, maximum: 5000 }),
+  // After SIGTERM: time for in-flight requests to finish before the process exits hard.
+  SHUTDOWN_GRACE_MS: Int(10_000, 1),
 })
 
 export type Config = Static<typeof ConfigSchema>

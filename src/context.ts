@@ -4,6 +4,7 @@ import type { DbHandle } from './db/client.js'
 import type { Keys } from './redis/keys.js'
 import type { CampaignsRepository } from './campaigns/repository.js'
 import type { AppError } from './errors.js'
+import type { ApiMetrics } from './ops/metrics.js'
 
 /** What route plugins share: built once by buildApp, closed by it. */
 export interface AppContext {
@@ -14,4 +15,6 @@ export interface AppContext {
   campaigns: CampaignsRepository
   /** 404 or 503 for a campaign whose live state Redis does not have. */
   errorForMissing: (id: string) => Promise<AppError>
+  /** Prometheus series of the API (src/ops/metrics.ts). */
+  metrics: ApiMetrics
 }

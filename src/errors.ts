@@ -16,6 +16,8 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
+  NOT_READY: 'NOT_READY',
+  METRICS_DISABLED: 'METRICS_DISABLED',
   INTERNAL: 'INTERNAL',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -17,10 +17,16 @@ if (policy) {
   app.log.warn(`REDIS maxmemory-policy is "${policy}": Redis may evict campaign counters under memory pressure, and an evicted counter oversells. Set maxmemory-policy noeviction.`)
 }
 
-closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+// First signal: stop accepting, answer 503 SHUTTING_DOWN on open connections, let in-flight requests finish,
+// then close Redis and PostgreSQL. A second signal or SHUTDOWN_GRACE_MS elapsing exits at once with code 1.
+closeWithGrace({
+  delay: config.SHUTDOWN_GRACE_MS,
+  logger: { error: (msg: string) => app.log.error(msg) },
+}, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'shutting down after error')
-  else app.log.info({ signal }, 'shutting down')
+  else app.log.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down')
   await app.close()
+  app.log.info('closed')
 })
 
 try {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { Redis, Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 
-const MIRROR_LUA = readFileSync(new URL('./mirror.lua', import.meta.url), 'utf8')
+export const MIRROR_LUA = readFileSync(new URL('./mirror.lua', import.meta.url), 'utf8')
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -57,7 +57,12 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     onRequest.push(limiter(config.RATE_LIMIT_IP_MAX, config.RATE_LIMIT_IP_WINDOW_MS, (req) => IP_KEY + req.ip))
   }
   onRequest.push(authenticate)
-  const preHandler: preHandlerHookHandler[] = []
+  // Every later log line of a claim (rate limit, outcome, "request completed") carries the user id.
+  const bindUser: preHandlerHookHandler = (req, reply, done) => {
+    req.log = reply.log = req.log.child({ userId: req.userId })
+    done()
+  }
+  const preHandler: preHandlerHookHandler[] = [bindUser]
   if (config.RATE_LIMIT_USER_MAX > 0) {
     // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
     preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS,
@@ -67,6 +72,10 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   app.post('/v1/campaigns/:id/claims', {
     onRequest,
     preHandler,
+    onResponse: (_req, reply, done) => {
+      ctx.metrics.observeClaimRequest(reply.statusCode, reply.elapsedTime / 1000)
+      done()
+    },
     schema: {
       tags: ['claims'],
       params: CampaignIdParamsSchema,
@@ -79,10 +88,22 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     },
   }, async (req, reply) => {
     const campaignId = req.params.id
-    const { outcome, replayed } = await runClaim(redis, keys, {
-      campaignId, userId: req.userId, claimId: randomUUID(),
-      idempotencyKey: req.headers['idempotency-key'], idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
-    })
+    const stopTimer = ctx.metrics.startClaimScript()
+    let result: Awaited<ReturnType<typeof runClaim>>
+    try {
+      result = await runClaim(redis, keys, {
+        campaignId, userId: req.userId, claimId: randomUUID(),
+        idempotencyKey: req.headers['idempotency-key'], idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
+      })
+    } catch (err) {
+      ctx.metrics.countClaim('error')
+      throw err
+    } finally {
+      stopTimer()
+    }
+    const { outcome, replayed } = result
+    ctx.metrics.countClaim(replayed ? 'replayed' : outcome.kind)
+    req.log.info({ campaignId, outcome: outcome.kind, replayed, sequence: outcome.kind === 'issued' ? outcome.sequence : undefined }, 'claim')
     if (replayed) reply.header('idempotent-replayed', 'true')
     if (outcome.kind === 'unavailable') throw await ctx.errorForMissing(campaignId)
     return reply.code(201).send(answer(outcome, campaignId, req.userId))

@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type postgres from 'postgres'
+import { withTimeout } from './timeout.js'
+
+export type Check = () => Promise<void>
+export interface Readiness { ready: boolean; checks: Record<string, string> }
+
+/**
+ * Runs every check concurrently, each bounded by timeoutMs, so a probe answers in about timeoutMs even while
+ * a client is reconnecting (ioredis would otherwise queue the PING until the connection returns).
+ */
+export async function checkReadiness(checks: Record<string, Check>, timeoutMs: number): Promise<Readiness> {
+  const names = Object.keys(checks)
+  const results = await Promise.allSettled(names.map((n) => withTimeout(checks[n]!(), timeoutMs, n)))
+  const out: Record<string, string> = {}
+  let ready = true
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') out[names[i]!] = 'ok'
+    else {
+      ready = false
+      out[names[i]!] = r.reason instanceof Error ? r.reason.message : String(r.reason)
+    }
+  })
+  return { ready, checks: out }
+}
+
+export function redisCheck(redis: Redis): Check {
+  return async () => {
+    // Not connected: fail at once instead of queueing a PING behind the reconnect.
+    if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
+    await redis.ping()
+  }
+}
+
+export function postgresCheck(sql: postgres.Sql): Check {
+  return async () => { await sql`select 1` }
+}
+
+/**
+ * The Lua scripts are in Redis's script cache. ioredis would re-send a missing script on NOSCRIPT anyway;
+ * loading it here (after a failover or SCRIPT FLUSH) also proves this Redis compiles it before traffic arrives.
+ */
+export function scriptsCheck(redis: Redis, sources: string[]): Check {
+  const shas = sources.map((lua) => createHash('sha1').update(lua).digest('hex'))
+  return async () => {
+    if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
+    const exists = (await redis.script('EXISTS', ...shas)) as number[]
+    await Promise.all(sources.map((lua, i) => (exists[i] ? null : redis.script('LOAD', lua))))
+  }
+}

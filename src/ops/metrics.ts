@@ -1,0 +1,138 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Keys } from '../redis/keys.js'
+import { withTimeout } from './timeout.js'
+
+/** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
+export const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed', 'error'] as const
+export type ClaimMetricOutcome = (typeof CLAIM_OUTCOMES)[number]
+
+// Claims answer in about a millisecond when healthy; the upper buckets catch Redis stalls and queueing.
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+/**
+ * The API's Prometheus registry. One registry per app (not prom-client's global one), so tests that build
+ * several apps in one process do not collide. The hot path only increments counters and observes
+ * histograms; stream gauges are read from Redis when Prometheus scrapes.
+ */
+export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogger, timeoutMs: number) {
+  const registry = new Registry()
+  // Default process metrics include nodejs_eventloop_lag_seconds and its percentiles (monitorEventLoopDelay).
+  collectDefaultMetrics({ register: registry })
+
+  const claims = new Counter({
+    name: 'fcfs_claims_total',
+    help: 'Claim attempts that reached the claim script, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  })
+  // Children resolved once: a labelled inc() otherwise hashes the label set on every claim.
+  const claimBy = Object.fromEntries(CLAIM_OUTCOMES.map((o) => [o, claims.labels(o)])) as Record<ClaimMetricOutcome, Counter.Internal>
+  // Every outcome is exported from the start, so rate() and alerts see 0 rather than a missing series.
+  for (const o of CLAIM_OUTCOMES) claims.inc({ outcome: o }, 0)
+
+  const claimDuration = new Histogram({
+    name: 'fcfs_claim_request_duration_seconds',
+    help: 'Claim requests from arrival to response (rate limiting and authentication included), by HTTP status',
+    labelNames: ['status'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  })
+  const scriptDuration = new Histogram({
+    name: 'fcfs_redis_script_duration_seconds',
+    help: 'Round trip of a Lua script call to Redis, by script',
+    labelNames: ['script'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  })
+  const claimScript = scriptDuration.labels('claim')
+  scriptDuration.zero({ script: 'claim' })
+
+  const streamLength = new Gauge({
+    name: 'fcfs_stream_length',
+    help: 'Entries in each claims stream (XLEN): claims issued in Redis and not yet trimmed',
+    labelNames: ['stream'] as const,
+    registers: [registry],
+    collect: () => collectOnce(),
+  })
+  const streamPending = new Gauge({
+    name: 'fcfs_stream_pending',
+    help: 'Entries delivered to a consumer group but not acknowledged (XPENDING count), per stream and group',
+    labelNames: ['stream', 'group'] as const,
+    registers: [registry],
+    collect: () => collectOnce(),
+  })
+  const streamLag = new Gauge({
+    name: 'fcfs_stream_lag',
+    help: 'Entries not yet delivered to a consumer group (the backlog a worker still has to read), per stream and group',
+    labelNames: ['stream', 'group'] as const,
+    registers: [registry],
+    collect: () => collectOnce(),
+  })
+  const scrapeErrors = new Counter({
+    name: 'fcfs_metrics_collect_errors_total',
+    help: 'Scrapes whose Redis stream statistics could not be read (Redis down or slow)',
+    registers: [registry],
+  })
+
+  // Reading the streams is one pipelined round trip for all partitions, done once per scrape.
+  async function collectStreams(): Promise<void> {
+    streamLength.reset()
+    streamPending.reset()
+    streamLag.reset()
+    const streams = keys.streams()
+    const pipe = redis.pipeline()
+    for (const s of streams) pipe.xlen(s).xinfo('GROUPS', s)
+    let replies: [Error | null, unknown][] | null
+    try {
+      replies = await withTimeout(pipe.exec(), timeoutMs, 'stream statistics')
+    } catch (err) {
+      scrapeErrors.inc()
+      log.warn({ err }, 'metrics: could not read stream statistics')
+      return
+    }
+    if (!replies) return
+    streams.forEach((stream, i) => {
+      const [lenErr, len] = replies[i * 2]!
+      if (lenErr) return
+      streamLength.set({ stream }, Number(len))
+      const [groupsErr, groups] = replies[i * 2 + 1]!
+      if (groupsErr || !Array.isArray(groups)) return // a stream that does not exist yet has no groups
+      for (const g of groups as unknown[][]) {
+        const info = flatToRecord(g)
+        const group = String(info.name)
+        streamPending.set({ stream, group }, Number(info.pending ?? 0))
+        // lag is null when Redis cannot tell (after XDEL/XTRIM of undelivered entries); Redis < 7 lacks it.
+        if (info.lag !== undefined && info.lag !== null) streamLag.set({ stream, group }, Number(info.lag))
+      }
+    })
+  }
+
+  // prom-client collects all gauges of a scrape concurrently: the three stream gauges share one read.
+  let inflight: Promise<void> | null = null
+  function collectOnce(): Promise<void> {
+    inflight ??= collectStreams().finally(() => { inflight = null })
+    return inflight
+  }
+
+  return {
+    registry,
+    /** One claim outcome: a counter increment, nothing that touches Redis. */
+    countClaim: (outcome: ClaimMetricOutcome) => claimBy[outcome].inc(),
+    observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) }, seconds),
+    /** Times one claim script call; returns the stop function. */
+    startClaimScript: () => claimScript.startTimer(),
+    async render(): Promise<{ contentType: string; body: string }> {
+      return { contentType: registry.contentType, body: await registry.metrics() }
+    },
+  }
+}
+
+export type ApiMetrics = ReturnType<typeof createApiMetrics>
+
+function flatToRecord(flat: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1]
+  return out
+}

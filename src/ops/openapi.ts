@@ -1,0 +1,120 @@
+import type { FastifyInstance, FastifySchema } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { ErrorCode } from '../errors.js'
+
+/**
+ * Which error codes each status can carry. The routes' TypeBox schemas give the statuses; this table adds the
+ * codes, so the document names every code a client must handle on every route.
+ */
+const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
+  400: [ErrorCode.VALIDATION],
+  401: [ErrorCode.UNAUTHORIZED],
+  403: [ErrorCode.NOT_OPEN, ErrorCode.CLOSED],
+  404: [ErrorCode.CAMPAIGN_NOT_FOUND],
+  409: [ErrorCode.ALREADY_CLAIMED],
+  410: [ErrorCode.SOLD_OUT],
+  413: [ErrorCode.PAYLOAD_TOO_LARGE],
+  415: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
+  429: [ErrorCode.RATE_LIMITED],
+  500: [ErrorCode.INTERNAL],
+  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN],
+}
+
+/** The codes a route can answer with at a status (some codes belong to one family of routes only). */
+export function codesFor(url: string, status: string): ErrorCode[] {
+  const admin = url.startsWith('/admin/')
+  const campaign = url.includes(':id')
+  return (CODES_BY_STATUS[status] ?? []).filter((c) => {
+    switch (c) {
+      case ErrorCode.ADMIN_DISABLED: return admin
+      case ErrorCode.CAMPAIGN_UNAVAILABLE: return campaign
+      case ErrorCode.CAMPAIGN_NOT_FOUND: return campaign
+      case ErrorCode.NOT_READY: return url === '/readyz'
+      case ErrorCode.METRICS_DISABLED: return url === '/metrics'
+      default: return true
+    }
+  })
+}
+
+const isErrorSchema = (s: unknown): s is { properties: Record<string, unknown> } =>
+  typeof s === 'object' && s !== null && 'properties' in s &&
+  ['statusCode', 'code', 'error', 'message'].every((k) => k in (s as { properties: object }).properties)
+
+/** Docs-only rewrite of a route schema: every error response lists its codes; 500 and 503 SHUTTING_DOWN everywhere. */
+function documentErrors(schema: FastifySchema | undefined, url: string): FastifySchema {
+  const response: Record<string, unknown> = { ...((schema?.response as Record<string, unknown> | undefined) ?? {}) }
+  // Any route can fail unexpectedly, and any route answers 503 SHUTTING_DOWN while the process drains.
+  response['500'] ??= { properties: { statusCode: {}, code: {}, error: {}, message: {} } }
+  response['503'] ??= { properties: { statusCode: {}, code: {}, error: {}, message: {} } }
+  for (const [status, s] of Object.entries(response)) {
+    if (!isErrorSchema(s)) continue
+    const codes = codesFor(url, status)
+    const { $id: _id, ...rest } = s as Record<string, unknown> & { properties: Record<string, unknown> }
+    response[status] = {
+      ...rest,
+      type: 'object',
+      required: ['statusCode', 'code', 'error', 'message'],
+      description: `Error: ${codes.join(', ')}`,
+      properties: {
+        ...rest.properties,
+        statusCode: { type: 'integer', const: Number(status) },
+        code: { type: 'string', enum: codes },
+        error: { type: 'string' },
+        message: { type: 'string' },
+      },
+    }
+  }
+  return { ...schema, response }
+}
+
+/** OpenAPI 3.1 from the routes' schemas, served at /docs (UI) and /docs/json. Register before the routes. */
+export async function registerDocs(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'fcfs',
+        version: '0.1.0',
+        description: [
+          'First-come-first-served coupon issuance.',
+          'Every error body is `{statusCode, code, error, message}`; `code` is stable and machine-readable.',
+          `Codes: ${Object.values(ErrorCode).join(', ')}. Unknown routes answer 404 ${ErrorCode.NOT_FOUND}.`,
+        ].join('\n\n'),
+      },
+      tags: [
+        { name: 'claims', description: 'Claiming (users)' },
+        { name: 'campaigns', description: 'Public campaign state' },
+        { name: 'admin', description: 'Campaign administration (ADMIN_TOKEN)' },
+        { name: 'ops', description: 'Health, readiness and metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          userJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'HS256 JWT whose `sub` is the user id (or the TRUSTED_USER_HEADER behind a gateway)' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' },
+        },
+      },
+    },
+    transformObject: (documentObject) => optionalNullableBodies(('openapiObject' in documentObject ? documentObject.openapiObject : {}) as Parameters<typeof optionalNullableBodies>[0]) as never,
+    transform: ({ schema, url }) => {
+      const documented = documentErrors(schema, url)
+      const security = url.startsWith('/admin/') ? [{ adminToken: [] }] : url.startsWith('/v1/') && url.includes('/claims') ? [{ userJwt: [] }] : undefined
+      return { schema: (security && !('security' in documented) ? { ...documented, security } : documented) as FastifySchema, url }
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+}
+
+type Operation = { requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }> } }
+
+/** @fastify/swagger marks every declared body required; a body schema that admits null is optional. */
+function optionalNullableBodies(doc: { paths?: Record<string, Record<string, Operation>> }) {
+  for (const item of Object.values(doc.paths ?? {})) {
+    for (const op of Object.values(item)) {
+      const schemas = Object.values(op.requestBody?.content ?? {}).map((c) => c.schema)
+      if (op.requestBody && schemas.some((s) => s?.anyOf?.some((a) => a.type === 'null'))) op.requestBody.required = false
+    }
+  }
+  return doc
+}
