@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+# One image for every role; the command picks it:
+#   API (default)  node dist/src/server.js          (= npm start)
+#   worker         node dist/src/worker/main.js     (= npm run worker)
+#   migrate        node dist/scripts/migrate.js     (= npm run migrate)
+#   one-shots      npm run reconcile -- --fix, ...  (npm works here: see npm_config_ignore_scripts below)
+# Long-running roles start node directly: npm runs a script through `sh -c` and does not pass SIGTERM on
+# to it (checked with npm 10 and 11), so under `npm start` a graceful shutdown would never begin.
+# Pinned by version and manifest-list digest so a rebuild gets the same base. To move it:
+#   docker buildx imagetools inspect node:20.X.Y-bookworm-slim   (then update tag and digest together)
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
+
+# --- build: dev dependencies + TypeScript compile -------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# No dependency needs an install script to build dist/ (esbuild's only serves tsx in tests).
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+# --- runtime: production dependencies, compiled output, migrations --------------------------
+FROM ${NODE_IMAGE} AS runtime
+# The npm scripts build first (prestart, premigrate, ...) so they work in a fresh clone. Here dist/ is already
+# built and TypeScript is absent: ignore-scripts skips pre/post scripts, and a script named explicitly
+# (`npm start`, `npm run worker`) still runs, so `npm start` is `node dist/src/server.js`.
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000 \
+    npm_config_ignore_scripts=true \
+    npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY drizzle ./drizzle
+# The image's own unprivileged user (uid 1000); the app only reads /app.
+USER node
+EXPOSE 3000
+# Liveness of the API. The worker serves /healthz on WORKER_METRICS_PORT; compose overrides the check there.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTHCHECK_PORT||process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node handles SIGTERM itself (close-with-grace); an init (compose `init: true`, `docker run --init`) as
+# PID 1 forwards signals and reaps zombies.
+CMD ["node", "dist/src/server.js"]
