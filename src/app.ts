@@ -5,7 +5,7 @@ import { parseTrustProxy, type Config } from './config.js'
 import { createDb, type DbHandle } from './db/client.js'
 import { createRedis } from './redis/client.js'
 import { createKeys } from './redis/keys.js'
-import { AppError, ErrorCode, errorBody } from './errors.js'
+import { AppError, ErrorCode, errorBody, isBackendDown } from './errors.js'
 import { registerAuth } from './auth.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
@@ -77,6 +77,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (status === 413) return reply.code(413).send(errorBody(413, ErrorCode.PAYLOAD_TOO_LARGE, `body larger than ${config.BODY_LIMIT} bytes`))
     if (status === 415) return reply.code(415).send(errorBody(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'send application/json or no body'))
     if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, ErrorCode.VALIDATION, err.message))
+    if (isBackendDown(err)) {
+      req.log.error({ err }, 'backend unreachable')
+      return reply.code(503).send(errorBody(503, ErrorCode.BACKEND_UNAVAILABLE, 'a backing store is unreachable; retry shortly'))
+    }
     req.log.error({ err }, 'request failed')
     return reply.code(500).send(errorBody(500, ErrorCode.INTERNAL, 'internal error'))
   })

@@ -18,6 +18,7 @@ export const ErrorCode = {
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   NOT_READY: 'NOT_READY',
   METRICS_DISABLED: 'METRICS_DISABLED',
+  BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -56,6 +57,17 @@ export class AppError extends Error {
 
 export function errorBody(statusCode: number, code: string, message: string, extra: Record<string, unknown> = {}) {
   return { statusCode, code, error: REASONS[statusCode] ?? 'Error', message, ...extra }
+}
+
+const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'])
+
+/** True for "Redis or PostgreSQL cannot be reached" (ioredis gave up, or the postgres driver could not connect). */
+export function isBackendDown(err: unknown): boolean {
+  for (let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e.name === 'MaxRetriesPerRequestError' || (e.code && DOWN_CODES.has(e.code))) return true
+    if (e.message === 'Connection is closed.' || e.message?.startsWith("Stream isn't writeable")) return true
+  }
+  return false
 }
 
 export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMPAIGN_NOT_FOUND, `campaign ${id} does not exist`)

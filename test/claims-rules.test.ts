@@ -1,5 +1,5 @@
 import t from 'tap'
-import { testEnv, startApp, createCampaign, claim, http, userToken, deleteKeys } from './helper.js'
+import { testEnv, startApp, createCampaign, claim, http, userToken, deleteKeys, freePort } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
 
 t.test('claim rules through HTTP', async (t) => {
@@ -119,4 +119,14 @@ t.test('claim rules through HTTP', async (t) => {
     const none = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken('nobody') })
     t.same(none.body, { claims: [] })
   })
+})
+
+t.test('Redis unreachable: 503 BACKEND_UNAVAILABLE, not a 500', async (t) => {
+  const { config } = await testEnv(t)
+  const port = await freePort()
+  const { url } = await startApp(t, { ...config, REDIS_URL: `redis://127.0.0.1:${port}` })
+  const r = await claim(url, '1', 'someone')
+  t.equal(r.status, 503)
+  t.equal(r.body.code, 'BACKEND_UNAVAILABLE')
+  t.same(Object.keys(r.body).sort(), ['code', 'error', 'message', 'statusCode'])
 })

@@ -18,7 +18,7 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   415: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
   429: [ErrorCode.RATE_LIMITED],
   500: [ErrorCode.INTERNAL],
-  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN],
+  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE],
 }
 
 /** The codes a route can answer with at a status (some codes belong to one family of routes only). */
