@@ -36,7 +36,11 @@ export const ConfigSchema = Type.Object({
   RECLAIM_IDLE_MS: Int(30000, 1),
   RECLAIM_INTERVAL_MS: Int(5000, 1),
   MAX_DELIVERIES: Int(5, 1),
-  WORKER_METRICS_PORT: Int(9464),
+  // -1 disables the worker's /healthz, /readyz and /metrics listener; 0 picks a free port.
+  WORKER_METRICS_PORT: Type.Integer({ default: 9464, minimum: -1, maximum: 65535 }),
+  WORKER_GROUP: Type.String({ default: 'persisters', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
+  // On SIGTERM: how long to keep retrying the batch in hand (Postgres down) before leaving it pending.
+  WORKER_SHUTDOWN_TIMEOUT_MS: Int(10000, 0),
   // Operations (API). /metrics on the public port needs this bearer token; without it the route answers 503.
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   // When set, a second listener serves /metrics, /healthz and /readyz (keep this port off the public network).

@@ -1,0 +1,32 @@
+import { loadConfig, ConfigError } from '../src/config.js'
+import { createDb } from '../src/db/client.js'
+import { retryFailedClaims } from '../src/worker/retry-failed.js'
+
+// npm run retry-failed [-- --limit N]: re-processes unresolved failed_claims and reports what it did.
+let config
+try {
+  config = loadConfig(process.env, 'script')
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err)
+  process.exit(1)
+}
+const limitArg = process.argv.indexOf('--limit')
+const limit = limitArg > 0 ? Number(process.argv[limitArg + 1]) : undefined
+if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
+  console.error('--limit must be a positive integer')
+  process.exit(1)
+}
+const db = createDb(config.DATABASE_URL, { max: 1 })
+try {
+  const report = await retryFailedClaims(db.db, { limit })
+  for (const d of report.details) {
+    console.log(`${d.outcome.padEnd(15)} failed_claims #${d.id} ${d.stream} ${d.entryId}${d.error ? `: ${d.error}` : ''}`)
+  }
+  console.log(`retry-failed: examined ${report.examined}, inserted ${report.inserted}, already present ${report.alreadyPresent}, still failing ${report.stillFailing}`)
+  process.exitCode = report.stillFailing > 0 ? 2 : 0
+} catch (err) {
+  console.error(`retry-failed failed: ${(err as Error).message}`)
+  process.exitCode = 1
+} finally {
+  await db.close()
+}

@@ -1,0 +1,82 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Logger } from 'pino'
+
+/** The worker's own registry (never prom-client's global one, so tests and embedders can run several). */
+export function createWorkerMetrics(sources: {
+  backlog: () => Promise<{ stream: string; length: number; pending: number }[]>
+  unresolvedFailures: () => Promise<number>
+}) {
+  const register = new Registry()
+  collectDefaultMetrics({ register })
+  const batchSize = new Histogram({
+    name: 'fcfs_worker_batch_size', help: 'Entries per batch handled', registers: [register],
+    buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000],
+  })
+  const insertSeconds = new Histogram({
+    name: 'fcfs_worker_insert_seconds', help: 'Time to persist one batch (insert and commit)', registers: [register],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  })
+  const persisted = new Counter({ name: 'fcfs_worker_claims_persisted_total', help: 'Claims rows inserted by this worker', registers: [register] })
+  const failed = new Counter({ name: 'fcfs_worker_failed_total', help: 'Entries this worker moved to failed_claims', registers: [register] })
+  // Gauges read live state when scraped; a failing source leaves the previous values.
+  const read = async <T>(f: () => Promise<T>): Promise<T | undefined> => {
+    try { return await withTimeout(f(), 800) } catch { return undefined }
+  }
+  new Gauge({
+    name: 'fcfs_stream_backlog', help: 'Entries in the stream (not yet persisted and acked)', labelNames: ['stream'], registers: [register],
+    async collect() {
+      const rows = await read(sources.backlog)
+      for (const r of rows ?? []) this.set({ stream: r.stream }, r.length)
+    },
+  })
+  new Gauge({
+    name: 'fcfs_stream_pending', help: 'Entries delivered to a consumer and not yet acked', labelNames: ['stream'], registers: [register],
+    async collect() {
+      const rows = await read(sources.backlog)
+      for (const r of rows ?? []) this.set({ stream: r.stream }, r.pending)
+    },
+  })
+  new Gauge({
+    name: 'fcfs_failed_claims', help: 'Unresolved rows in failed_claims', registers: [register],
+    async collect() {
+      const n = await read(sources.unresolvedFailures)
+      if (n !== undefined) this.set(n)
+    },
+  })
+  return { register, batchSize, insertSeconds, persisted, failed }
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>
+
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** A tiny listener for probes and scrapes, apart from the work loop. */
+export async function startMetricsServer(opts: {
+  host: string
+  port: number
+  register: Registry
+  ready: () => Promise<{ redis: boolean; postgres: boolean }>
+  log: Logger
+}): Promise<{ server: FastifyInstance; port: number }> {
+  const server = Fastify({ logger: false })
+  server.get('/healthz', async () => ({ status: 'ok' }))
+  server.get('/readyz', async (_req, reply) => {
+    const checks = await opts.ready()
+    const ok = checks.redis && checks.postgres
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', ...checks })
+  })
+  server.get('/metrics', async (_req, reply) => {
+    const body = await opts.register.metrics()
+    return reply.type(opts.register.contentType).send(body)
+  })
+  await server.listen({ host: opts.host, port: opts.port })
+  const addr = server.server.address()
+  const port = addr && typeof addr !== 'string' ? addr.port : opts.port
+  opts.log.info({ host: opts.host, port }, 'worker metrics listening')
+  return { server, port }
+}

@@ -1,0 +1,87 @@
+import { sql } from 'drizzle-orm'
+import type { Db } from '../db/client.js'
+import { claims, failedClaims } from '../db/schema.js'
+import type { ClaimRow, StreamEntry } from './entry.js'
+
+/**
+ * One statement for the whole batch: column arrays through unnest (one parameter per column, not per
+ * value) measured fastest here against json_to_recordset and a VALUES list (see docs/readme-worker.md).
+ * Dedupes on claim_id ONLY: a redelivered entry is a no-op, while a different claim reusing a taken
+ * (campaign, sequence) still fails, because that is Redis having lost writes, not a duplicate.
+ */
+export async function insertClaims(db: Db, rows: ClaimRow[]): Promise<number> {
+  if (rows.length === 0) return 0
+  const col = <T>(f: (r: ClaimRow) => T) => sql.param(rows.map(f))
+  const res = await db.execute(sql`
+    INSERT INTO ${claims} (claim_id, campaign_id, user_id, sequence, claimed_at)
+    SELECT c, ca, u, s, to_timestamp(at / 1000.0)
+    FROM unnest(${col((r) => r.claimId)}::uuid[], ${col((r) => r.campaignId)}::bigint[], ${col((r) => r.userId)}::text[],
+      ${col((r) => r.sequence)}::int[], ${col((r) => r.claimedAt)}::float8[]) AS t(c, ca, u, s, at)
+    ON CONFLICT (claim_id) DO NOTHING`)
+  return (res as unknown as { count: number }).count
+}
+
+export interface PgError { code?: string; constraint_name?: string; message: string }
+
+/** Errors about the data of a row (class 22 data exception, 23 integrity violation), not about the connection. */
+export const isRowError = (err: unknown): boolean => /^2[23]/.test((err as PgError).code ?? '')
+
+/**
+ * Refused: the guard trigger (stock, per-user limit) or a sequence already taken by another claim.
+ * Retrying cannot help, so the row is dead-lettered at once. Other row errors (a campaign missing from
+ * Postgres: FK violation) may heal, so those entries stay pending and are redelivered.
+ */
+export const isRefusal = (err: unknown): boolean => {
+  const e = err as PgError
+  return e.code === '23514' || (e.code === '23505' && e.constraint_name === 'claims_campaign_sequence_key')
+}
+
+export interface Item { entry: StreamEntry; row: ClaimRow }
+export interface RowFailure { item: Item; error: string; refused: boolean }
+export interface PersistResult { inserted: number; failures: RowFailure[] }
+
+/**
+ * Inserts a batch. On a row error the batch is redone row by row inside one transaction, each row under
+ * a savepoint, so one bad row never blocks the others. Connection errors are thrown (the caller backs
+ * off and retries the whole batch; every step is idempotent).
+ */
+export async function persistBatch(db: Db, items: Item[]): Promise<PersistResult> {
+  // A stable order makes two workers holding overlapping batches lock index entries in the same order.
+  items.sort((a, b) => (a.row.claimId < b.row.claimId ? -1 : a.row.claimId > b.row.claimId ? 1 : 0))
+  try {
+    return { inserted: await insertClaims(db, items.map((i) => i.row)), failures: [] }
+  } catch (err) {
+    if (!isRowError(err)) throw err
+  }
+  return db.transaction(async (tx) => {
+    let inserted = 0
+    const failures: RowFailure[] = []
+    for (const item of items) {
+      try {
+        inserted += await tx.transaction((sp) => insertClaims(sp as unknown as Db, [item.row]))
+      } catch (err) {
+        if (!isRowError(err)) throw err
+        failures.push({ item, error: errorText(err), refused: isRefusal(err) })
+      }
+    }
+    return { inserted, failures }
+  })
+}
+
+export const errorText = (err: unknown): string => {
+  const e = err as PgError
+  return e.code ? `${e.code}${e.constraint_name ? ` ${e.constraint_name}` : ''}: ${e.message}` : String(e.message ?? err)
+}
+
+export interface DeadLetter { entry: StreamEntry; error: string }
+
+/** Records dead letters; a later failure of the same entry overwrites the reason and reopens it. */
+export async function recordFailures(db: Db, letters: DeadLetter[]): Promise<void> {
+  if (letters.length === 0) return
+  await db.insert(failedClaims)
+    .values(letters.map((l) => ({ stream: l.entry.stream, entryId: l.entry.id, fields: l.entry.fields, error: l.error, attempts: l.entry.deliveries })))
+    .onConflictDoUpdate({
+      target: [failedClaims.stream, failedClaims.entryId],
+      set: { error: sql`excluded.error`, attempts: sql`excluded.attempts`, failedAt: sql`now()`, resolvedAt: sql`NULL` },
+    })
+}

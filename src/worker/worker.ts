@@ -1,0 +1,234 @@
+import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isNull, sql } from 'drizzle-orm'
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import { createDb, type DbHandle } from '../db/client.js'
+import { failedClaims } from '../db/schema.js'
+import { createRedis } from '../redis/client.js'
+import { createKeys } from '../redis/keys.js'
+import { parseClaim, type StreamEntry } from './entry.js'
+import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.js'
+import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
+import { createStreamOps, isNoGroup } from './streams.js'
+
+export interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
+
+export interface WorkerOptions {
+  /** Called after each batch is committed and acked (benchmarks use it). */
+  onBatch?: (info: BatchInfo) => void
+}
+
+class GiveUp extends Error {}
+
+/**
+ * The persistence worker: moves claims from the partition streams into PostgreSQL, exactly once per
+ * claim_id, acking only what is committed. One instance is one named consumer of the group.
+ */
+export function createWorker(config: Config, log: Logger, opts: WorkerOptions = {}) {
+  const name = config.WORKER_NAME ?? `${hostname()}-${process.pid}`
+  const group = config.WORKER_GROUP
+  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
+  const streams = keys.streams()
+  const redis = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker:${name}` })
+  // Blocking reads get their own connection; it waits through reconnects rather than failing reads.
+  const blocking = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker-read:${name}`, maxRetriesPerRequest: null, autoPipelining: false })
+  const db: DbHandle = createDb(config.DATABASE_URL, { max: 4, connectTimeoutS: 2 })
+  for (const conn of [redis, blocking]) conn.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'))
+  const ops = createStreamOps({ redis, blocking, streams, group, consumer: name })
+  const metrics = createWorkerMetrics({
+    backlog: () => ops.backlog(),
+    unresolvedFailures: async () => {
+      const [row] = await db.db.select({ n: sql<number>`count(*)::int` }).from(failedClaims).where(isNull(failedClaims.resolvedAt))
+      return row?.n ?? 0
+    },
+  })
+  const stats = { batches: 0, entries: 0, inserted: 0, failed: 0, reclaimed: 0 }
+  let stopping = false
+  let stopDeadline = Infinity
+  let nextReclaimAt = 0
+  let loop: Promise<void> | undefined
+  let closing: Promise<void> | undefined
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
+
+  /** Retries fn with capped exponential backoff until it succeeds, or until the shutdown deadline. */
+  async function retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (err) {
+        if (stopping && Date.now() >= stopDeadline) throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
+        const delayMs = Math.min(2000, 100 * 2 ** Math.min(attempt - 1, 5)) * (0.5 + Math.random() / 2)
+        log.warn({ what, attempt, delayMs: Math.round(delayMs), err: errorText(err) }, `${what} failed, retrying`)
+        await sleep(stopping ? Math.max(0, Math.min(delayMs, stopDeadline - Date.now())) : delayMs)
+      }
+    }
+  }
+
+  async function ensureGroups(): Promise<void> {
+    const created = await retrying('create consumer groups', () => ops.ensureGroups())
+    if (created.length) log.info({ group, streams: created }, 'consumer group created (from id 0)')
+  }
+
+  async function read(): Promise<StreamEntry[]> {
+    try {
+      return await ops.readNew(config.WORKER_COUNT, config.WORKER_BLOCK_MS)
+    } catch (err) {
+      if (stopping) return []
+      if (isNoGroup(err)) {
+        log.warn({ group }, 'consumer group missing (Redis restarted empty?), recreating from id 0')
+        await ensureGroups()
+      } else {
+        log.warn({ err: errorText(err) }, 'stream read failed, retrying')
+        await sleep(500)
+      }
+      return []
+    }
+  }
+
+  /** Persists one batch, records dead letters, then acks: everything but the entries held for redelivery. */
+  async function handle(batch: StreamEntry[]): Promise<void> {
+    const started = performance.now()
+    const items: Item[] = []
+    const dead: DeadLetter[] = []
+    for (const entry of batch) {
+      if (entry.deliveries > config.MAX_DELIVERIES) {
+        dead.push({ entry, error: `delivered ${entry.deliveries} times, more than MAX_DELIVERIES (${config.MAX_DELIVERIES})` })
+        continue
+      }
+      const row = parseClaim(entry.fields)
+      if (typeof row === 'string') dead.push({ entry, error: `unparsable entry: ${row}` })
+      else items.push({ entry, row })
+    }
+    const { inserted, letters, held } = await retrying('persist batch', async () => {
+      const r = await persistBatch(db.db, items)
+      const letters = [...dead]
+      const held = new Set<StreamEntry>()
+      for (const f of r.failures) {
+        if (f.refused || f.item.entry.deliveries >= config.MAX_DELIVERIES) letters.push({ entry: f.item.entry, error: f.error })
+        else held.add(f.item.entry)
+      }
+      await recordFailures(db.db, letters)
+      return { inserted: r.inserted, letters, held }
+    })
+    const insertS = (performance.now() - started) / 1000
+    await retrying('ack batch', () => ops.ackAndDelete(held.size ? batch.filter((e) => !held.has(e)) : batch))
+
+    const ms = performance.now() - started
+    stats.batches++
+    stats.entries += batch.length
+    stats.inserted += inserted
+    stats.failed += letters.length
+    metrics.batchSize.observe(batch.length)
+    metrics.insertSeconds.observe(insertS)
+    metrics.persisted.inc(inserted)
+    if (letters.length) metrics.failed.inc(letters.length)
+    const oldest = Math.min(...batch.map((e) => Number(e.id.slice(0, e.id.indexOf('-')))))
+    log.info({ entries: batch.length, inserted, duplicates: items.length - inserted - (letters.length - dead.length) - held.size, failed: letters.length,
+      held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldest }, 'batch persisted')
+    for (const l of letters) log.warn({ stream: l.entry.stream, entryId: l.entry.id, attempts: l.entry.deliveries, error: l.error }, 'entry moved to failed_claims')
+    for (const e of held) log.warn({ stream: e.stream, entryId: e.id, deliveries: e.deliveries }, 'entry left pending for redelivery')
+    opts.onBatch?.({ entries: batch.length, inserted, failed: letters.length, held: held.size, ms })
+  }
+
+  /** Takes over entries that dead or stuck consumers left idle, then drops consumers that hold nothing. */
+  async function reclaim(): Promise<void> {
+    nextReclaimAt = Date.now() + config.RECLAIM_INTERVAL_MS
+    for (const stream of streams) {
+      let cursor = '0-0'
+      for (let page = 0; page < 1000 && !stopping; page++) {
+        let res
+        try {
+          res = await ops.claimIdle(stream, config.RECLAIM_IDLE_MS, cursor, config.WORKER_COUNT)
+        } catch (err) {
+          if (isNoGroup(err)) await ensureGroups()
+          else log.warn({ stream, err: errorText(err) }, 'reclaim failed')
+          break
+        }
+        if (res.entries.length) {
+          stats.reclaimed += res.entries.length
+          log.info({ stream, entries: res.entries.length, maxDeliveries: Math.max(...res.entries.map((e) => e.deliveries)) }, 'reclaimed idle entries')
+          await handle(res.entries)
+        }
+        cursor = res.next
+        if (cursor === '0-0') break
+      }
+    }
+    try {
+      for (const r of await ops.removeIdleConsumers(config.RECLAIM_IDLE_MS)) log.info(r, 'stale consumer removed')
+    } catch (err) {
+      log.warn({ err: errorText(err) }, 'stale consumer cleanup failed')
+    }
+  }
+
+  async function run(): Promise<void> {
+    await ensureGroups()
+    await reclaim()
+    // Double buffering: the next XREADGROUP is in flight while the current batch is written.
+    let next: Promise<StreamEntry[]> | null = read()
+    while (next) {
+      const batch: StreamEntry[] = await next
+      next = stopping ? null : read()
+      if (batch.length) await handle(batch)
+      if (!stopping && Date.now() >= nextReclaimAt) await reclaim()
+    }
+  }
+
+  return {
+    name,
+    stats,
+    metrics,
+    get metricsPort() { return metricsServer?.port },
+
+    async start(): Promise<void> {
+      if (config.WORKER_METRICS_PORT >= 0) {
+        metricsServer = await startMetricsServer({ host: config.HOST, port: config.WORKER_METRICS_PORT, register: metrics.register, log, ready: () => this.ready() })
+      }
+      log.info({ consumer: name, group, streams: streams.length, count: config.WORKER_COUNT, blockMs: config.WORKER_BLOCK_MS }, 'worker started')
+      loop = run().catch((err) => {
+        if (err instanceof GiveUp) log.warn({ err: err.message }, 'left the batch in hand pending for another worker')
+        else { log.error({ err }, 'worker loop crashed'); throw err }
+      })
+    },
+
+    /** Resolves when the loop has ended (after close(), or rejects if it crashed). */
+    done: () => loop ?? Promise.resolve(),
+
+    /** Redis and Postgres reachable; answers within about a second even while either reconnects. */
+    async ready(): Promise<{ redis: boolean; postgres: boolean }> {
+      const [r, p] = await Promise.all([
+        redis.status === 'ready' ? withTimeout(redis.ping(), 800).then(() => true, () => false) : Promise.resolve(false),
+        withTimeout(db.sql`SELECT 1`.execute(), 800).then(() => true, () => false),
+      ])
+      return { redis: r, postgres: p }
+    },
+
+    /** Stops reading, finishes and acks the batch in hand, then closes every connection. Safe to call twice. */
+    close(): Promise<void> {
+      closing ??= (async () => {
+        stopping = true
+        stopDeadline = Date.now() + config.WORKER_SHUTDOWN_TIMEOUT_MS
+        log.info({ consumer: name }, 'worker stopping: finishing the batch in hand')
+        if (loop) {
+          const finished = await Promise.race([loop.then(() => true, () => true), sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])
+          // A read stuck on a dead Redis never returns by itself; closing its connection ends it.
+          if (!finished) blocking.disconnect()
+          await loop.catch(() => {})
+        }
+        const steps: [string, () => Promise<unknown> | void][] = [
+          ['blocking redis', () => blocking.disconnect()],
+          ['metrics server', () => metricsServer?.server.close()],
+          ['redis', () => redis.quit().catch(() => redis.disconnect())],
+          ['postgres', () => db.close()],
+        ]
+        for (const [what, step] of steps) {
+          try { await step() } catch (err) { log.warn({ what, err: errorText(err) }, 'close step failed') }
+        }
+        log.info({ consumer: name, ...stats }, 'worker stopped')
+      })()
+      return closing
+    },
+  }
+}
+
+export type Worker = ReturnType<typeof createWorker>
