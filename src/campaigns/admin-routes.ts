@@ -38,9 +38,12 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   }, async (req) => {
     const row = await ctx.campaigns.get(req.params.id)
     if (!row) throw campaignNotFound(req.params.id)
-    const live = await readLiveState(ctx.redis, ctx.keys, req.params.id)
+    const [live, persisted] = await Promise.all([readLiveState(ctx.redis, ctx.keys, req.params.id), ctx.campaigns.persistedCount(req.params.id)])
     if (!live) throw campaignUnavailable(req.params.id)
-    return { ...campaignView(row), stock: live.stock, issued: live.issued, remaining: Math.max(0, live.stock - live.issued) }
+    return {
+      ...campaignView(row), stock: live.stock, issued: live.issued, remaining: Math.max(0, live.stock - live.issued),
+      persisted, pending: Math.max(0, live.issued - persisted),
+    }
   })
 
   app.post('/admin/campaigns/:id/stock', {

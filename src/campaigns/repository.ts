@@ -1,6 +1,6 @@
-import { eq, sql } from 'drizzle-orm'
+import { eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
-import { campaigns } from '../db/schema.js'
+import { campaigns, claims } from '../db/schema.js'
 
 export type CampaignRow = typeof campaigns.$inferSelect
 
@@ -13,6 +13,17 @@ export function createCampaignsRepository(db: Db) {
     async get(id: string): Promise<CampaignRow | null> {
       const [row] = await db.select().from(campaigns).where(eq(campaigns.id, BigInt(id)))
       return row ?? null
+    },
+    /** Claims rows the worker has written for the campaign. */
+    async persistedCount(id: string): Promise<number> {
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(claims).where(eq(claims.campaignId, BigInt(id)))
+      return row?.n ?? 0
+    },
+    /** Which of these claim ids already have a row. */
+    async persistedClaimIds(ids: string[]): Promise<Set<string>> {
+      if (ids.length === 0) return new Set()
+      const rows = await db.select({ id: claims.claimId }).from(claims).where(inArray(claims.claimId, ids))
+      return new Set(rows.map((r) => r.id))
     },
     async addStock(id: string, add: number): Promise<CampaignRow | null> {
       const [row] = await db.update(campaigns)

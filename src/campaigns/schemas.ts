@@ -27,6 +27,8 @@ export const AdminCampaignSchema = Type.Object({
   ...CampaignSchema.properties,
   issued: Type.Integer({ description: 'claims issued (Redis)' }),
   remaining: Type.Integer(),
+  persisted: Type.Integer({ description: 'claims rows in PostgreSQL (written by the worker)' }),
+  pending: Type.Integer({ description: 'issued but not yet persisted' }),
 })
 
 export const AddStockBodySchema = Type.Object({

@@ -116,8 +116,10 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     const id = req.params.id
     const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)), redis.hget(keys.users(id), req.userId)])
     if (!exists) throw await ctx.errorForMissing(id)
+    const mine = parseUserRecord(record)
+    const persisted = await ctx.campaigns.persistedClaimIds(mine.map((c) => c.claimId))
     return {
-      claims: parseUserRecord(record).map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt), status: 'pending' as const })),
+      claims: mine.map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt), status: persisted.has(c.claimId) ? 'persisted' as const : 'pending' as const })),
     }
   })
 }

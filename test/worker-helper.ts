@@ -1,0 +1,185 @@
+/** Helpers for the worker tests: real worker child processes, a Postgres proxy to cut, stream state. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import net from 'node:net'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+import type postgres from 'postgres'
+import { createKeys } from '../src/redis/keys.js'
+import type { Config } from '../src/config.js'
+import { ROOT, claim } from './helper.js'
+
+interface Tap { teardown(fn: () => unknown): void }
+
+export interface LogLine { msg: string; level: number; [k: string]: unknown }
+
+export interface WorkerProcess {
+  child: ChildProcess
+  name: string
+  logs: LogLine[]
+  output: () => string
+  /** Resolves with the first log line matching, waiting up to timeoutMs. */
+  waitForLog: (pred: (l: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** Runs the real worker entry point (src/worker/main.ts through tsx) as a child process. */
+export function spawnWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/worker/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_NAME: name, WORKER_METRICS_PORT: '-1', ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: LogLine[] = []
+  let raw = ''
+  let partial = ''
+  const waiters = new Set<() => void>()
+  child.stdout!.on('data', (d: Buffer) => {
+    raw += d.toString()
+    const lines = (partial + d.toString()).split('\n')
+    partial = lines.pop() ?? ''
+    for (const line of lines) {
+      try { logs.push(JSON.parse(line) as LogLine) } catch { /* not a log line */ }
+    }
+    for (const w of waiters) w()
+  })
+  child.stderr!.on('data', (d: Buffer) => { raw += d.toString() })
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT')
+      child.kill('SIGKILL')
+    }
+    await exited
+  })
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 20_000) => new Promise<LogLine>((resolve, reject) => {
+    const check = () => {
+      const hit = logs.find(pred)
+      if (hit) { cleanup(); resolve(hit) }
+    }
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${name}: no matching log line within ${timeoutMs} ms; output:\n${raw.slice(-4000)}`)) }, timeoutMs)
+    const onExit = () => { cleanup(); reject(new Error(`worker ${name} exited; output:\n${raw.slice(-4000)}`)) }
+    const cleanup = () => { clearTimeout(timer); waiters.delete(check); child.off('exit', onExit) }
+    waiters.add(check)
+    child.once('exit', onExit)
+    check()
+  })
+  return { child, name, logs, output: () => raw, waitForLog, exited }
+}
+
+export async function startedWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
+  const w = spawnWorker(t, env, name, extra)
+  await w.waitForLog((l) => l.msg === 'worker started')
+  return w
+}
+
+/** Polls until fn returns a truthy value (no timing is asserted; the timeout only bounds a hang). */
+export async function waitUntil<T>(what: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v) return v
+      last = v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${String(last)})`)
+    await sleep(100)
+  }
+}
+
+export interface StreamState { length: number; pending: number; byConsumer: Record<string, number> }
+
+/** Total length and pending entries over all partition streams of the test's prefix. */
+export async function streamState(redis: Redis, config: Config, group = 'persisters'): Promise<StreamState> {
+  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
+  const state: StreamState = { length: 0, pending: 0, byConsumer: {} }
+  for (const s of keys.streams()) {
+    state.length += await redis.xlen(s)
+    let summary: unknown[]
+    try {
+      summary = (await redis.call('XPENDING', s, group)) as unknown[]
+    } catch {
+      continue // no group yet
+    }
+    state.pending += Number(summary[0])
+    for (const [consumer, n] of (summary[3] as [string, string][] | null) ?? []) {
+      state.byConsumer[consumer] = (state.byConsumer[consumer] ?? 0) + Number(n)
+    }
+  }
+  return state
+}
+
+export async function consumers(redis: Redis, stream: string, group = 'persisters'): Promise<string[]> {
+  const infos = (await redis.call('XINFO', 'CONSUMERS', stream, group)) as unknown[][]
+  return infos.map((info) => String(info[info.indexOf('name') + 1]))
+}
+
+export async function rowCount(sql: postgres.Sql, campaignId?: string): Promise<number> {
+  const [r] = campaignId
+    ? await sql`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${campaignId}`
+    : await sql`SELECT count(*)::int AS n FROM claims`
+  return r!.n as number
+}
+
+/** Fires one claim per user, `concurrency` at a time; returns the status counts. */
+export async function claimMany(url: string, campaignId: string, users: string[], concurrency = 50): Promise<Record<number, number>> {
+  const counts: Record<number, number> = {}
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < users.length) {
+      const u = users[next++]!
+      const r = await claim(url, campaignId, u)
+      counts[r.status] = (counts[r.status] ?? 0) + 1
+    }
+  }))
+  return counts
+}
+
+/** A TCP proxy in front of Postgres that a test can cut (down) and restore (up) on the same port. */
+export async function tcpProxy(t: Tap, targetPort: number): Promise<{ port: number; up: () => Promise<void>; down: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>()
+  let server: net.Server | null = null
+  let port = 0
+  const up = async () => {
+    server = net.createServer((client) => {
+      const upstream = net.connect(targetPort, '127.0.0.1')
+      for (const s of [client, upstream]) {
+        sockets.add(s)
+        s.on('close', () => sockets.delete(s))
+        s.on('error', () => { client.destroy(); upstream.destroy() })
+      }
+      client.pipe(upstream).pipe(client)
+    })
+    server.listen(port, '127.0.0.1')
+    await once(server, 'listening')
+    const addr = server.address()
+    if (addr && typeof addr !== 'string') port = addr.port
+  }
+  const down = async () => {
+    if (!server) return
+    const s = server
+    server = null
+    for (const sock of sockets) sock.destroy()
+    await new Promise<void>((resolve) => s.close(() => resolve()))
+  }
+  await up()
+  t.teardown(down)
+  return { port, up, down }
+}
+
+export async function fetchJson(url: string): Promise<{ status: number; body: any; text: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) })
+  const text = await res.text()
+  let body: unknown = text
+  try { body = JSON.parse(text) } catch { /* text */ }
+  return { status: res.status, body, text }
+}
+
+export async function stopWorker(w: WorkerProcess, signal: NodeJS.Signals = 'SIGTERM') {
+  w.child.kill(signal)
+  return w.exited
+}
