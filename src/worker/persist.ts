@@ -23,8 +23,15 @@ export async function insertClaims(db: Db, rows: ClaimRow[]): Promise<number> {
 
 export interface PgError { code?: string; constraint_name?: string; message: string }
 
+/** Drizzle wraps the driver's error (DrizzleQueryError, whose message repeats the query): take the driver's. */
+export function pgError(err: unknown): PgError {
+  let e = err as PgError & { cause?: unknown }
+  for (let i = 0; i < 5 && e && !e.code && e.cause; i++) e = e.cause as PgError & { cause?: unknown }
+  return (e ?? { message: String(err) }) as PgError
+}
+
 /** Errors about the data of a row (class 22 data exception, 23 integrity violation), not about the connection. */
-export const isRowError = (err: unknown): boolean => /^2[23]/.test((err as PgError).code ?? '')
+export const isRowError = (err: unknown): boolean => /^2[23]/.test(pgError(err).code ?? '')
 
 /**
  * Refused: the guard trigger (stock, per-user limit) or a sequence already taken by another claim.
@@ -32,7 +39,7 @@ export const isRowError = (err: unknown): boolean => /^2[23]/.test((err as PgErr
  * Postgres: FK violation) may heal, so those entries stay pending and are redelivered.
  */
 export const isRefusal = (err: unknown): boolean => {
-  const e = err as PgError
+  const e = pgError(err)
   return e.code === '23514' || (e.code === '23505' && e.constraint_name === 'claims_campaign_sequence_key')
 }
 
@@ -69,7 +76,7 @@ export async function persistBatch(db: Db, items: Item[]): Promise<PersistResult
 }
 
 export const errorText = (err: unknown): string => {
-  const e = err as PgError
+  const e = pgError(err)
   return e.code ? `${e.code}${e.constraint_name ? ` ${e.constraint_name}` : ''}: ${e.message}` : String(e.message ?? err)
 }
 
