@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Logger } from 'pino'
 
 /** The worker's own registry (never prom-client's global one, so tests and embedders can run several). */
-export function createWorkerMetrics(sources: {
+export function createWorkerMetrics(group: string, sources: {
   backlog: () => Promise<{ stream: string; length: number; pending: number }[]>
   unresolvedFailures: () => Promise<number>
 }) {
@@ -24,17 +24,17 @@ export function createWorkerMetrics(sources: {
     try { return await withTimeout(f(), 800) } catch { return undefined }
   }
   new Gauge({
-    name: 'fcfs_stream_backlog', help: 'Entries in the stream (not yet persisted and acked)', labelNames: ['stream'], registers: [register],
+    name: 'fcfs_stream_backlog', help: 'Entries in the stream (not yet persisted and acked)', labelNames: ['stream', 'group'], registers: [register],
     async collect() {
       const rows = await read(sources.backlog)
-      for (const r of rows ?? []) this.set({ stream: r.stream }, r.length)
+      for (const r of rows ?? []) this.set({ stream: r.stream, group }, r.length)
     },
   })
   new Gauge({
-    name: 'fcfs_stream_pending', help: 'Entries delivered to a consumer and not yet acked', labelNames: ['stream'], registers: [register],
+    name: 'fcfs_stream_pending', help: 'Entries delivered to a consumer of the group and not yet acked (same series as the API exports)', labelNames: ['stream', 'group'], registers: [register],
     async collect() {
       const rows = await read(sources.backlog)
-      for (const r of rows ?? []) this.set({ stream: r.stream }, r.pending)
+      for (const r of rows ?? []) this.set({ stream: r.stream, group }, r.pending)
     },
   })
   new Gauge({
