@@ -45,11 +45,12 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
     return n === 3 && s.length === 0 && s.pending === 0
   })
   t.equal(await rowCount(sql, id), 50, 'the 50 good claims are rows')
-  const failed = await sql`SELECT entry_id, error, attempts, resolved_at FROM failed_claims ORDER BY entry_id`
-  const byId = Object.fromEntries(failed.map((f) => [f.entry_id, f]))
-  t.match(byId[poisonId!], { attempts: 3, error: /^23503 .*campaign/, resolved_at: null }, 'poison: dead-lettered on its 3rd delivery')
-  t.match(byId[junkId!], { attempts: 1, error: /^unparsable entry: bad claimId/ }, 'junk: dead-lettered at once')
-  t.match(byId[tiredId!], { attempts: 7, error: /delivered 7 times, more than MAX_DELIVERIES \(3\)/ })
+  const failed = await sql`SELECT stream, entry_id, error, attempts, resolved_at FROM failed_claims ORDER BY entry_id`
+  // Entry ids are unique per stream only: two XADDs in one millisecond to two streams share one.
+  const byId = Object.fromEntries(failed.map((f) => [`${f.stream}/${f.entry_id}`, f]))
+  t.match(byId[`${keys.streamOf(ghost)}/${poisonId}`], { attempts: 3, error: /^23503 .*campaign/, resolved_at: null }, 'poison: dead-lettered on its 3rd delivery')
+  t.match(byId[`${keys.streamOf(id)}/${junkId}`], { attempts: 1, error: /^unparsable entry: bad claimId/ }, 'junk: dead-lettered at once')
+  t.match(byId[`${keys.streamOf(id)}/${tiredId}`], { attempts: 7, error: /delivered 7 times, more than MAX_DELIVERIES \(3\)/ })
   const held = w.logs.filter((l) => l.msg === 'entry left pending for redelivery' && l.entryId === poisonId).map((l) => l.deliveries)
   t.same(held, [1, 2], 'the poison entry was retried before it was given up')
   t.same(await stopWorker(w), { code: 0, signal: null })

@@ -43,6 +43,15 @@ export const isRefusal = (err: unknown): boolean => {
   return e.code === '23514' || (e.code === '23505' && e.constraint_name === 'claims_campaign_sequence_key')
 }
 
+const cmp = <T extends string | bigint>(x: T, y: T): number => (x < y ? -1 : x > y ? 1 : 0)
+
+/** Stream ids "ms-seq": the earlier entry first. */
+const cmpEntryId = (x: string, y: string): number => {
+  const [xm, xs] = x.split('-').map(Number) as [number, number]
+  const [ym, ys] = y.split('-').map(Number) as [number, number]
+  return xm - ym || xs - ys
+}
+
 export interface Item { entry: StreamEntry; row: ClaimRow }
 export interface RowFailure { item: Item; error: string; refused: boolean }
 export interface PersistResult { inserted: number; failures: RowFailure[] }
@@ -53,8 +62,10 @@ export interface PersistResult { inserted: number; failures: RowFailure[] }
  * off and retries the whole batch; every step is idempotent).
  */
 export async function persistBatch(db: Db, items: Item[]): Promise<PersistResult> {
-  // A stable order makes two workers holding overlapping batches lock index entries in the same order.
-  items.sort((a, b) => (a.row.claimId < b.row.claimId ? -1 : a.row.claimId > b.row.claimId ? 1 : 0))
+  // A stable order makes two workers holding overlapping batches lock index entries in the same order,
+  // and (campaign, sequence) order means that when the guard must refuse one of two claims, the row by
+  // row retry keeps the earlier one in line (the earlier stream entry when both carry one sequence).
+  items.sort((a, b) => cmp(a.row.campaignId, b.row.campaignId) || a.row.sequence - b.row.sequence || cmpEntryId(a.entry.id, b.entry.id))
   try {
     return { inserted: await insertClaims(db, items.map((i) => i.row)), failures: [] }
   } catch (err) {
