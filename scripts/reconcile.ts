@@ -40,6 +40,8 @@ try {
 
   const config = loadConfig(process.env, 'script')
   redis = createRedis(config.REDIS_URL, { connectionName: 'fcfs-reconcile', autoPipelining: false })
+  // Failed commands reject and end the run with exit 2; the connection's own error events need no echo.
+  redis.on('error', () => {})
   db = createDb(config.DATABASE_URL, { max: 2 })
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const progress = !json && process.stderr.isTTY ? terminalProgress(process.stderr) : silentProgress

@@ -1,5 +1,5 @@
 /** reconcile over every campaign (or one): inspect, optionally repair, then inspect again to prove it. */
-import { asc, eq, gt } from 'drizzle-orm'
+import { asc, eq, gt, sql } from 'drizzle-orm'
 import type { Redis } from 'ioredis'
 import type { Db } from '../db/client.js'
 import { campaigns } from '../db/schema.js'
@@ -50,6 +50,11 @@ async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<Campaign
 /** Runs the whole check; throws on an infrastructure error (the caller maps that to exit code 2). */
 export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: ReconcileOptions = {}): Promise<Omit<RunReport, 'elapsedMs' | 'peakRssBytes'>> {
   defineReconcileScripts(redis)
+  // Both sides must answer before anything is judged: an empty database must not make a dead Redis "agree".
+  await redis.ping().catch((err: Error) => { throw new Error(`Redis unreachable: ${err.message}`) })
+  await db.execute(sql`select 1`).catch((err: Error) => {
+    throw new Error(`database unreachable: ${(err.cause as Error | undefined)?.message ?? err.message}`)
+  })
   const deps: ReconcileDeps = { redis, db, keys, pageSize: opts.pageSize ?? PAGE_SIZE, progress: opts.progress ?? silentProgress }
   const fix = opts.fix ?? false
   const reports: CampaignReport[] = []
