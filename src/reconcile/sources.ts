@@ -3,7 +3,7 @@
  * the users hash (HSCAN), the partition stream (XRANGE) and the claims table (keyset on sequence).
  */
 import type { Redis } from 'ioredis'
-import { and, asc, eq, gt, isNull, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
 import type { ClaimRecord } from './restore-users.js'
@@ -62,19 +62,34 @@ export async function* scanStream(redis: Redis, streamKey: string, campaignId: s
   }
 }
 
-/** Keyset pages of the campaign's rows in sequence order (the unique index on (campaign_id, sequence)). */
+/**
+ * The campaign's rows in sequence order, one window of pageSize sequences per query. Sequences are
+ * unique per campaign, so a window holds at most pageSize rows and every query is a short range scan
+ * of the (campaign_id, sequence) index, whatever the planner's statistics say: a plain
+ * "sequence > last ORDER BY sequence LIMIT n" keyset can be planned as a sort of all remaining rows
+ * right after a bulk load, which makes the walk quadratic.
+ */
 export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SIZE): AsyncGenerator<ClaimRecord[]> {
-  let after = 0
-  for (;;) {
+  const campaign = BigInt(campaignId)
+  const nextAfter = async (after: number): Promise<number | null> => {
+    const [r] = await db.select({ s: claims.sequence }).from(claims)
+      .where(and(eq(claims.campaignId, campaign), gt(claims.sequence, after)))
+      .orderBy(asc(claims.sequence)).limit(1)
+    return r ? r.s - 1 : null
+  }
+  let after: number | null = 0
+  while (after !== null) {
     const rows = await db.select({ claimId: claims.claimId, userId: claims.userId, sequence: claims.sequence, claimedAt: claims.claimedAt })
       .from(claims)
-      .where(and(eq(claims.campaignId, BigInt(campaignId)), gt(claims.sequence, after)))
+      .where(and(eq(claims.campaignId, campaign), gt(claims.sequence, after), lte(claims.sequence, after + pageSize)))
       .orderBy(asc(claims.sequence))
-      .limit(pageSize)
-    if (rows.length === 0) return
-    yield rows.map((r) => ({ claimId: r.claimId, userId: r.userId, sequence: r.sequence, claimedAt: r.claimedAt.getTime() }))
-    if (rows.length < pageSize) return
-    after = rows[rows.length - 1]!.sequence
+    if (rows.length > 0) {
+      yield rows.map((r) => ({ claimId: r.claimId, userId: r.userId, sequence: r.sequence, claimedAt: r.claimedAt.getTime() }))
+      after += pageSize
+    } else {
+      // An empty window: jump over the gap to the next row, or stop when there is none.
+      after = await nextAfter(after)
+    }
   }
 }
 
