@@ -16,7 +16,7 @@ import type { CampaignRow } from '../campaigns/repository.js'
 import type { Keys } from '../redis/keys.js'
 import { SeqBitset } from './bitset.js'
 import { readRawLiveState, settingMs } from './live-state.js'
-import { addExample, driftOf, emptyClasses, type CampaignReport, type ClassReport } from './report.js'
+import { addExample, driftOf, emptyClasses, type CampaignReport } from './report.js'
 import { claimStats, parseRecord, scanClaims, scanDeadLetters, scanStream, scanUsers } from './sources.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { Progress } from './progress.js'
@@ -245,4 +245,3 @@ export function exampleOf(c: ClaimRecord): Parameters<typeof addExample>[1] {
   return { claimId: c.claimId, userId: c.userId, sequence: c.sequence }
 }
 
-export type { ClassReport }

@@ -16,7 +16,8 @@ export function defineLiveStateScript(redis: Redis): void {
   redis.defineCommand('fcfsLiveState', { numberOfKeys: 1, lua: LIVE_STATE_LUA })
 }
 
-const ms = (d: Date | null) => (d ? String(d.getTime()) : '')
+/** A window bound as the hash stores it: epoch ms, or '' for none. */
+export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')
 
 /**
  * Writes the database's settings into the campaign hash, raising stock and issued (never lowering).
@@ -25,7 +26,7 @@ const ms = (d: Date | null) => (d ? String(d.getTime()) : '')
 export async function writeLiveState(redis: Redis, keys: Keys, c: CampaignSettings, minIssued: number, create: boolean):
   Promise<{ created: boolean; stock: number; issued: number } | null> {
   const reply = await redis.fcfsLiveState(keys.campaign(c.id), create ? '1' : '0', c.name, c.stock, c.perUserLimit,
-    ms(c.opensAt), ms(c.closesAt), minIssued)
+    settingMs(c.opensAt), settingMs(c.closesAt), minIssued)
   if (reply[0] === -1) return null
   return { created: reply[0] === 1, stock: reply[1]!, issued: reply[2]! }
 }
@@ -35,5 +36,3 @@ export async function readRawLiveState(redis: Redis, keys: Keys, id: string): Pr
   const h = await redis.hgetall(keys.campaign(id))
   return Object.keys(h).length === 0 ? null : h
 }
-
-export { ms as settingMs }
