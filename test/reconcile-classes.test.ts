@@ -185,6 +185,10 @@ t.test('reconcile finds and repairs each class', async (t) => {
     t.equal(c.classes.redisLost.count, 0, 'not restored over another claim')
     t.equal(run.exitCode, 1)
     t.same(await snapshot(redis, keys, id), before, 'nothing changed')
+    const [first] = await streamEntries(redis, keys, id)
+    await redis.hset(keys.users(id), 'twin', `1:${randomUUID()}:${first!.claimedAt}`)
+    const twin = await check(id)
+    t.equal(twin.campaigns[0]!.classes.conflicts.count, 2, 'two Redis records at one sequence is a conflict too')
   })
 
   await t.test('gap: a sequence issued and held by nothing', async (t) => {

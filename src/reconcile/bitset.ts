@@ -58,3 +58,40 @@ export class SeqBitset {
     return this.words.byteLength
   }
 }
+
+/**
+ * A 32-bit fingerprint of the claim id Redis holds at each sequence (4 bytes per sequence), so a row or
+ * stream entry can be told apart from a different claim at the same sequence without keeping ids.
+ */
+export class SeqFingerprints {
+  private values: Uint32Array
+
+  constructor(expected = 1024) {
+    this.values = new Uint32Array(Math.max(32, expected + 1))
+  }
+
+  set(seq: number, fp: number): void {
+    if (seq >= this.values.length) {
+      let n = this.values.length
+      while (n <= seq) n *= 2
+      const next = new Uint32Array(n)
+      next.set(this.values)
+      this.values = next
+    }
+    this.values[seq] = fp
+  }
+
+  get(seq: number): number {
+    return seq < this.values.length ? this.values[seq]! : 0
+  }
+}
+
+/** FNV-1a over the id's UTF-16 code units; 0 is kept free to mean "none". */
+export function fingerprint(id: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return (h >>> 0) || 1
+}

@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis'
 import type { Db } from '../db/client.js'
 import type { CampaignRow } from '../campaigns/repository.js'
 import type { Keys } from '../redis/keys.js'
-import { SeqBitset } from './bitset.js'
+import { SeqBitset, SeqFingerprints, fingerprint } from './bitset.js'
 import { readRawLiveState, settingMs } from './live-state.js'
 import { addExample, driftOf, emptyClasses, type CampaignReport } from './report.js'
 import { claimStats, parseRecord, scanClaims, scanDeadLetters, scanStream, scanUsers } from './sources.js'
@@ -70,6 +70,7 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   const restore = new SeqBitset(size)
   const conflict = new SeqBitset(size)
   const beyondCounter = new SeqBitset(size)
+  const heldBy = new SeqFingerprints(size) // which claim Redis's records hold at each sequence
   let maxUsersSeq = 0
   let maxStreamSeq = 0
   let maxDbSeq = 0
@@ -88,6 +89,10 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
         addExample(classes.counters, { userId, detail: `malformed record for user ${userId}: ${parsed.malformed[0]}` })
       }
       for (const c of parsed.claims) {
+        const fp = fingerprint(c.claimId)
+        // Two different claims recorded at one sequence (HSCAN repeating a field repeats the same claim).
+        if (inUsers.has(c.sequence) && heldBy.get(c.sequence) !== fp) markConflict(c, 'two Redis records hold this sequence')
+        heldBy.set(c.sequence, fp)
         inUsers.add(c.sequence)
         if (c.sequence > maxUsersSeq) maxUsersSeq = c.sequence
         if (!hasLive || c.sequence <= issuedStart || c.sequence > issued) eligible.add(c.sequence)
@@ -108,6 +113,7 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
         inStream.add(c.sequence)
         if (c.sequence > maxStreamSeq) maxStreamSeq = c.sequence
         if (c.sequence > issued) beyondCounter.add(c.sequence)
+        if (conflicts(c)) return
         if (!holds(records[i], c.claimId)) markMissing(c, 'in the stream, missing from the user\'s record')
       })
     }
@@ -123,8 +129,9 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     rows.forEach((r, i) => {
       inDb.add(r.sequence)
       if (r.sequence > maxDbSeq) maxDbSeq = r.sequence
+      if (conflicts(r)) return
       if (!holds(records[i], r.claimId)) markMissing(r, 'in the database, missing from the user\'s record')
-      else if (r.sequence > issued) markMissing(r, `in the database beyond issued ${issued}`, false)
+      else if (r.sequence > issued) markMissing(r, `in the database beyond issued ${issued}`)
     })
     progress.add(rows.length)
   }
@@ -132,13 +139,22 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   // 4. Dead letters: issued, then given up on by the worker; not LOST (re-enqueueing would fail again).
   for await (const page of scanDeadLetters(db, id, pageSize)) for (const d of page) dead.add(d.sequence)
 
-  // A claim Redis no longer records is "Redis lost data" unless a different claim holds its sequence.
-  function markMissing(c: ClaimRecord, detail: string, checkConflict = true) {
-    if (checkConflict && inUsers.has(c.sequence)) {
-      conflict.add(c.sequence)
-      addExample(classes.conflicts, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail: 'Redis holds another claim at this sequence' })
-      return
-    }
+  function markConflict(c: ClaimRecord, detail: string) {
+    conflict.add(c.sequence)
+    restore.delete(c.sequence)
+    addExample(classes.conflicts, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
+  }
+
+  /** A row or stream entry whose sequence Redis's records give to a different claim. */
+  function conflicts(c: ClaimRecord): boolean {
+    if (!inUsers.has(c.sequence) || heldBy.get(c.sequence) === fingerprint(c.claimId)) return false
+    markConflict(c, 'Redis holds another claim at this sequence')
+    return true
+  }
+
+  // Given back to Redis by --fix; never over a sequence another claim holds there.
+  function markMissing(c: ClaimRecord, detail: string) {
+    if (conflict.has(c.sequence)) return
     restore.add(c.sequence)
     addExample(classes.redisLost, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
   }
