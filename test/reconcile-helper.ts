@@ -1,5 +1,6 @@
 /** Shared by the reconcile tests: run it (in-process or as the real script), seed states, snapshot Redis. */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import path from 'node:path'
 import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
@@ -90,3 +91,44 @@ export async function rowsOf(sql: postgres.Sql, campaignId: string) {
   return sql<{ claim_id: string; user_id: string; sequence: number }[]>`
     SELECT claim_id, user_id, sequence FROM claims WHERE campaign_id = ${campaignId} ORDER BY sequence`
 }
+
+const WORKER = path.join(ROOT, 'src/worker/main.ts')
+
+/** The real worker (src/worker/main.ts) as a child process, killed at teardown if still running. */
+export async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv, name: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
+    cwd: ROOT,
+    env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout!.on('data', (d) => { out += d })
+  child.stderr!.on('data', (d) => { out += d })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+  })
+  child.once('exit', (code) => { if (code) console.error(`worker ${name} exited ${code}:\n${out}`) })
+  return child
+}
+
+export async function stopWorker(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGTERM')
+  await once(child, 'exit')
+}
+
+/** Waits until the campaign's stream is empty and the table holds `rows` rows (bounded wait). */
+export async function drained(env: TestEnv, id: string, rows: number): Promise<void> {
+  const keys = keysOf(env)
+  const until = Date.now() + 60_000
+  for (;;) {
+    const [left, [{ n }]] = await Promise.all([streamEntries(env.redis, keys, id), env.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${id}`])
+    if (left.length === 0 && n === rows) return
+    if (Date.now() > until) throw new Error(`not drained: ${left.length} entries left, ${n}/${rows} rows`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+

@@ -1,13 +1,13 @@
 /**
- * Redis loses everything (this test's keys deleted: the shared Redis is never flushed) after 1,000
- * persisted claims. The claim route answers 503; reconcile --fix, run as the real script, rebuilds the
+ * Redis loses everything (this test's keys deleted: the shared Redis is never flushed) after the
+ * worker persisted 1,000 claims. The claim route answers 503; reconcile --fix, run as the real script, rebuilds the
  * campaign while claims keep firing; claims continue from 1,001 and stop at the stock exactly.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { testEnv, startApp, createCampaign, claim, deleteKeys, http, ROOT, countBy, type Res } from './helper.js'
-import { keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, streamEntries } from './reconcile-helper.js'
+import { drained, keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, startWorker, stopWorker, streamEntries } from './reconcile-helper.js'
 
 t.test('restore after Redis lost everything, with claims firing during the restore', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -22,8 +22,9 @@ t.test('restore after Redis lost everything, with claims firing during the resto
     first.push(...await Promise.all(Array.from({ length: 100 }, (_, j) => claim(url, id, `old${i + j}`))))
   }
   t.same(countBy(first, (r) => r.status), { 201: 1000 })
-  await persistByHand(redis, sql, keys, id)
-  t.equal((await rowsOf(sql, id)).length, 1000)
+  const worker = await startWorker(t, env, 'w-before')
+  await drained(env, id, 1000)
+  await stopWorker(worker)
 
   await deleteKeys(redis, `${env.config.KEY_PREFIX}:*`)
   const down = await claim(url, id, 'someone')
@@ -73,9 +74,12 @@ t.test('restore after Redis lost everything, with claims firing during the resto
   t.equal(await redis.hget(keys.campaign(id), 'issued'), String(STOCK))
   t.equal((await streamEntries(redis, keys, id)).length, STOCK - 1000)
 
-  await persistByHand(redis, sql, keys, id)
+  const again = await startWorker(t, env, 'w-after')
+  await drained(env, id, STOCK)
+  await stopWorker(again)
   const rows = await rowsOf(sql, id)
   t.same(rows.map((r) => r.sequence), Array.from({ length: STOCK }, (_, i) => i + 1), 'rows 1..stock, each once')
+  t.equal((await sql`SELECT count(*)::int AS n FROM failed_claims`)[0]!.n, 0, 'the worker refused nothing')
   const perUser = Object.values(countBy(rows, (r) => r.user_id))
   t.equal(Math.max(...perUser), 2, 'no user over the limit of 2')
   const check = await reconcileIn(env, { campaignId: id })

@@ -3,53 +3,10 @@
  * a clean campaign after the drain, and LOST claims re-enqueued by --fix and then persisted once each.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { once } from 'node:events'
-import path from 'node:path'
-import { testEnv, startApp, createCampaign, claim, freePort, countBy, ROOT, type TestEnv } from './helper.js'
-import { keysOf, rowsOf, runReconcile, streamEntries } from './reconcile-helper.js'
+import { testEnv, startApp, createCampaign, claim, countBy } from './helper.js'
+import { drained, keysOf, rowsOf, runReconcile, startWorker, stopWorker, streamEntries } from './reconcile-helper.js'
 
-const WORKER = path.join(ROOT, 'src/worker/main.ts')
-
-async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv, name: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
-    cwd: ROOT,
-    env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: String(await freePort()), LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => { out += d })
-  child.stderr!.on('data', (d) => { out += d })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await once(child, 'exit')
-    }
-  })
-  child.once('exit', (code) => { if (code) console.error(`worker ${name} exited ${code}:\n${out}`) })
-  return child
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  await once(child, 'exit')
-}
-
-/** Waits until the campaign's stream is empty and the table holds `rows` rows (bounded wait). */
-async function drained(env: TestEnv, id: string, rows: number): Promise<void> {
-  const keys = keysOf(env)
-  const until = Date.now() + 60_000
-  for (;;) {
-    const [left, [{ n }]] = await Promise.all([streamEntries(env.redis, keys, id), env.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${id}`])
-    if (left.length === 0 && n === rows) return
-    if (Date.now() > until) throw new Error(`not drained: ${left.length} entries left, ${n}/${rows} rows`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-t.test('reconcile with the worker', { skip: existsSync(WORKER) ? false : 'waiting for the worker (issue 3): src/worker/main.ts not on this branch yet' }, async (t) => {
+t.test('reconcile with the worker', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
   const { url } = await startApp(t, env.config)
   const keys = keysOf(env)
