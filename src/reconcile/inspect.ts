@@ -59,7 +59,8 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   const issuedStart = hasLive ? num(raw!.issued) : 0
   const stats = await claimStats(db, id)
   const [usersLen, streamLen] = await Promise.all([redis.hlen(usersKey), redis.xlen(keys.streamOf(id))])
-  const size = Math.max(issuedStart, stats.maxSequence, campaign.stock)
+  // Sized by what was issued, not by stock (a campaign may have a huge stock and few claims); grows on demand.
+  const size = Math.max(issuedStart, stats.maxSequence)
 
   // One bit per sequence per place (see bitset.ts): memory stays ~size/8 bytes per set.
   const inUsers = new SeqBitset(size)
