@@ -1,0 +1,49 @@
+/** The human-readable table; --json prints the RunReport itself, so both carry the same content. */
+import { CLASS_NAMES, type CampaignReport, type ClassName, type Example, type RunReport } from './report.js'
+
+const LABELS: Record<ClassName, string> = {
+  inFlight: 'in flight (ok)',
+  lost: 'LOST',
+  redisLost: 'Redis lost data',
+  liveStateMissing: 'live state missing',
+  counters: 'counters/settings',
+  deadLettered: 'dead-lettered',
+  conflicts: 'conflicts',
+  gaps: 'gaps',
+}
+
+function example(e: Example): string {
+  const parts: string[] = []
+  if (e.sequence !== undefined) parts.push(`seq ${e.sequence}`)
+  if (e.claimId) parts.push(`claim ${e.claimId}`)
+  if (e.userId !== undefined) parts.push(`user ${e.userId}`)
+  if (e.detail) parts.push(parts.length ? `(${e.detail})` : e.detail)
+  return parts.join('  ')
+}
+
+export function formatCampaign(r: CampaignReport, fix: boolean): string {
+  const lines: string[] = []
+  const issued = r.issued === null ? 'no live state' : `issued ${r.issued}`
+  let status = r.drift === 0 ? 'agrees' : `drift ${r.drift}`
+  if (fix && r.drift > 0) status += r.remaining === 0 ? ', all fixed' : `, ${r.remaining} left after --fix`
+  lines.push(`campaign ${r.campaignId} ${JSON.stringify(r.name)}: ${issued}, ${r.persisted} rows; ${status}`)
+  const w = Math.max(...CLASS_NAMES.map((c) => LABELS[c].length))
+  lines.push(`  ${'class'.padEnd(w)}  ${'count'.padStart(8)}${fix ? `  ${'fixed'.padStart(8)}` : ''}`)
+  for (const c of CLASS_NAMES) {
+    const cls = r.classes[c]
+    const fixed = fix ? `  ${(c === 'inFlight' ? '-' : String(cls.fixed)).padStart(8)}` : ''
+    lines.push(`  ${LABELS[c].padEnd(w)}  ${String(cls.count).padStart(8)}${fixed}`)
+    for (const e of cls.examples) lines.push(`      ${example(e)}`)
+  }
+  return lines.join('\n')
+}
+
+export function formatSummary(run: RunReport): string {
+  if (run.error) return `reconcile failed: ${run.error}`
+  const withDrift = run.campaigns.filter((c) => c.drift > 0).length
+  const verdict = run.exitCode === 0
+    ? (withDrift > 0 ? 'all drift fixed' : 'Redis and the database agree')
+    : (run.fix ? 'drift remains after --fix' : 'drift found (run with --fix to repair)')
+  return `${run.campaigns.length} campaign(s) checked, ${withDrift} with drift: ${verdict}. ` +
+    `(${(run.elapsedMs / 1000).toFixed(1)} s, peak RSS ${(run.peakRssBytes / 1048576).toFixed(0)} MB)`
+}

@@ -1,0 +1,264 @@
+/**
+ * The read-only half of reconcile: walks one campaign's users hash, its partition stream and its rows
+ * in pages, marks every sequence seen in a bitset per place, and classifies the differences.
+ *
+ * Why it is safe to run while claims flow: a claim is written to the users hash and the stream in one
+ * script, reaches the database later, and leaves the stream only after its row is committed. The
+ * places are read in that order (users, then stream, then database), so a claim seen in the users hash
+ * but in neither later place was not merely moving: if it had left the stream before the stream was
+ * read, its row was already committed before the database was read. Claims issued after the check
+ * began (sequence above the issued counter read first) are left out of LOST: they may not have
+ * reached the stream page we read.
+ */
+import type { Redis } from 'ioredis'
+import type { Db } from '../db/client.js'
+import type { CampaignRow } from '../campaigns/repository.js'
+import type { Keys } from '../redis/keys.js'
+import { SeqBitset, SeqFingerprints, fingerprint } from './bitset.js'
+import { readRawLiveState, settingMs } from './live-state.js'
+import { addExample, driftOf, emptyClasses, type CampaignReport } from './report.js'
+import { claimStats, parseRecord, scanClaims, scanDeadLetters, scanStream, scanUsers } from './sources.js'
+import type { ClaimRecord } from './restore-users.js'
+import type { Progress } from './progress.js'
+
+export interface ReconcileDeps {
+  redis: Redis
+  db: Db
+  keys: Keys
+  pageSize: number
+  progress: Progress
+}
+
+export interface Inspection {
+  report: CampaignReport
+  campaign: CampaignRow
+  /** The live hash holds what claim.lua needs (stock, perUserLimit, issued). */
+  hasLive: boolean
+  /** Sequences of claims in the users hash that no stream, row or dead letter holds. */
+  lost: SeqBitset
+  /** Sequences of rows / stream entries to give back to their users' records. */
+  restore: SeqBitset
+  /** Highest sequence any place knows was handed out: issued must be at least this. */
+  needIssued: number
+  /** live-state.lua has something to repair (settings, stock below the database's, issued behind). */
+  repairLiveState: boolean
+}
+
+const holds = (record: string | null | undefined, claimId: string) => record != null && record.includes(`:${claimId}:`)
+
+export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow): Promise<Inspection> {
+  const { redis, db, keys, pageSize, progress } = deps
+  const id = String(campaign.id)
+  const campaignKey = keys.campaign(id)
+  const usersKey = keys.users(id)
+  const classes = emptyClasses()
+
+  const raw = await readRawLiveState(redis, keys, id)
+  const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v))
+  const hasLive = raw !== null && [raw.stock, raw.perUserLimit, raw.issued].every((v) => Number.isFinite(num(v)))
+  const issuedStart = hasLive ? num(raw!.issued) : 0
+  const stats = await claimStats(db, id)
+  const [usersLen, streamLen] = await Promise.all([redis.hlen(usersKey), redis.xlen(keys.streamOf(id))])
+  // Sized by what was issued, not by stock (a campaign may have a huge stock and few claims); grows on demand.
+  const size = Math.max(issuedStart, stats.maxSequence)
+
+  // One bit per sequence per place (see bitset.ts): memory stays ~size/8 bytes per set.
+  const inUsers = new SeqBitset(size)
+  const eligible = new SeqBitset(size) // users-hash claims old enough to be judged LOST
+  const inStream = new SeqBitset(size)
+  const inDb = new SeqBitset(size)
+  const dead = new SeqBitset(size)
+  const restore = new SeqBitset(size)
+  const conflict = new SeqBitset(size)
+  const beyondCounter = new SeqBitset(size)
+  const heldBy = new SeqFingerprints(size) // which claim Redis's records hold at each sequence
+  let maxUsersSeq = 0
+  let maxStreamSeq = 0
+  let maxDbSeq = 0
+  const malformedUsers = new Set<string>()
+
+  progress.start(`campaign ${id}`, usersLen + streamLen + stats.rows)
+  const issuedNow = async () => (hasLive ? num((await redis.hget(campaignKey, 'issued')) ?? undefined) : Infinity)
+
+  // 1. Users hash.
+  for await (const page of scanUsers(redis, usersKey, pageSize)) {
+    const issued = await issuedNow() // read after the page: a record above it is not a fresh claim
+    for (const [userId, record] of page) {
+      const parsed = parseRecord(userId, record)
+      if (parsed.malformed.length > 0 && !malformedUsers.has(userId) && malformedUsers.size < 10_000) {
+        malformedUsers.add(userId)
+        addExample(classes.counters, { userId, detail: `malformed record for user ${userId}: ${parsed.malformed[0]}` })
+      }
+      for (const c of parsed.claims) {
+        const fp = fingerprint(c.claimId)
+        // Two different claims recorded at one sequence (HSCAN repeating a field repeats the same claim).
+        if (inUsers.has(c.sequence) && heldBy.get(c.sequence) !== fp) markConflict(c, 'two Redis records hold this sequence')
+        heldBy.set(c.sequence, fp)
+        inUsers.add(c.sequence)
+        if (c.sequence > maxUsersSeq) maxUsersSeq = c.sequence
+        if (!hasLive || c.sequence <= issuedStart || c.sequence > issued) eligible.add(c.sequence)
+        if (c.sequence > issued) beyondCounter.add(c.sequence)
+      }
+    }
+    progress.add(page.length)
+  }
+
+  // 2. Stream (pending entries included: they stay in the stream until acked and deleted).
+  for await (const { claims, read } of scanStream(redis, keys.streamOf(id), id, pageSize)) {
+    if (claims.length > 0) {
+      const [records, issued] = await Promise.all([
+        redis.hmget(usersKey, ...claims.map((c) => c.userId)),
+        issuedNow(),
+      ])
+      claims.forEach((c, i) => {
+        inStream.add(c.sequence)
+        if (c.sequence > maxStreamSeq) maxStreamSeq = c.sequence
+        if (c.sequence > issued) beyondCounter.add(c.sequence)
+        if (conflicts(c)) return
+        if (!holds(records[i], c.claimId)) markMissing(c, 'in the stream, missing from the user\'s record')
+      })
+    }
+    progress.add(read)
+  }
+
+  // 3. Database rows, by sequence.
+  for await (const rows of scanClaims(db, id, pageSize)) {
+    const [records, issued] = await Promise.all([
+      redis.hmget(usersKey, ...rows.map((r) => r.userId)),
+      issuedNow(),
+    ])
+    rows.forEach((r, i) => {
+      inDb.add(r.sequence)
+      if (r.sequence > maxDbSeq) maxDbSeq = r.sequence
+      if (conflicts(r)) return
+      if (!holds(records[i], r.claimId)) markMissing(r, 'in the database, missing from the user\'s record')
+      else if (r.sequence > issued) markMissing(r, `in the database beyond issued ${issued}`)
+    })
+    progress.add(rows.length)
+  }
+
+  // 4. Dead letters: issued, then given up on by the worker; not LOST (re-enqueueing would fail again).
+  for await (const page of scanDeadLetters(db, id, pageSize)) for (const d of page) dead.add(d.sequence)
+
+  function markConflict(c: ClaimRecord, detail: string) {
+    conflict.add(c.sequence)
+    restore.delete(c.sequence)
+    addExample(classes.conflicts, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
+  }
+
+  /** A row or stream entry whose sequence Redis's records give to a different claim. */
+  function conflicts(c: ClaimRecord): boolean {
+    if (!inUsers.has(c.sequence) || heldBy.get(c.sequence) === fingerprint(c.claimId)) return false
+    markConflict(c, 'Redis holds another claim at this sequence')
+    return true
+  }
+
+  // Given back to Redis by --fix; never over a sequence another claim holds there.
+  function markMissing(c: ClaimRecord, detail: string) {
+    if (conflict.has(c.sequence)) return
+    restore.add(c.sequence)
+    addExample(classes.redisLost, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
+  }
+
+  // Classify by sequence.
+  const lost = new SeqBitset(size)
+  const top = Math.max(eligible.max(), inStream.max(), inUsers.max(), inDb.max(), issuedStart)
+  let inFlight = 0
+  let deadLettered = 0
+  let gaps = 0
+  const gapExamples: number[] = []
+  for (let s = 1; s <= top; s++) {
+    const stream = inStream.has(s)
+    const row = inDb.has(s)
+    if (stream && !row) inFlight++
+    if (eligible.has(s) && !stream && !row) {
+      if (dead.has(s)) deadLettered++
+      else lost.add(s)
+    }
+    if (hasLive && s <= issuedStart && !inUsers.has(s) && !stream && !row && !dead.has(s)) {
+      gaps++
+      if (gapExamples.length < 5) gapExamples.push(s)
+    }
+  }
+  classes.inFlight.count = inFlight
+  classes.lost.count = lost.count()
+  classes.deadLettered.count = deadLettered
+  classes.redisLost.count = restore.count()
+  classes.conflicts.count = conflict.count()
+  classes.gaps.count = gaps
+  for (const s of gapExamples) addExample(classes.gaps, { sequence: s, detail: 'issued, held by no record, stream entry or row' })
+
+  const needIssued = Math.max(maxUsersSeq, maxStreamSeq, maxDbSeq, dead.max())
+  let repairLiveState = false
+  const counters = classes.counters
+  counters.count = malformedUsers.size
+  const problem = (detail: string, fixable: boolean) => {
+    counters.count++
+    addExample(counters, { detail })
+    if (fixable) repairLiveState = true
+  }
+  if (!hasLive) {
+    classes.liveStateMissing.count = 1
+    addExample(classes.liveStateMissing, {
+      detail: raw === null ? 'no campaign hash in Redis (claims answer 503)' : 'campaign hash incomplete (claims answer 503)',
+    })
+  } else {
+    const r = raw!
+    const issuedEnd = await issuedNow()
+    if (beyondCounter.count() > 0) {
+      problem(`issued ${issuedEnd} is below the highest sequence Redis holds (${Math.max(maxUsersSeq, maxStreamSeq)})`, true)
+    }
+    const stock = num(r.stock)
+    if (stock < campaign.stock) problem(`stock in Redis ${stock} < stock in the database ${campaign.stock}`, true)
+    if (stock > campaign.stock) problem(`stock in Redis ${stock} > stock in the database ${campaign.stock} (never lowered: check the database)`, false)
+    if (issuedEnd > Math.max(stock, campaign.stock)) problem(`issued ${issuedEnd} exceeds stock ${Math.max(stock, campaign.stock)} (oversold in Redis)`, false)
+    const want: Record<string, string> = {
+      name: campaign.name, perUserLimit: String(campaign.perUserLimit),
+      opensAt: settingMs(campaign.opensAt), closesAt: settingMs(campaign.closesAt),
+    }
+    for (const [field, value] of Object.entries(want)) {
+      if ((r[field] ?? '') !== value) problem(`${field} in Redis ${JSON.stringify(r[field] ?? null)} != database ${JSON.stringify(value)}`, true)
+    }
+    // Rows beyond the counter are restored by raising issued; the raise is live-state.lua's job too.
+    if (needIssued > issuedEnd) repairLiveState = true
+  }
+
+  progress.stop()
+  const report: CampaignReport = {
+    campaignId: id,
+    name: campaign.name,
+    issued: hasLive ? issuedStart : null,
+    persisted: stats.rows,
+    classes,
+    drift: 0,
+    remaining: null,
+    remainingClasses: null,
+  }
+  report.drift = driftOf(classes)
+  return { report, campaign, hasLive, lost, restore, needIssued, repairLiveState }
+}
+
+/** Walks the users hash once more for the LOST claims' details (examples, and what --fix re-enqueues). */
+export async function* lostClaims(deps: ReconcileDeps, id: string, lost: SeqBitset): AsyncGenerator<ClaimRecord[]> {
+  const pending = lost.count()
+  if (pending === 0) return
+  const seen = new SeqBitset(lost.max())
+  for await (const page of scanUsers(deps.redis, deps.keys.users(id), deps.pageSize)) {
+    const out: ClaimRecord[] = []
+    for (const [userId, record] of page) {
+      for (const c of parseRecord(userId, record).claims) {
+        // HSCAN may return a field twice: each sequence is handled once.
+        if (lost.has(c.sequence) && !seen.has(c.sequence)) {
+          seen.add(c.sequence)
+          out.push(c)
+        }
+      }
+    }
+    if (out.length) yield out
+  }
+}
+
+export function exampleOf(c: ClaimRecord): Parameters<typeof addExample>[1] {
+  return { claimId: c.claimId, userId: c.userId, sequence: c.sequence }
+}
+

@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs'
+import type { Redis, Result } from 'ioredis'
+import type { Keys } from '../redis/keys.js'
+import type { CampaignSettings } from '../campaigns/mirror.js'
+
+const LIVE_STATE_LUA = readFileSync(new URL('./live-state.lua', import.meta.url), 'utf8')
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    fcfsLiveState(campaign: string, create: '0' | '1', name: string, stock: number, perUserLimit: number,
+      opensAt: string, closesAt: string, minIssued: number): Result<number[], Context>
+  }
+}
+
+export function defineLiveStateScript(redis: Redis): void {
+  redis.defineCommand('fcfsLiveState', { numberOfKeys: 1, lua: LIVE_STATE_LUA })
+}
+
+/** A window bound as the hash stores it: epoch ms, or '' for none. */
+export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')
+
+/**
+ * Writes the database's settings into the campaign hash, raising stock and issued (never lowering).
+ * With create, a missing hash is made whole in one step; without, a missing hash is left alone (null).
+ */
+export async function writeLiveState(redis: Redis, keys: Keys, c: CampaignSettings, minIssued: number, create: boolean):
+  Promise<{ created: boolean; stock: number; issued: number } | null> {
+  const reply = await redis.fcfsLiveState(keys.campaign(c.id), create ? '1' : '0', c.name, c.stock, c.perUserLimit,
+    settingMs(c.opensAt), settingMs(c.closesAt), minIssued)
+  if (reply[0] === -1) return null
+  return { created: reply[0] === 1, stock: reply[1]!, issued: reply[2]! }
+}
+
+/** The hash exactly as stored (strings), or null when Redis has no live state for the campaign. */
+export async function readRawLiveState(redis: Redis, keys: Keys, id: string): Promise<Record<string, string> | null> {
+  const h = await redis.hgetall(keys.campaign(id))
+  return Object.keys(h).length === 0 ? null : h
+}

@@ -1,0 +1,96 @@
+/** reconcile over every campaign (or one): inspect, optionally repair, then inspect again to prove it. */
+import { asc, eq, gt, sql } from 'drizzle-orm'
+import type { Redis } from 'ioredis'
+import type { Db } from '../db/client.js'
+import { campaigns } from '../db/schema.js'
+import type { CampaignRow } from '../campaigns/repository.js'
+import type { Keys } from '../redis/keys.js'
+import { inspectCampaign, lostClaims, exampleOf, type ReconcileDeps } from './inspect.js'
+import { repairCampaign } from './repair.js'
+import { defineLiveStateScript } from './live-state.js'
+import { defineReenqueueScript } from './reenqueue.js'
+import { defineRestoreUsersScript } from './restore-users.js'
+import { addExample, CLASS_NAMES, MAX_EXAMPLES, type CampaignReport, type ClassName, type RunReport } from './report.js'
+import { silentProgress, type Progress } from './progress.js'
+import { PAGE_SIZE } from './sources.js'
+
+export interface ReconcileOptions {
+  campaignId?: string
+  fix?: boolean
+  pageSize?: number
+  progress?: Progress
+  /** Called with each campaign's report as soon as it is done (the table prints as it goes). */
+  onCampaign?: (r: CampaignReport) => void
+}
+
+export class CampaignNotFoundError extends Error {}
+
+export function defineReconcileScripts(redis: Redis): void {
+  defineRestoreUsersScript(redis)
+  defineLiveStateScript(redis)
+  defineReenqueueScript(redis)
+}
+
+async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<CampaignRow> {
+  if (only !== undefined) {
+    const [row] = await db.select().from(campaigns).where(eq(campaigns.id, BigInt(only)))
+    if (!row) throw new CampaignNotFoundError(`campaign ${only} does not exist in the database`)
+    yield row
+    return
+  }
+  let after = 0n
+  for (;;) {
+    const rows = await db.select().from(campaigns).where(gt(campaigns.id, after)).orderBy(asc(campaigns.id)).limit(100)
+    for (const row of rows) yield row
+    if (rows.length < 100) return
+    after = rows[rows.length - 1]!.id
+  }
+}
+
+/** Runs the whole check; throws on an infrastructure error (the caller maps that to exit code 2). */
+export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: ReconcileOptions = {}): Promise<Omit<RunReport, 'elapsedMs' | 'peakRssBytes'>> {
+  defineReconcileScripts(redis)
+  // Both sides must answer before anything is judged: an empty database must not make a dead Redis "agree".
+  await redis.ping().catch((err: Error) => { throw new Error(`Redis unreachable: ${err.message}`) })
+  await db.execute(sql`select 1`).catch((err: Error) => {
+    throw new Error(`database unreachable: ${(err.cause as Error | undefined)?.message ?? err.message}`)
+  })
+  const deps: ReconcileDeps = { redis, db, keys, pageSize: opts.pageSize ?? PAGE_SIZE, progress: opts.progress ?? silentProgress }
+  const fix = opts.fix ?? false
+  const reports: CampaignReport[] = []
+  const totals = Object.fromEntries(CLASS_NAMES.map((c) => [c, 0])) as Record<ClassName, number>
+  let unresolved = 0
+
+  for await (const campaign of campaignsToCheck(db, opts.campaignId)) {
+    const ins = await inspectCampaign(deps, campaign)
+    const report = ins.report
+    const id = report.campaignId
+    // LOST examples come from a second look at the users hash (detection keeps only a bitset).
+    if (report.classes.lost.count > 0) {
+      for await (const batch of lostClaims(deps, id, ins.lost)) {
+        for (const c of batch) addExample(report.classes.lost, exampleOf(c))
+        if (report.classes.lost.examples.length >= MAX_EXAMPLES) break
+      }
+    }
+    if (report.drift > 0 && fix) {
+      await repairCampaign(deps, ins)
+      const after = await inspectCampaign(deps, campaign)
+      report.remaining = after.report.drift
+      report.remainingClasses = {}
+      for (const c of CLASS_NAMES) {
+        const left = after.report.classes[c].count
+        if (c !== 'inFlight' && left > 0) report.remainingClasses[c] = left
+        if (c !== 'inFlight') report.classes[c].fixed = Math.max(0, report.classes[c].count - left)
+      }
+    } else if (fix) {
+      report.remaining = 0
+      report.remainingClasses = {}
+    }
+    for (const c of CLASS_NAMES) totals[c] += report.classes[c].count
+    unresolved += fix ? (report.remaining ?? 0) : report.drift
+    reports.push(report)
+    opts.onCampaign?.(report)
+  }
+  const exitCode = unresolved > 0 ? 1 : 0
+  return { ok: exitCode === 0, exitCode, fix, campaigns: reports, totals }
+}

@@ -1,0 +1,65 @@
+/**
+ * The writing half of reconcile (--fix). Every change is one of three Lua scripts in the campaign's
+ * hash slot, so each is atomic with respect to claim.lua; none deletes anything or lowers a counter.
+ *
+ * Order matters while claims keep coming:
+ *  1. live state present: raise issued (and stock) first, so no claim can take a sequence the
+ *     database or stream already holds while the records are being restored;
+ *  2. give users back the claims Redis lost (restore-users.lua also raises issued over each batch);
+ *  3. live state missing: only now create the campaign hash, with issued at the highest known sequence,
+ *     in one script. Until then claims answer 503; after it they see the restored records (per-user
+ *     limit) and continue after the highest sequence;
+ *  4. re-enqueue LOST claims with their own claimId and sequence (the worker's insert is idempotent).
+ */
+import { lostClaims, type Inspection, type ReconcileDeps } from './inspect.js'
+import { writeLiveState } from './live-state.js'
+import { reenqueueClaims } from './reenqueue.js'
+import { restoreUserRecords, type ClaimRecord } from './restore-users.js'
+import { scanClaims, scanStream } from './sources.js'
+
+export interface RepairResult { liveState: 'created' | 'repaired' | null; restored: number; reenqueued: number }
+
+export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Promise<RepairResult> {
+  const { redis, db, keys, pageSize, progress } = deps
+  const id = ins.report.campaignId
+  const result: RepairResult = { liveState: null, restored: 0, reenqueued: 0 }
+
+  if (ins.hasLive && ins.repairLiveState) {
+    const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, false)
+    if (r) result.liveState = 'repaired'
+  }
+
+  const restoreCount = ins.restore.count()
+  if (restoreCount > 0) {
+    progress.start(`restore ${id}`, restoreCount)
+    const flush = async (batch: ClaimRecord[]) => {
+      if (batch.length === 0) return
+      const r = await restoreUserRecords(redis, keys, id, batch)
+      result.restored += r.restored
+      progress.add(batch.length)
+    }
+    for await (const { claims } of scanStream(redis, keys.streamOf(id), id, pageSize)) {
+      await flush(claims.filter((c) => ins.restore.has(c.sequence)))
+    }
+    for await (const rows of scanClaims(db, id, pageSize)) {
+      await flush(rows.filter((r) => ins.restore.has(r.sequence)))
+    }
+    progress.stop()
+  }
+
+  if (!ins.hasLive) {
+    const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, true)
+    if (r) result.liveState = r.created ? 'created' : 'repaired'
+  }
+
+  const lostCount = ins.lost.count()
+  if (lostCount > 0) {
+    progress.start(`re-enqueue ${id}`, lostCount)
+    for await (const batch of lostClaims(deps, id, ins.lost)) {
+      result.reenqueued += await reenqueueClaims(redis, keys, id, batch)
+      progress.add(batch.length)
+    }
+    progress.stop()
+  }
+  return result
+}

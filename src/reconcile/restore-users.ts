@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs'
+import type { Redis, Result } from 'ioredis'
+import type { Keys } from '../redis/keys.js'
+
+const RESTORE_USERS_LUA = readFileSync(new URL('./restore-users.lua', import.meta.url), 'utf8')
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    fcfsRestoreUsers(campaign: string, users: string, top: number, ...pairs: string[]): Result<[number, number], Context>
+  }
+}
+
+export function defineRestoreUsersScript(redis: Redis): void {
+  redis.defineCommand('fcfsRestoreUsers', { numberOfKeys: 2, lua: RESTORE_USERS_LUA })
+}
+
+export interface ClaimRecord { userId: string; claimId: string; sequence: number; claimedAt: number }
+
+/**
+ * Adds the given claims to their users' records and raises issued to the highest of their sequences
+ * (atomically). Returns how many were added and the counter after (null when the hash is missing).
+ */
+export async function restoreUserRecords(redis: Redis, keys: Keys, campaignId: string, claims: ClaimRecord[]):
+  Promise<{ restored: number; issued: number | null }> {
+  if (claims.length === 0) return { restored: 0, issued: null }
+  let top = 0
+  const pairs: string[] = []
+  for (const c of claims) {
+    if (c.sequence > top) top = c.sequence
+    pairs.push(c.userId, `${c.sequence}:${c.claimId}:${c.claimedAt}`)
+  }
+  const [restored, issued] = await redis.fcfsRestoreUsers(keys.campaign(campaignId), keys.users(campaignId), top, ...pairs)
+  return { restored, issued: issued < 0 ? null : issued }
+}

@@ -1,0 +1,134 @@
+/** Shared by the reconcile tests: run it (in-process or as the real script), seed states, snapshot Redis. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import path from 'node:path'
+import type { Redis } from 'ioredis'
+import type postgres from 'postgres'
+import { createDb } from '../src/db/client.js'
+import { createRedis } from '../src/redis/client.js'
+import { createKeys, type Keys } from '../src/redis/keys.js'
+import { reconcile, type ReconcileOptions } from '../src/reconcile/reconcile.js'
+import type { RunReport } from '../src/reconcile/report.js'
+import { ROOT, type TestEnv } from './helper.js'
+
+export const keysOf = (env: TestEnv): Keys => createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
+
+/** reconcile() with its own clients, as the script builds them. */
+export async function reconcileIn(env: TestEnv, opts: ReconcileOptions = {}) {
+  const redis = createRedis(env.config.REDIS_URL, { autoPipelining: false })
+  const db = createDb(env.config.DATABASE_URL, { max: 2 })
+  try {
+    return await reconcile(redis, db.db, keysOf(env), opts)
+  } finally {
+    await redis.quit()
+    await db.close()
+  }
+}
+
+export interface ProcessResult { code: number | null; stdout: string; stderr: string; json: RunReport | null }
+
+/** The real entry point as a child process (tsx), for exit codes and output. */
+export function runReconcile(env: Record<string, string>, args: string[], nodeArgs: string[] = []): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'scripts/reconcile.ts'), ...args], {
+      cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => { stdout += d })
+    child.stderr.on('data', (d) => { stderr += d })
+    child.on('error', reject)
+    child.on('close', (code) => {
+      let json: RunReport | null = null
+      if (args.includes('--json')) {
+        try { json = JSON.parse(stdout) as RunReport } catch { /* left null: the test says so */ }
+      }
+      resolve({ code, stdout, stderr, json })
+    })
+  })
+}
+
+export interface Entry { entryId: string; claimId: string; campaignId: string; userId: string; sequence: number; claimedAt: number }
+
+export async function streamEntries(redis: Redis, keys: Keys, campaignId: string): Promise<Entry[]> {
+  const out: Entry[] = []
+  for (const [entryId, flat] of await redis.xrange(keys.streamOf(campaignId), '-', '+')) {
+    const f: Record<string, string> = {}
+    for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!
+    if (f.campaignId === campaignId) {
+      out.push({ entryId, claimId: f.claimId!, campaignId, userId: f.userId!, sequence: Number(f.sequence), claimedAt: Number(f.claimedAt) })
+    }
+  }
+  return out
+}
+
+/**
+ * Hand-made state "persisted and acked": copies the campaign's stream entries into claims and deletes
+ * them from the stream (what a drained worker leaves behind), for the tests that do not need a worker.
+ */
+export async function persistByHand(redis: Redis, sql: postgres.Sql, keys: Keys, campaignId: string, filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
+  const entries = (await streamEntries(redis, keys, campaignId)).filter(filter)
+  for (let i = 0; i < entries.length; i += 1000) {
+    const chunk = entries.slice(i, i + 1000)
+    await sql`INSERT INTO claims ${sql(chunk.map((e) => ({
+      claim_id: e.claimId, campaign_id: e.campaignId, user_id: e.userId, sequence: e.sequence, claimed_at: new Date(e.claimedAt),
+    })))} ON CONFLICT DO NOTHING`
+    await redis.xdel(keys.streamOf(campaignId), ...chunk.map((e) => e.entryId))
+  }
+  return entries
+}
+
+/** Everything Redis holds for a campaign, to prove a second --fix changes nothing. */
+export async function snapshot(redis: Redis, keys: Keys, campaignId: string) {
+  return {
+    campaign: await redis.hgetall(keys.campaign(campaignId)),
+    users: await redis.hgetall(keys.users(campaignId)),
+    stream: (await streamEntries(redis, keys, campaignId)).map((e) => `${e.entryId} ${e.claimId} ${e.sequence}`),
+  }
+}
+
+export async function rowsOf(sql: postgres.Sql, campaignId: string) {
+  return sql<{ claim_id: string; user_id: string; sequence: number }[]>`
+    SELECT claim_id, user_id, sequence FROM claims WHERE campaign_id = ${campaignId} ORDER BY sequence`
+}
+
+const WORKER = path.join(ROOT, 'src/worker/main.ts')
+
+/** The real worker (src/worker/main.ts) as a child process, killed at teardown if still running. */
+export async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv, name: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
+    cwd: ROOT,
+    env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout!.on('data', (d) => { out += d })
+  child.stderr!.on('data', (d) => { out += d })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+  })
+  child.once('exit', (code) => { if (code) console.error(`worker ${name} exited ${code}:\n${out}`) })
+  return child
+}
+
+export async function stopWorker(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGTERM')
+  await once(child, 'exit')
+}
+
+/** Waits until the campaign's stream is empty and the table holds `rows` rows (bounded wait). */
+export async function drained(env: TestEnv, id: string, rows: number): Promise<void> {
+  const keys = keysOf(env)
+  const until = Date.now() + 60_000
+  for (;;) {
+    const [left, [{ n }]] = await Promise.all([streamEntries(env.redis, keys, id), env.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${id}`])
+    if (left.length === 0 && n === rows) return
+    if (Date.now() > until) throw new Error(`not drained: ${left.length} entries left, ${n}/${rows} rows`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
