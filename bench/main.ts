@@ -2,15 +2,26 @@
  * npm run bench -- [--users N] [--stock S] [--connections C] [--duration D] [--json FILE]
  * Starts everything it measures itself (see run.ts); progress goes to stderr, the table to stdout.
  */
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
+import { latestProfile, renderProfile, summarizeProfile } from './cpu-profile.js'
 import os from 'node:os'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { parseOptions, UsageError, SCENARIOS } from './options.js'
 import { createProgress } from './progress.js'
 import { describeMachine, renderTable, summarize } from './report.js'
 import {
-  createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi, type BenchResults,
+  createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi, profileDir, type BenchResults,
 } from './run.js'
+
+/** The servers' CPU profiles, per request of the scenarios each served (warm-ups included, roughly). */
+function printProfiles(e: typeof env, r: BenchResults) {
+  const served = (...f: ({ requests: number } | null)[]) => f.reduce((a, x) => a + (x?.requests ?? 0), 0)
+  for (const [name, requests] of [['ceiling', served(r.ceiling)], ['api', served(r.issue, r.soldOut, r.burst)]] as const) {
+    const dir = profileDir(e, name)
+    const file = existsSync(dir) ? latestProfile(dir) : null
+    if (file) progress.step(`\n${renderProfile(summarizeProfile(file), requests || null)}`)
+  }
+}
 
 let opts
 try {
@@ -71,6 +82,7 @@ try {
   const summary = summarize(results, machine, opts, command)
   progress.step(`done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   console.log(renderTable(summary))
+  if (opts.cpuProf) printProfiles(env, results)
   if (opts.json) writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)
   if (summary.burst && !summary.burst.correct) failed = true
 } catch (err) {

@@ -175,7 +175,7 @@ const createCampaign = async (env: Env, url: string, name: string, stock: number
 
 export async function runCeiling(env: Env): Promise<HttpFigures> {
   env.progress.step('ceiling: bare Fastify route, same server options and process layout')
-  const { proc, url } = await startServer(env, 'ceiling', 'bench/ceiling-server')
+  const { proc, url } = await startServer(env, 'ceiling', 'bench/ceiling-server', profileArgs(env, 'ceiling'))
   try {
     return figures(await measure(env, 'ceiling', job(env, `${url}/v1/campaigns/1/claims`, 'ceiling')))
   } finally {
@@ -183,9 +183,12 @@ export async function runCeiling(env: Env): Promise<HttpFigures> {
   }
 }
 
+/** --cpu-prof: each server process writes its profile into its own directory when it exits. */
+export const profileDir = (env: Env, name: string) => path.resolve(env.opts.cpuProf!, name)
+const profileArgs = (env: Env, name: string) => (env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(env, name)] : [])
+
 export async function startApi(env: Env): Promise<{ proc: Child; url: string }> {
-  const nodeArgs = env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(env.opts.cpuProf)] : []
-  return startServer(env, 'api', 'src/server', nodeArgs)
+  return startServer(env, 'api', 'src/server', profileArgs(env, 'api'))
 }
 
 export async function runIssue(env: Env, url: string): Promise<HttpFigures> {
