@@ -25,6 +25,8 @@ export class LoadClient {
     })
   }
 
+  get pid(): number | undefined { return this.proc.child.pid }
+
   run(job: LoadJob, progress?: (second: number, rps: number) => void): Promise<LoadResult> {
     const id = this.nextId++
     return new Promise((resolve, reject) => {

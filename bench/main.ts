@@ -58,8 +58,8 @@ try {
   if (['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
     try {
-      if (wanted.has('issue')) results.issue = await runIssue(env, api.url)
-      if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api.url)
+      if (wanted.has('issue')) results.issue = await runIssue(env, api)
+      if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api)
       let drainMs: number | null = null
       let workersAvailable = true
       if (wanted.has('burst')) ({ burst: results.burst, drainMs, workersAvailable } = await runBurst(env, api.url))

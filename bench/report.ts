@@ -66,6 +66,11 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
 export type Summary = ReturnType<typeof summarize>
 
 const ms = (v: number | undefined) => (v === undefined ? '' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : fmtInt(v))
+const cpu = (f: HttpFigures) => {
+  const u = f.cpuUsPerRequest
+  if (!u || Object.values(u).every((v) => v === null)) return ''
+  return [u.server, u.redis, u.loadGenerator].map((v) => (v == null ? '?' : v.toFixed(0))).join(' / ')
+}
 const x = (v: number | null) => (v === null ? '' : v >= 10 ? `${v.toFixed(1)}x` : `${v.toFixed(2)}x`)
 
 /** The one table printed at the end. */
@@ -75,7 +80,7 @@ export function renderTable(s: Summary): string {
   const rows: string[][] = []
   const http = (name: string, f: HttpFigures | null | undefined, unit: string, note = '') => {
     if (!f) return
-    rows.push([name, `${fmtInt(f.rps)} ${unit}`, ms(f.p50Ms), ms(f.p95Ms), ms(f.p99Ms), ms(f.maxMs), x(ratio(f.rps, c)), x(ratio(f.rps, a)), note])
+    rows.push([name, `${fmtInt(f.rps)} ${unit}`, ms(f.p50Ms), ms(f.p95Ms), ms(f.p99Ms), ms(f.maxMs), cpu(f), x(ratio(f.rps, c)), x(ratio(f.rps, a)), note])
   }
   http('ceiling (bare route)', s.ceiling, 'req/s')
   http('issue path', s.issue, 'claims/s', s.issue?.errors ? `${s.issue.errors} errors` : '')
@@ -89,8 +94,8 @@ export function renderTable(s: Summary): string {
   http('sold out', s.soldOut, 'req/s')
   if (s.persistence) {
     const p = s.persistence
-    const dash = ['', '', '', '', '', '']
-    if (p.drainMs !== null) rows.push(['persistence: burst', `last row +${fmtInt(p.drainMs)} ms`, ...dash.slice(0, 6), `after the last 201, ${p.burstWorkers} worker(s)`])
+    const dash = ['', '', '', '', '', '', '']
+    if (p.drainMs !== null) rows.push(['persistence: burst', `last row +${fmtInt(p.drainMs)} ms`, ...dash, `after the last 201, ${p.burstWorkers} worker(s)`])
     if (p.rowsPerSecOneWorker !== null) rows.push(['persistence: 1 worker', `${fmtInt(p.rowsPerSecOneWorker)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
     if (p.rowsPerSecTwoWorkers !== null) rows.push(['persistence: 2 workers', `${fmtInt(p.rowsPerSecTwoWorkers)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
     for (const n of p.notes) rows.push(['persistence', '', ...dash, n])
@@ -105,13 +110,13 @@ export function renderTable(s: Summary): string {
     http('(c) INCR + set check', bl.twoStep, 'claims/s',
       `burst: oversold ${tb.oversold}, double ${tb.doubleIssued}; double-click burst: oversold ${td.oversold}, double ${td.doubleIssued}`)
   }
-  const head = ['scenario', 'rate', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'x ceiling', 'x (a)', 'notes']
+  const head = ['scenario', 'rate', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU µs/req srv / redis / load', 'x ceiling', 'x (a)', 'notes']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (r: string[]) => `| ${r.map((v, i) => (i === 0 || i === 8 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join(' | ')} |`
+  const line = (r: string[]) => `| ${r.map((v, i) => (i === 0 || i === 9 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join(' | ')} |`
   const m = s.machine
   return [
     line(head),
-    `|${widths.map((w, i) => (i === 0 || i === 8 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    `|${widths.map((w, i) => (i === 0 || i === 9 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
     ...rows.map(line),
     '',
     `machine: ${m.cpus} x ${m.model}, ${m.os}; node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}; load average before ${m.loadAverageBefore.join(' ')}${m.loadAverageAfter ? `, after ${m.loadAverageAfter.join(' ')}` : ''}`,

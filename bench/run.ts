@@ -16,6 +16,7 @@ import { LoadClient } from './load-client.js'
 import type { LoadJob, LoadResult } from './load-protocol.js'
 import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Child } from './processes.js'
 import { fmtInt, type Progress } from './progress.js'
+import { cpuPerRequest, cpuSeconds, sampleCpu } from './cpu-usage.js'
 import type { BenchOptions } from './options.js'
 import { createDbLockCampaign, createDbLockTables, checkDbLock } from './baselines/db-lock.js'
 import { checkRedisLock, createRedisLockCampaign } from './baselines/redis-lock.js'
@@ -28,6 +29,8 @@ const HUGE_STOCK = 100_000_000
 
 export interface HttpFigures {
   rps: number
+  /** CPU microseconds per request spent by each process (from /proc; null elsewhere). */
+  cpuUsPerRequest: Record<string, number | null> | null
   requests: number
   seconds: number
   p50Ms: number
@@ -88,10 +91,12 @@ export interface Env {
   adminToken: string
   jwtSecret: string
   userHeader: string
+  /** redis-server's pid when it runs on this machine (for its CPU per request), else null. */
+  redisPid: number | null
 }
 
-const figures = (r: LoadResult): HttpFigures => ({
-  rps: r.rps, requests: r.requests, seconds: r.seconds,
+const figures = (r: LoadResult, cpu: Record<string, number | null> | null = null): HttpFigures => ({
+  rps: r.rps, cpuUsPerRequest: cpu, requests: r.requests, seconds: r.seconds,
   p50Ms: r.latencyMs.p50, p95Ms: r.latencyMs.p95, p99Ms: r.latencyMs.p99, maxMs: r.latencyMs.max,
   statusCodes: r.statusCodes, errors: r.errors + r.timeouts,
 })
@@ -132,18 +137,23 @@ function job(env: Env, url: string, userPrefix: string, extra: Partial<LoadJob> 
   }
 }
 
-/** Warm-up (unmeasured, its own users), then the measured run. */
-async function measure(env: Env, label: string, base: LoadJob): Promise<LoadResult> {
+/** Warm-up (unmeasured, its own users), then the measured run, with the CPU each process spent on it. */
+async function measure(env: Env, label: string, base: LoadJob, server: Child): Promise<HttpFigures> {
   const { warmup, duration } = env.opts
   if (warmup > 0) {
     env.progress.step(`  ${label}: warm-up ${warmup} s`)
     await env.load.run({ ...base, duration: warmup, userPrefix: `${base.userPrefix}w` })
   }
   env.progress.step(`  ${label}: measuring ${duration} s at ${base.connections} connections`)
+  const pids = { server: server.child.pid, redis: env.redisPid, loadGenerator: env.load.pid }
+  const before = sampleCpu(pids)
   const r = await env.load.run({ ...base, duration }, (s, rps) => env.progress.tick(label, s, duration, rps))
+  const cpu = cpuPerRequest(before, sampleCpu(pids), r.requests)
   env.progress.done()
-  env.progress.step(`  ${label}: ${fmtInt(r.rps)} req/s, p99 ${r.latencyMs.p99.toFixed(1)} ms, ${statusLine(r.statusCodes)}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}`)
-  return r
+  const cpuLine = Object.values(cpu).some((v) => v !== null)
+    ? `; CPU µs/request: ${Object.entries(cpu).map(([k, v]) => `${k} ${v === null ? '?' : v.toFixed(0)}`).join(', ')}` : ''
+  env.progress.step(`  ${label}: ${fmtInt(r.rps)} req/s, p99 ${r.latencyMs.p99.toFixed(1)} ms, ${statusLine(r.statusCodes)}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}${cpuLine}`)
+  return figures(r, cpu)
 }
 
 /** A fixed number of requests as fast as they come (the burst). */
@@ -177,7 +187,7 @@ export async function runCeiling(env: Env): Promise<HttpFigures> {
   env.progress.step('ceiling: bare Fastify route, same server options and process layout')
   const { proc, url } = await startServer(env, 'ceiling', 'bench/ceiling-server', profileArgs(env, 'ceiling'))
   try {
-    return figures(await measure(env, 'ceiling', job(env, `${url}/v1/campaigns/1/claims`, 'ceiling')))
+    return await measure(env, 'ceiling', job(env, `${url}/v1/campaigns/1/claims`, 'ceiling'), proc)
   } finally {
     await proc.stop()
   }
@@ -187,23 +197,24 @@ export async function runCeiling(env: Env): Promise<HttpFigures> {
 export const profileDir = (env: Env, name: string) => path.resolve(env.opts.cpuProf!, name)
 const profileArgs = (env: Env, name: string) => (env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(env, name)] : [])
 
-export async function startApi(env: Env): Promise<{ proc: Child; url: string }> {
+export interface Api { proc: Child; url: string }
+
+export async function startApi(env: Env): Promise<Api> {
   return startServer(env, 'api', 'src/server', profileArgs(env, 'api'))
 }
 
-export async function runIssue(env: Env, url: string): Promise<HttpFigures> {
+export async function runIssue(env: Env, { url, proc }: Api): Promise<HttpFigures> {
   env.progress.step('issue path: stock larger than the requests, every request wins')
   const id = await createCampaign(env, url, 'bench issue path', HUGE_STOCK)
-  const r = await measure(env, 'issue', job(env, `${url}/v1/campaigns/${id}/claims`, 'issue'))
-  return figures(r)
+  return measure(env, 'issue', job(env, `${url}/v1/campaigns/${id}/claims`, 'issue'), proc)
 }
 
-export async function runSoldOut(env: Env, url: string): Promise<HttpFigures> {
+export async function runSoldOut(env: Env, { url, proc }: Api): Promise<HttpFigures> {
   env.progress.step('sold out: every request arrives after the last unit went')
   const id = await createCampaign(env, url, 'bench sold out', 1)
   const first = await env.load.run({ ...job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout-first'), amount: 1, connections: 1 })
   if (first.statusCodes['201'] !== 1) throw new Error(`sold-out set-up: expected one 201, got ${statusLine(first.statusCodes)}`)
-  return figures(await measure(env, 'sold out', job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout')))
+  return measure(env, 'sold out', job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout'), proc)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -411,11 +422,11 @@ export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['
   const { stock } = env.opts
   try {
     const a = await createDbLockCampaign(env.sql, HUGE_STOCK)
-    const dbLock = figures(await measure(env, '(a) db lock', job(env, `${url}/baselines/db-lock/${a}/claims`, 'dblock')))
+    const dbLock = await measure(env, '(a) db lock', job(env, `${url}/baselines/db-lock/${a}/claims`, 'dblock'), proc)
 
     const b = await nextId()
     await createRedisLockCampaign(env.redis, env.prefix, b, HUGE_STOCK)
-    const redisLock = figures(await measure(env, '(b) redis lock', job(env, `${url}/baselines/redis-lock/${b}/claims`, 'redislock')))
+    const redisLock = await measure(env, '(b) redis lock', job(env, `${url}/baselines/redis-lock/${b}/claims`, 'redislock'), proc)
     const bBurst = await nextId()
     await createRedisLockCampaign(env.redis, env.prefix, bBurst, stock)
     const redisLockBurst = await baselineBurst(env, `${url}/baselines/redis-lock/:id/claims`, '(b) burst', bBurst, 1,
@@ -423,7 +434,7 @@ export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['
 
     const c = await nextId()
     await createTwoStepCampaign(env.redis, env.prefix, c, HUGE_STOCK)
-    const twoStep = figures(await measure(env, '(c) two-step', job(env, `${url}/baselines/two-step/${c}/claims`, 'twostep')))
+    const twoStep = await measure(env, '(c) two-step', job(env, `${url}/baselines/two-step/${c}/claims`, 'twostep'), proc)
     const cBurst = await nextId()
     await createTwoStepCampaign(env.redis, env.prefix, cBurst, stock)
     const twoStepBurst = await baselineBurst(env, `${url}/baselines/two-step/:id/claims`, '(c) burst', cBurst, 1,
@@ -462,11 +473,14 @@ export async function createEnv(opts: BenchOptions, progress: Progress, config: 
   const loadProc = spawnNode('load-generator', 'bench/load-generator', { env: {}, logFile: path.join(logDir, 'load-generator.log'), ipc: true })
   const load = new LoadClient(loadProc)
   await load.ready
+  const redis = new Redis(config.REDIS_URL)
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || null
   return {
     opts, progress, config, runId, prefix, logDir, load,
     dbUrl: dbUrl.toString(),
     keys: createKeys(prefix, config.STREAM_PARTITIONS),
-    redis: new Redis(config.REDIS_URL),
+    redis,
+    redisPid: redisPid && cpuSeconds(redisPid) !== null ? redisPid : null,
     sql: postgres(dbUrl.toString(), { max: 2, onnotice: () => {} }),
     adminToken: randomBytes(24).toString('hex'),
     jwtSecret: randomBytes(32).toString('hex'),

@@ -64,6 +64,16 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   if (config.RATE_LIMIT_IP_MAX > 0) {
     onRequest.push(limiter(config.RATE_LIMIT_IP_MAX, config.RATE_LIMIT_IP_WINDOW_MS, (req) => IP_KEY + req.ip))
   }
+  // Sold out is public (GET /v1/campaigns/:id says so) and consumes nothing: once this instance knows it,
+  // a late arrival that carries a credential is refused before any token crypto, the cheapest answer a
+  // burst's long tail can get. A keyed request may be the replay of a 201, so it goes on to Redis.
+  const credential = config.TRUSTED_USER_HEADER?.toLowerCase() ?? 'authorization'
+  onRequest.push(async (req, reply) => {
+    const id = (req.params as { id?: string }).id
+    if (id !== undefined && req.headers[credential] && !req.headers['idempotency-key'] && soldOut.has(id)) {
+      return reply.code(410).send(soldOutBody(id))
+    }
+  })
   onRequest.push(authenticate)
   // Every later log line of a claim (rate limit, outcome, "request completed") carries the user id.
   const bindUser: preHandlerHookHandler = (req, reply, done) => {
