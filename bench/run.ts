@@ -223,7 +223,7 @@ function startWorkers(env: Env, count: number, tag: string): Promise<Child[]> {
   return Promise.all(Array.from({ length: count }, async (_, i) => {
     const name = `worker-${tag}-${i + 1}`
     return spawnNode(name, WORKER_ENTRY, {
-      env: { ...serverEnv(env, 0), WORKER_NAME: `${env.runId}-${name}`, WORKER_METRICS_PORT: String(await freePort()) },
+      env: { ...serverEnv(env, 0), WORKER_NAME: `${env.runId}-${name}`, WORKER_METRICS_PORT: '0' },
       logFile: path.join(env.logDir, `${name}.log`),
     })
   }))
