@@ -71,6 +71,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   onRequest.push(async (req, reply) => {
     const id = (req.params as { id?: string }).id
     if (id !== undefined && req.headers[credential] && !req.headers['idempotency-key'] && soldOut.has(id)) {
+      ctx.metrics.countSoldOutLocal()
       return reply.code(410).send(soldOutBody(id))
     }
   })
@@ -108,7 +109,10 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     const campaignId = req.params.id
     const idempotencyKey = req.headers['idempotency-key']
     // A keyed request may be the replay of a 201, so it always asks Redis.
-    if (!idempotencyKey && soldOut.has(campaignId)) return reply.code(410).send(soldOutBody(campaignId))
+    if (!idempotencyKey && soldOut.has(campaignId)) {
+      ctx.metrics.countSoldOutLocal()
+      return reply.code(410).send(soldOutBody(campaignId))
+    }
     const mark = soldOut.mark()
     const stopTimer = ctx.metrics.startClaimScript()
     let result: Awaited<ReturnType<typeof runClaim>>
