@@ -219,14 +219,18 @@ export async function runSoldOut(env: Env, { url, proc }: Api): Promise<HttpFigu
 
 // ---------------------------------------------------------------------------------------------------------
 
-function startWorkers(env: Env, count: number, tag: string): Promise<Child[]> {
-  return Promise.all(Array.from({ length: count }, async (_, i) => {
-    const name = `worker-${tag}-${i + 1}`
-    return spawnNode(name, WORKER_ENTRY, {
-      env: { ...serverEnv(env, 0), WORKER_NAME: `${env.runId}-${name}`, WORKER_METRICS_PORT: '0' },
-      logFile: path.join(env.logDir, `${name}.log`),
-    })
+/**
+ * Starts `count` workers; with waitReady, resolves once each is reading (so none is still booting when the
+ * burst starts). A backlog run does not wait: its clock starts at the first read, which it watches for.
+ */
+async function startWorkers(env: Env, count: number, tag: string, waitReady: boolean): Promise<Child[]> {
+  const names = Array.from({ length: count }, (_, i) => `worker-${tag}-${i + 1}`)
+  const procs = names.map((name) => spawnNode(name, WORKER_ENTRY, {
+    env: { ...serverEnv(env, 0), WORKER_NAME: `${env.runId}-${name}`, WORKER_METRICS_PORT: '0' },
+    logFile: path.join(env.logDir, `${name}.log`),
   }))
+  if (waitReady) await waitForWorkers(env, procs)
+  return procs
 }
 
 interface GroupInfo { name: string; pending: number; lag: number | null; entriesRead: number | null }
@@ -245,13 +249,16 @@ async function groups(redis: Redis, stream: string): Promise<GroupInfo[]> {
   }
 }
 
-/** Workers create their consumer groups at start-up; wait for every stream to have one. */
-async function waitForWorkers(env: Env, procs: Child[], timeoutMs = 30_000): Promise<void> {
+/**
+ * Workers create the consumer group on every stream at start-up, right before their first XREADGROUP
+ * (Redis 7.0 lists a consumer only once a read delivered something, so that cannot be waited for).
+ */
+async function waitForWorkers(env: Env, procs: Child[], timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     for (const p of procs) if (p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}); see ${env.logDir}`)
     const all = await Promise.all(env.keys.streams().map((s) => groups(env.redis, s)))
-    if (all.every((g) => g.length > 0)) return
+    if (all.every((g) => g.length > 0)) return sleep(200)
     if (Date.now() > deadline) throw new Error(`workers did not create their consumer groups within ${timeoutMs} ms; see ${env.logDir}`)
     await sleep(20)
   }
@@ -268,8 +275,7 @@ export async function runBurst(env: Env, url: string): Promise<{ burst: BurstFig
   await env.redis.del(...env.keys.streams())
   let workers: Child[] = []
   if (workersAvailable) {
-    workers = await startWorkers(env, burstWorkers, 'burst')
-    await waitForWorkers(env, workers)
+    workers = await startWorkers(env, burstWorkers, 'burst', true)
   } else {
     env.progress.step(`  no worker entry point (${WORKER_ENTRY}): DB rows are not checked`)
   }
@@ -356,7 +362,7 @@ async function fillBacklog(env: Env, url: string, count: number, tag: string): P
 /** Rows per second from the first read of the backlog until every entry is acked (acks follow commits). */
 async function drainBacklog(env: Env, id: string, count: number, workerCount: number, tag: string): Promise<number> {
   const stream = env.keys.streamOf(id)
-  const workers = await startWorkers(env, workerCount, tag)
+  const workers = await startWorkers(env, workerCount, tag.replace(/\W+/g, '-'), false)
   try {
     const deadline = Date.now() + 300_000
     let startedAt: number | null = null
