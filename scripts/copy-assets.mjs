@@ -10,3 +10,4 @@ function walk(dir) {
   }
 }
 walk('src')
+walk('bench')

@@ -18,6 +18,8 @@ import type { AppContext } from './context.js'
 import { createApiMetrics } from './ops/metrics.js'
 import { registerDocs } from './ops/openapi.js'
 import { registerOps } from './ops/plugin.js'
+import { createSoldOutCache } from './claims/sold-out-cache.js'
+import { subscribeCampaignEvents } from './campaigns/events.js'
 
 declare module 'fastify' {
   interface FastifyInstance { ctx: AppContext }
@@ -55,9 +57,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const campaigns = createCampaignsRepository(db.db)
   const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)
-  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns), metrics }
+  const soldOut = createSoldOutCache(config.SOLD_OUT_CACHE_MS)
+  const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config.REDIS_URL, keys, soldOut, app.log) : null
+  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns), metrics, soldOut }
   app.decorate('ctx', ctx)
   app.addHook('onClose', async () => {
+    await events?.close()
     if (!deps.redis) await redis.quit().catch(() => redis.disconnect())
     if (!deps.db) await db.close()
   })

@@ -27,6 +27,9 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_IP_WINDOW_MS: Int(10_000, 1),
   RATE_LIMIT_FAIL_OPEN: Type.Boolean({ default: true }),
   IDEMPOTENCY_TTL_S: Int(86400, 1),
+  // How long an instance answers 410 locally after Redis said SOLD_OUT (stock additions clear it at once
+  // through pub/sub; the expiry only bounds changes nobody announced). 0 turns the local answer off.
+  SOLD_OUT_CACHE_MS: Int(1000),
   BODY_LIMIT: Int(4096, 256),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   // Worker

@@ -5,6 +5,7 @@ import type { Keys } from './redis/keys.js'
 import type { CampaignsRepository } from './campaigns/repository.js'
 import type { AppError } from './errors.js'
 import type { ApiMetrics } from './ops/metrics.js'
+import type { SoldOutCache } from './claims/sold-out-cache.js'
 
 /** What route plugins share: built once by buildApp, closed by it. */
 export interface AppContext {
@@ -17,4 +18,6 @@ export interface AppContext {
   errorForMissing: (id: string) => Promise<AppError>
   /** Prometheus series of the API (src/ops/metrics.ts). */
   metrics: ApiMetrics
+  /** Campaigns this instance knows are sold out (cleared by campaign-changed events). */
+  soldOut: SoldOutCache
 }

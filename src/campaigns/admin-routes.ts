@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js'
 import { AppError, ErrorCode, ErrorSchema, campaignNotFound, campaignUnavailable } from '../errors.js'
 import { adminAuthenticator } from '../auth.js'
 import { mirrorCampaign, readLiveState } from './mirror.js'
+import { publishCampaignChanged } from './events.js'
 import type { CampaignRow } from './repository.js'
 import {
   AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignSchema, CreateCampaignBodySchema,
@@ -59,6 +60,11 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     if (!row) throw campaignNotFound(id)
     const live = await mirrorCampaign(ctx.redis, ctx.keys, row, 'update')
     if (!live) throw campaignUnavailable(id)
+    // Every instance (this one synchronously, the others through pub/sub) stops answering 410 locally.
+    ctx.soldOut.forget(id)
+    // The stock is added already: failing the request now would invite a second addition on retry.
+    await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'stock-added', campaignId: id })
+      .catch((err: Error) => req.log.warn({ err }, 'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
     return { stock: live.stock, remaining: Math.max(0, live.stock - live.issued) }
   })
 }

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
 import type { AppContext } from '../context.js'
-import { AppError, ErrorCode, ErrorSchema } from '../errors.js'
+import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
 import { userAuthenticator } from '../auth.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { runClaim, parseUserRecord, type ClaimOutcome } from './claim-script.js'
@@ -12,26 +12,34 @@ import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** The one place a script outcome becomes an HTTP answer (fresh and replayed alike). */
-function answer(outcome: ClaimOutcome, campaignId: string, userId: string) {
+const soldOutBody = (campaignId: string) => errorBody(410, ErrorCode.SOLD_OUT, `campaign ${campaignId} is sold out`)
+
+/**
+ * The one place a script outcome becomes an HTTP answer (fresh and replayed alike). Refusals are replies,
+ * not thrown errors: they are the common answer in a burst, and a thrown error costs a stack trace and a
+ * log line each.
+ */
+type Refusal = ReturnType<typeof errorBody>
+function answer(outcome: ClaimOutcome, campaignId: string, userId: string):
+  [201, { claimId: string; campaignId: string; userId: string; sequence: number }] | [403 | 409 | 410, Refusal] {
   switch (outcome.kind) {
     case 'issued':
-      return { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }
+      return [201, { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }]
     case 'at_limit':
-      throw new AppError(409, ErrorCode.ALREADY_CLAIMED, `user already holds ${outcome.sequences.length} claim(s), the campaign's per-user limit`, { sequences: outcome.sequences })
+      return [409, errorBody(409, ErrorCode.ALREADY_CLAIMED, `user already holds ${outcome.sequences.length} claim(s), the campaign's per-user limit`, { sequences: outcome.sequences })]
     case 'sold_out':
-      throw new AppError(410, ErrorCode.SOLD_OUT, `campaign ${campaignId} is sold out`)
+      return [410, soldOutBody(campaignId)]
     case 'not_open':
-      throw new AppError(403, ErrorCode.NOT_OPEN, `campaign ${campaignId} opens at ${iso(outcome.opensAt)}`, { opensAt: iso(outcome.opensAt) })
+      return [403, errorBody(403, ErrorCode.NOT_OPEN, `campaign ${campaignId} opens at ${iso(outcome.opensAt)}`, { opensAt: iso(outcome.opensAt) })]
     case 'closed':
-      throw new AppError(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`, { closesAt: iso(outcome.closesAt) })
+      return [403, errorBody(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`, { closesAt: iso(outcome.closesAt) })]
     case 'unavailable':
       throw new Error('unreachable: unavailable is resolved by the caller')
   }
 }
 
 export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
-  const { config, redis, keys } = ctx
+  const { config, redis, keys, soldOut } = ctx
   await app.register(rateLimit, {
     global: false,
     store: createRoutingStore(redis, keys.rateLimitNamespace()),
@@ -56,6 +64,17 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   if (config.RATE_LIMIT_IP_MAX > 0) {
     onRequest.push(limiter(config.RATE_LIMIT_IP_MAX, config.RATE_LIMIT_IP_WINDOW_MS, (req) => IP_KEY + req.ip))
   }
+  // Sold out is public (GET /v1/campaigns/:id says so) and consumes nothing: once this instance knows it,
+  // a late arrival that carries a credential is refused before any token crypto, the cheapest answer a
+  // burst's long tail can get. A keyed request may be the replay of a 201, so it goes on to Redis.
+  const credential = config.TRUSTED_USER_HEADER?.toLowerCase() ?? 'authorization'
+  onRequest.push(async (req, reply) => {
+    const id = (req.params as { id?: string }).id
+    if (id !== undefined && req.headers[credential] && !req.headers['idempotency-key'] && soldOut.has(id)) {
+      ctx.metrics.countSoldOutLocal()
+      return reply.code(410).send(soldOutBody(id))
+    }
+  })
   onRequest.push(authenticate)
   // Every later log line of a claim (rate limit, outcome, "request completed") carries the user id.
   const bindUser: preHandlerHookHandler = (req, reply, done) => {
@@ -88,12 +107,18 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     },
   }, async (req, reply) => {
     const campaignId = req.params.id
+    const idempotencyKey = req.headers['idempotency-key']
+    // A keyed request may be the replay of a 201, so it always asks Redis.
+    if (!idempotencyKey && soldOut.has(campaignId)) {
+      ctx.metrics.countSoldOutLocal()
+      return reply.code(410).send(soldOutBody(campaignId))
+    }
+    const mark = soldOut.mark()
     const stopTimer = ctx.metrics.startClaimScript()
     let result: Awaited<ReturnType<typeof runClaim>>
     try {
       result = await runClaim(redis, keys, {
-        campaignId, userId: req.userId, claimId: randomUUID(),
-        idempotencyKey: req.headers['idempotency-key'], idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
+        campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey, idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
       })
     } catch (err) {
       ctx.metrics.countClaim('error')
@@ -106,7 +131,10 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     req.log.info({ campaignId, outcome: outcome.kind, replayed, sequence: outcome.kind === 'issued' ? outcome.sequence : undefined }, 'claim')
     if (replayed) reply.header('idempotent-replayed', 'true')
     if (outcome.kind === 'unavailable') throw await ctx.errorForMissing(campaignId)
-    return reply.code(201).send(answer(outcome, campaignId, req.userId))
+    // A replayed SOLD_OUT is an old answer: the campaign may have been restocked since.
+    if (outcome.kind === 'sold_out' && !replayed) soldOut.remember(campaignId, mark)
+    const a = answer(outcome, campaignId, req.userId)
+    return a[0] === 201 ? reply.code(201).send(a[1]) : reply.code(a[0]).send(a[1])
   })
 
   app.get('/v1/campaigns/:id/claims/me', {

@@ -32,6 +32,12 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
   // Every outcome is exported from the start, so rate() and alerts see 0 rather than a missing series.
   for (const o of CLAIM_OUTCOMES) claims.inc({ outcome: o }, 0)
 
+  const soldOutLocal = new Counter({
+    name: 'fcfs_claims_sold_out_local_total',
+    help: 'Claims answered 410 SOLD_OUT from the instance\'s sold-out cache, without Redis (not in fcfs_claims_total)',
+    registers: [registry],
+  })
+
   const claimDuration = new Histogram({
     name: 'fcfs_claim_request_duration_seconds',
     help: 'Claim requests from arrival to response (rate limiting and authentication included), by HTTP status',
@@ -120,6 +126,8 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     registry,
     /** One claim outcome: a counter increment, nothing that touches Redis. */
     countClaim: (outcome: ClaimMetricOutcome) => claimBy[outcome].inc(),
+    /** A 410 answered from the sold-out cache. */
+    countSoldOutLocal: () => soldOutLocal.inc(),
     observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) }, seconds),
     /** Times one claim script call; returns the stop function. */
     startClaimScript: () => claimScript.startTimer(),

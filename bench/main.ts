@@ -1,0 +1,95 @@
+/**
+ * npm run bench -- [--users N] [--stock S] [--connections C] [--duration D] [--json FILE]
+ * Starts everything it measures itself (see run.ts); progress goes to stderr, the table to stdout.
+ */
+import { existsSync, writeFileSync } from 'node:fs'
+import { latestProfile, renderProfile, summarizeProfile } from './cpu-profile.js'
+import os from 'node:os'
+import { ConfigError, loadConfig } from '../src/config.js'
+import { parseOptions, UsageError, SCENARIOS } from './options.js'
+import { createProgress } from './progress.js'
+import { describeMachine, renderTable, summarize } from './report.js'
+import {
+  createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi, profileDir, type BenchResults,
+} from './run.js'
+
+/** The servers' CPU profiles, per request of the scenarios each served (warm-ups included, roughly). */
+function printProfiles(e: typeof env, r: BenchResults) {
+  const served = (...f: ({ requests: number } | null)[]) => f.reduce((a, x) => a + (x?.requests ?? 0), 0)
+  for (const [name, requests] of [['ceiling', served(r.ceiling)], ['api', served(r.issue, r.soldOut, r.burst)]] as const) {
+    const dir = profileDir(e, name)
+    const file = existsSync(dir) ? latestProfile(dir) : null
+    if (file) progress.step(`\n${renderProfile(summarizeProfile(file), requests || null)}`)
+  }
+}
+
+let opts
+try {
+  opts = parseOptions(process.argv.slice(2))
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err
+  console.error(err.message)
+  process.exit(2)
+}
+let config
+try {
+  config = loadConfig(process.env, 'script')
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err)
+  process.exit(2)
+}
+
+const wanted = new Set<string>(opts.only ?? SCENARIOS)
+const progress = createProgress()
+const started = Date.now()
+const env = await createEnv(opts, progress, config)
+let failed = false
+const onSignal = () => {
+  progress.step('interrupted: cleaning up')
+  destroyEnv(env, true).finally(() => process.exit(130))
+}
+process.once('SIGINT', onSignal)
+process.once('SIGTERM', onSignal)
+
+try {
+  const machine = await describeMachine(env.redis, env.sql, opts)
+  const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null, baselines: null }
+  if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
+  if (['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
+    const api = await startApi(env)
+    try {
+      if (wanted.has('issue')) results.issue = await runIssue(env, api)
+      if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api)
+      let drainMs: number | null = null
+      let workersAvailable = true
+      if (wanted.has('burst')) ({ burst: results.burst, drainMs, workersAvailable } = await runBurst(env, api.url))
+      if (wanted.has('persistence')) {
+        const { one, two } = await runBacklogs(env, api.url)
+        results.persistence = {
+          workersAvailable: workersAvailable && one !== null, burstWorkers: opts.burstWorkers, drainMs, backlog: opts.backlog,
+          rowsPerSecOneWorker: one, rowsPerSecTwoWorkers: two,
+          notes: one === null ? ['no worker entry point: not measured'] : [],
+        }
+      }
+    } finally {
+      await api.proc.stop()
+    }
+  }
+  if (wanted.has('baselines')) results.baselines = await runBaselines(env)
+
+  machine.loadAverageAfter = os.loadavg().map((n) => Math.round(n * 100) / 100)
+  const command = `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`.replace(/ --$/, '')
+  const summary = summarize(results, machine, opts, command)
+  progress.step(`done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
+  console.log(renderTable(summary))
+  if (opts.cpuProf) printProfiles(env, results)
+  if (opts.json) writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)
+  if (summary.burst && !summary.burst.correct) failed = true
+} catch (err) {
+  failed = true
+  progress.step(`bench failed: ${(err as Error).stack ?? err}`)
+  progress.step(`logs kept in ${env.logDir}`)
+} finally {
+  await destroyEnv(env, failed)
+}
+process.exitCode = failed ? 1 : 0

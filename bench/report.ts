@@ -1,0 +1,126 @@
+import os from 'node:os'
+import { createRequire } from 'node:module'
+import type { Redis } from 'ioredis'
+import type postgres from 'postgres'
+import type { BenchResults, HttpFigures } from './run.js'
+import type { BenchOptions } from './options.js'
+import { fmtInt } from './progress.js'
+
+export interface Machine {
+  cpus: number
+  model: string
+  node: string
+  redis: string
+  postgres: string
+  loadGenerator: string
+  os: string
+  loadAverageBefore: number[]
+  loadAverageAfter: number[] | null
+}
+
+export async function describeMachine(redis: Redis, sql: postgres.Sql, opts: BenchOptions): Promise<Machine> {
+  const require = createRequire(import.meta.url)
+  const ac = (require('autocannon/package.json') as { version: string }).version
+  const info = await redis.info('server')
+  const [pg] = await sql`SHOW server_version`
+  return {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    postgres: String(pg!.server_version),
+    loadGenerator: `autocannon ${ac} (programmatic API, own process, ${opts.connections} connections, no pipelining, ${opts.auth === 'jwt' ? 'a new HS256 JWT' : 'a new x-user-id header'} per request)`,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadAverageBefore: os.loadavg().map((n) => Math.round(n * 100) / 100),
+    loadAverageAfter: null,
+  }
+}
+
+const ratio = (a: number | undefined | null, b: number | undefined | null) => (a != null && b ? a / b : null)
+
+export function summarize(results: BenchResults, machine: Machine, opts: BenchOptions, command: string) {
+  const c = results.ceiling?.rps
+  const a = results.baselines?.dbLock.rps
+  return {
+    command,
+    options: { users: opts.users, stock: opts.stock, connections: opts.connections, duration: opts.duration, warmup: opts.warmup, backlog: opts.backlog, burstWorkers: opts.burstWorkers, auth: opts.auth },
+    date: new Date().toISOString(),
+    machine,
+    ceiling: results.ceiling,
+    issue: results.issue,
+    burst: results.burst,
+    soldOut: results.soldOut,
+    persistence: results.persistence,
+    baselines: results.baselines,
+    ratios: {
+      issueToCeiling: ratio(results.issue?.rps, c),
+      soldOutToCeiling: ratio(results.soldOut?.rps, c),
+      burstToCeiling: ratio(results.burst?.rps, c),
+      issueToDbLock: ratio(results.issue?.rps, a),
+      issueToRedisLock: ratio(results.issue?.rps, results.baselines?.redisLock.rps),
+      issueToTwoStep: ratio(results.issue?.rps, results.baselines?.twoStep.rps),
+    },
+  }
+}
+
+export type Summary = ReturnType<typeof summarize>
+
+const ms = (v: number | undefined) => (v === undefined ? '' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : fmtInt(v))
+const cpu = (f: HttpFigures) => {
+  const u = f.cpuUsPerRequest
+  if (!u || Object.values(u).every((v) => v === null)) return ''
+  return [u.server, u.redis, u.loadGenerator].map((v) => (v == null ? '?' : v.toFixed(0))).join(' / ')
+}
+const x = (v: number | null) => (v === null ? '' : v >= 10 ? `${v.toFixed(1)}x` : `${v.toFixed(2)}x`)
+
+/** The one table printed at the end. */
+export function renderTable(s: Summary): string {
+  const c = s.ceiling?.rps ?? null
+  const a = s.baselines?.dbLock.rps ?? null
+  const rows: string[][] = []
+  const http = (name: string, f: HttpFigures | null | undefined, unit: string, note = '') => {
+    if (!f) return
+    rows.push([name, `${fmtInt(f.rps)} ${unit}`, ms(f.p50Ms), ms(f.p95Ms), ms(f.p99Ms), ms(f.maxMs), cpu(f), x(ratio(f.rps, c)), x(ratio(f.rps, a)), note])
+  }
+  http('ceiling (bare route)', s.ceiling, 'req/s')
+  http('issue path', s.issue, 'claims/s', s.issue?.errors ? `${s.issue.errors} errors` : '')
+  if (s.burst) {
+    const b = s.burst
+    const codes = Object.entries(b.statusCodes).map(([k, v]) => `${fmtInt(v)}x${k}`).join(' ')
+    const sell = b.sellOutSeconds !== null ? `sold out in ${b.sellOutSeconds.toFixed(2)} s, ` : ''
+    http(`burst (S=${fmtInt(b.stock)}, N=${fmtInt(b.users)})`, b, 'req/s',
+      `${sell}all ${b.seconds.toFixed(2)} s; ${codes}; ${b.correct ? 'correct' : 'INCORRECT'}`)
+  }
+  http('sold out', s.soldOut, 'req/s')
+  if (s.persistence) {
+    const p = s.persistence
+    const dash = ['', '', '', '', '', '', '']
+    if (p.drainMs !== null) rows.push(['persistence: burst', `last row +${fmtInt(p.drainMs)} ms`, ...dash, `after the last 201, ${p.burstWorkers} worker(s)`])
+    if (p.rowsPerSecOneWorker !== null) rows.push(['persistence: 1 worker', `${fmtInt(p.rowsPerSecOneWorker)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
+    if (p.rowsPerSecTwoWorkers !== null) rows.push(['persistence: 2 workers', `${fmtInt(p.rowsPerSecTwoWorkers)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
+    for (const n of p.notes) rows.push(['persistence', '', ...dash, n])
+  }
+  if (s.baselines) {
+    const bl = s.baselines
+    http('(a) db lock FOR UPDATE', bl.dbLock, 'claims/s')
+    const rb = bl.redisLock.burst
+    http('(b) redis lock', bl.redisLock, 'claims/s', `burst: ${fmtInt(rb.issued)} issued, oversold ${rb.oversold}, double ${rb.doubleIssued}`)
+    const tb = bl.twoStep.burst
+    const td = bl.twoStep.doubleClick
+    http('(c) INCR + set check', bl.twoStep, 'claims/s',
+      `burst: oversold ${tb.oversold}, double ${tb.doubleIssued}; double-click burst: oversold ${td.oversold}, double ${td.doubleIssued}`)
+  }
+  const head = ['scenario', 'rate', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU µs/req srv / redis / load', 'x ceiling', 'x (a)', 'notes']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (r: string[]) => `| ${r.map((v, i) => (i === 0 || i === 9 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join(' | ')} |`
+  const m = s.machine
+  return [
+    line(head),
+    `|${widths.map((w, i) => (i === 0 || i === 9 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...rows.map(line),
+    '',
+    `machine: ${m.cpus} x ${m.model}, ${m.os}; node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}; load average before ${m.loadAverageBefore.join(' ')}${m.loadAverageAfter ? `, after ${m.loadAverageAfter.join(' ')}` : ''}`,
+    `load generator: ${m.loadGenerator}`,
+    `command: ${s.command}`,
+  ].join('\n')
+}

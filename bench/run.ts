@@ -1,0 +1,516 @@
+/**
+ * The bench orchestrator: sets up a private database and key prefix, starts the processes each scenario
+ * needs (server, workers, load generator) and collects the figures. It does no HTTP load itself.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import postgres from 'postgres'
+import { Redis } from 'ioredis'
+import type { Config } from '../src/config.js'
+import { migrateDatabase } from '../src/db/migrate.js'
+import { createKeys, type Keys } from '../src/redis/keys.js'
+import { defineClaimScript, parseUserRecord, runClaim } from '../src/claims/claim-script.js'
+import { LoadClient } from './load-client.js'
+import type { LoadJob, LoadResult } from './load-protocol.js'
+import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Child } from './processes.js'
+import { fmtInt, type Progress } from './progress.js'
+import { cpuPerRequest, cpuSeconds, sampleCpu } from './cpu-usage.js'
+import type { BenchOptions } from './options.js'
+import { createDbLockCampaign, createDbLockTables, checkDbLock } from './baselines/db-lock.js'
+import { checkRedisLock, createRedisLockCampaign } from './baselines/redis-lock.js'
+import { checkTwoStep, createTwoStepCampaign } from './baselines/two-step.js'
+import { idCounterKey } from './baselines/keys.js'
+import type { BaselineCheck } from './baselines/outcome.js'
+
+export const WORKER_ENTRY = 'src/worker/main'
+const HUGE_STOCK = 100_000_000
+
+export interface HttpFigures {
+  rps: number
+  /** CPU microseconds per request spent by each process (from /proc; null elsewhere). */
+  cpuUsPerRequest: Record<string, number | null> | null
+  requests: number
+  seconds: number
+  p50Ms: number
+  p95Ms: number
+  p99Ms: number
+  maxMs: number
+  statusCodes: Record<string, number>
+  errors: number
+}
+
+export interface BurstFigures extends HttpFigures {
+  users: number
+  stock: number
+  /** From the first request to the last answer. */
+  seconds: number
+  /** From the first request to the last 201. */
+  sellOutSeconds: number | null
+  issued: number
+  correct: boolean
+  checks: Record<string, boolean>
+}
+
+export interface BaselineBurst extends BaselineCheck { requests: number; created201: number; seconds: number; statusCodes: Record<string, number> }
+
+export interface BenchResults {
+  ceiling: HttpFigures | null
+  issue: HttpFigures | null
+  soldOut: HttpFigures | null
+  burst: BurstFigures | null
+  persistence: {
+    workersAvailable: boolean
+    burstWorkers: number
+    drainMs: number | null
+    backlog: number
+    rowsPerSecOneWorker: number | null
+    rowsPerSecTwoWorkers: number | null
+    notes: string[]
+  } | null
+  baselines: {
+    dbLock: HttpFigures
+    redisLock: HttpFigures & { burst: BaselineBurst }
+    twoStep: HttpFigures & { oversold: number; doubleIssued: number; burst: BaselineBurst; doubleClick: BaselineBurst }
+  } | null
+}
+
+export interface Env {
+  opts: BenchOptions
+  progress: Progress
+  config: Config
+  runId: string
+  dbUrl: string
+  prefix: string
+  keys: Keys
+  redis: Redis
+  sql: postgres.Sql
+  load: LoadClient
+  logDir: string
+  adminToken: string
+  jwtSecret: string
+  userHeader: string
+  /** redis-server's pid when it runs on this machine (for its CPU per request), else null. */
+  redisPid: number | null
+}
+
+const figures = (r: LoadResult, cpu: Record<string, number | null> | null = null): HttpFigures => ({
+  rps: r.rps, cpuUsPerRequest: cpu, requests: r.requests, seconds: r.seconds,
+  p50Ms: r.latencyMs.p50, p95Ms: r.latencyMs.p95, p99Ms: r.latencyMs.p99, maxMs: r.latencyMs.max,
+  statusCodes: r.statusCodes, errors: r.errors + r.timeouts,
+})
+
+/** Environment shared by every server process of the run: a private database and key prefix, limiters off. */
+function serverEnv(env: Env, port: number): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    REDIS_URL: env.config.REDIS_URL,
+    DATABASE_URL: env.dbUrl,
+    KEY_PREFIX: env.prefix,
+    STREAM_PARTITIONS: String(env.config.STREAM_PARTITIONS),
+    ADMIN_TOKEN: env.adminToken,
+    LOG_LEVEL: env.config.LOG_LEVEL,
+    // The bench measures the claim path, not the limiters: many users from one address would trip them.
+    RATE_LIMIT_IP_MAX: '0',
+    RATE_LIMIT_USER_MAX: '0',
+    ...(env.opts.auth === 'jwt' ? { JWT_SECRET: env.jwtSecret, TRUSTED_USER_HEADER: '' } : { TRUSTED_USER_HEADER: env.userHeader, JWT_SECRET: '' }),
+  }
+}
+
+async function startServer(env: Env, name: string, entry: string, nodeArgs: string[] = []): Promise<{ proc: Child; url: string }> {
+  const port = await freePort()
+  const proc = spawnNode(name, entry, { env: serverEnv(env, port), logFile: path.join(env.logDir, `${name}.log`), nodeArgs })
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/`, proc)
+  return { proc, url }
+}
+
+function job(env: Env, url: string, userPrefix: string, extra: Partial<LoadJob> = {}): LoadJob {
+  return {
+    url, method: 'POST', connections: env.opts.connections, timeoutS: 30, perUser: 1,
+    auth: env.opts.auth === 'jwt' ? { kind: 'jwt', secret: env.jwtSecret } : { kind: 'header', header: env.userHeader },
+    userPrefix: `${env.runId}-${userPrefix}-`,
+    ...extra,
+  }
+}
+
+/** Warm-up (unmeasured, its own users), then the measured run, with the CPU each process spent on it. */
+async function measure(env: Env, label: string, base: LoadJob, server: Child): Promise<HttpFigures> {
+  const { warmup, duration } = env.opts
+  if (warmup > 0) {
+    env.progress.step(`  ${label}: warm-up ${warmup} s`)
+    await env.load.run({ ...base, duration: warmup, userPrefix: `${base.userPrefix}w` })
+  }
+  env.progress.step(`  ${label}: measuring ${duration} s at ${base.connections} connections`)
+  const pids = { server: server.child.pid, redis: env.redisPid, loadGenerator: env.load.pid }
+  const before = sampleCpu(pids)
+  const r = await env.load.run({ ...base, duration }, (s, rps) => env.progress.tick(label, s, duration, rps))
+  const cpu = cpuPerRequest(before, sampleCpu(pids), r.requests)
+  env.progress.done()
+  const cpuLine = Object.values(cpu).some((v) => v !== null)
+    ? `; CPU µs/request: ${Object.entries(cpu).map(([k, v]) => `${k} ${v === null ? '?' : v.toFixed(0)}`).join(', ')}` : ''
+  env.progress.step(`  ${label}: ${fmtInt(r.rps)} req/s, p99 ${r.latencyMs.p99.toFixed(1)} ms, ${statusLine(r.statusCodes)}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}${cpuLine}`)
+  return figures(r, cpu)
+}
+
+/** A fixed number of requests as fast as they come (the burst). */
+async function fire(env: Env, label: string, base: LoadJob, amount: number): Promise<LoadResult> {
+  env.progress.step(`  ${label}: ${fmtInt(amount)} requests at ${base.connections} connections`)
+  // autocannon refuses more connections than requests.
+  const r = await env.load.run({ ...base, amount, connections: Math.min(base.connections, amount) }, (s, rps) => env.progress.tick(label, s, null, rps))
+  env.progress.done()
+  env.progress.step(`  ${label}: ${r.seconds.toFixed(2)} s, p99 ${r.latencyMs.p99.toFixed(1)} ms, ${statusLine(r.statusCodes)}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}`)
+  return r
+}
+
+export const statusLine = (codes: Record<string, number>) =>
+  Object.entries(codes).sort().map(([c, n]) => `${fmtInt(n)} x ${c}`).join(', ') || 'no answers'
+
+async function admin(env: Env, url: string, pathname: string, body: unknown): Promise<any> {
+  const res = await fetch(`${url}${pathname}`, {
+    method: 'POST', headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  })
+  const json = await res.json()
+  if (!res.ok) throw new Error(`${pathname} answered ${res.status}: ${JSON.stringify(json)}`)
+  return json
+}
+
+const createCampaign = async (env: Env, url: string, name: string, stock: number): Promise<string> =>
+  (await admin(env, url, '/admin/campaigns', { name, stock })).id as string
+
+// ---------------------------------------------------------------------------------------------------------
+
+export async function runCeiling(env: Env): Promise<HttpFigures> {
+  env.progress.step('ceiling: bare Fastify route, same server options and process layout')
+  const { proc, url } = await startServer(env, 'ceiling', 'bench/ceiling-server', profileArgs(env, 'ceiling'))
+  try {
+    return await measure(env, 'ceiling', job(env, `${url}/v1/campaigns/1/claims`, 'ceiling'), proc)
+  } finally {
+    await proc.stop()
+  }
+}
+
+/** --cpu-prof: each server process writes its profile into its own directory when it exits. */
+export const profileDir = (env: Env, name: string) => path.resolve(env.opts.cpuProf!, name)
+const profileArgs = (env: Env, name: string) => (env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(env, name)] : [])
+
+export interface Api { proc: Child; url: string }
+
+export async function startApi(env: Env): Promise<Api> {
+  return startServer(env, 'api', 'src/server', profileArgs(env, 'api'))
+}
+
+export async function runIssue(env: Env, { url, proc }: Api): Promise<HttpFigures> {
+  env.progress.step('issue path: stock larger than the requests, every request wins')
+  const id = await createCampaign(env, url, 'bench issue path', HUGE_STOCK)
+  return measure(env, 'issue', job(env, `${url}/v1/campaigns/${id}/claims`, 'issue'), proc)
+}
+
+export async function runSoldOut(env: Env, { url, proc }: Api): Promise<HttpFigures> {
+  env.progress.step('sold out: every request arrives after the last unit went')
+  const id = await createCampaign(env, url, 'bench sold out', 1)
+  const first = await env.load.run({ ...job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout-first'), amount: 1, connections: 1 })
+  if (first.statusCodes['201'] !== 1) throw new Error(`sold-out set-up: expected one 201, got ${statusLine(first.statusCodes)}`)
+  return measure(env, 'sold out', job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout'), proc)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Starts `count` workers; with waitReady, resolves once each is reading (so none is still booting when the
+ * burst starts). A backlog run does not wait: its clock starts at the first read, which it watches for.
+ */
+async function startWorkers(env: Env, count: number, tag: string, waitReady: boolean): Promise<Child[]> {
+  const names = Array.from({ length: count }, (_, i) => `worker-${tag}-${i + 1}`)
+  const procs = names.map((name) => spawnNode(name, WORKER_ENTRY, {
+    env: { ...serverEnv(env, 0), WORKER_NAME: `${env.runId}-${name}`, WORKER_METRICS_PORT: '0' },
+    logFile: path.join(env.logDir, `${name}.log`),
+  }))
+  if (waitReady) await waitForWorkers(env, procs)
+  return procs
+}
+
+interface GroupInfo { name: string; pending: number; lag: number | null; entriesRead: number | null }
+
+async function groups(redis: Redis, stream: string): Promise<GroupInfo[]> {
+  try {
+    const raw = (await redis.xinfo('GROUPS', stream)) as unknown[][]
+    return raw.map((g) => {
+      const m = new Map<string, unknown>()
+      for (let i = 0; i < g.length; i += 2) m.set(String(g[i]), g[i + 1])
+      const num = (v: unknown) => (v === null || v === undefined ? null : Number(v))
+      return { name: String(m.get('name')), pending: Number(m.get('pending')), lag: num(m.get('lag')), entriesRead: num(m.get('entries-read')) }
+    })
+  } catch {
+    return [] // no such stream yet
+  }
+}
+
+/**
+ * Workers create the consumer group on every stream at start-up, right before their first XREADGROUP
+ * (Redis 7.0 lists a consumer only once a read delivered something, so that cannot be waited for).
+ */
+async function waitForWorkers(env: Env, procs: Child[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    for (const p of procs) if (p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}); see ${env.logDir}`)
+    const all = await Promise.all(env.keys.streams().map((s) => groups(env.redis, s)))
+    if (all.every((g) => g.length > 0)) return sleep(200)
+    if (Date.now() > deadline) throw new Error(`workers did not create their consumer groups within ${timeoutMs} ms; see ${env.logDir}`)
+    await sleep(20)
+  }
+}
+
+const countRows = async (sql: postgres.Sql, campaignId: string) =>
+  Number((await sql`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${campaignId}`)[0]!.n)
+
+export async function runBurst(env: Env, url: string): Promise<{ burst: BurstFigures; drainMs: number | null; workersAvailable: boolean }> {
+  const { users, stock, burstWorkers } = env.opts
+  env.progress.step(`burst: stock ${fmtInt(stock)}, ${fmtInt(users)} distinct users, ${burstWorkers} worker(s) persisting`)
+  const workersAvailable = entryExists(WORKER_ENTRY)
+  // Earlier scenarios' entries would stand between the workers and the burst's: drop them.
+  await env.redis.del(...env.keys.streams())
+  let workers: Child[] = []
+  if (workersAvailable) {
+    workers = await startWorkers(env, burstWorkers, 'burst', true)
+  } else {
+    env.progress.step(`  no worker entry point (${WORKER_ENTRY}): DB rows are not checked`)
+  }
+  try {
+    const id = await createCampaign(env, url, 'bench burst', stock)
+    const r = await fire(env, 'burst', job(env, `${url}/v1/campaigns/${id}/claims`, 'burst'), users)
+    const expected = Math.min(stock, users)
+
+    let drainMs: number | null = null
+    let rows: number | null = null
+    if (workersAvailable) {
+      const deadline = Date.now() + 120_000
+      while ((rows = await countRows(env.sql, id)) < expected && Date.now() < deadline) await sleep(5)
+      // The last 201 was stamped by the load generator, the last row by this process: one machine, one clock.
+      if (rows === expected && r.last201At !== null) drainMs = Math.max(0, Date.now() - r.last201At)
+      env.progress.step(`  persisted: ${fmtInt(rows)} rows${drainMs !== null ? `, last row ${fmtInt(drainMs)} ms after the last 201` : ''}`)
+    }
+
+    const checks = await checkBurst(env, id, r, expected, rows)
+    const correct = Object.values(checks).every(Boolean)
+    env.progress.step(`  correctness: ${correct ? 'all checks hold' : `FAILED: ${Object.entries(checks).filter(([, v]) => !v).map(([k]) => k).join(', ')}`}`)
+    return {
+      burst: {
+        ...figures(r), users, stock, seconds: r.seconds,
+        sellOutSeconds: r.last201At !== null ? (r.last201At - r.startedAt) / 1000 : null,
+        issued: Number(await env.redis.hget(env.keys.campaign(id), 'issued')), correct, checks,
+      },
+      drainMs,
+      workersAvailable,
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()))
+  }
+}
+
+async function checkBurst(env: Env, id: string, r: LoadResult, expected: number, rows: number | null): Promise<Record<string, boolean>> {
+  const issued = Number(await env.redis.hget(env.keys.campaign(id), 'issued'))
+  const records = await env.redis.hgetall(env.keys.users(id))
+  const claims = Object.values(records).map(parseUserRecord)
+  const seqs = claims.flat().map((c) => c.sequence).sort((a, b) => a - b)
+  const checks: Record<string, boolean> = {
+    everyRequestAnswered: r.requests === env.opts.users && r.errors + r.timeouts === 0,
+    onlyCreatedOrSoldOut: Object.keys(r.statusCodes).every((c) => c === '201' || c === '410'),
+    created201EqualsMinStockUsers: (r.statusCodes['201'] ?? 0) === expected,
+    redisIssuedEqualsMinStockUsers: issued === expected,
+    everySequenceOnce: seqs.length === expected && seqs.every((s, i) => s === i + 1),
+    noUserOverLimit: claims.every((c) => c.length <= 1),
+  }
+  if (rows === null) {
+    checks.dbRowsEqualIssued = false
+    return checks
+  }
+  const [db] = await env.sql`SELECT count(*)::int AS n, count(DISTINCT sequence)::int AS seqs, coalesce(min(sequence), 0)::int AS lo,
+    coalesce(max(sequence), 0)::int AS hi FROM claims WHERE campaign_id = ${id}`
+  const [perUser] = await env.sql`SELECT coalesce(max(n), 0)::int AS most FROM (SELECT count(*) AS n FROM claims WHERE campaign_id = ${id} GROUP BY user_id) u`
+  checks.dbRowsEqualIssued = db!.n === expected
+  checks.dbEverySequenceOnce = db!.seqs === expected && (expected === 0 || (db!.lo === 1 && db!.hi === expected))
+  checks.dbNoUserOverLimit = perUser!.most <= 1
+  return checks
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** Issues `count` claims straight through the claim script (what the API does per request), no HTTP. */
+async function fillBacklog(env: Env, url: string, count: number, tag: string): Promise<string> {
+  const id = await createCampaign(env, url, `bench backlog ${tag}`, count)
+  const redis = new Redis(env.config.REDIS_URL, { enableAutoPipelining: true })
+  try {
+    defineClaimScript(redis)
+    const chunk = 2_000
+    for (let i = 0; i < count; i += chunk) {
+      await Promise.all(Array.from({ length: Math.min(chunk, count - i) }, (_, j) => runClaim(redis, env.keys, {
+        campaignId: id, userId: `${env.runId}-backlog-${tag}-${i + j}`, claimId: randomUUID(), idempotencyTtlS: 60,
+      })))
+    }
+  } finally {
+    redis.disconnect()
+  }
+  const len = await env.redis.xlen(env.keys.streamOf(id))
+  if (len !== count) throw new Error(`backlog ${tag}: stream holds ${len} entries, expected ${count}`)
+  return id
+}
+
+/** Rows per second from the first read of the backlog until every entry is acked (acks follow commits). */
+async function drainBacklog(env: Env, id: string, count: number, workerCount: number, tag: string): Promise<number> {
+  const stream = env.keys.streamOf(id)
+  const workers = await startWorkers(env, workerCount, tag.replace(/\W+/g, '-'), false)
+  try {
+    const deadline = Date.now() + 300_000
+    let startedAt: number | null = null
+    let doneAt: number | null = null
+    let lastReport = Date.now()
+    while (doneAt === null) {
+      if (Date.now() > deadline) throw new Error(`backlog ${tag} not drained in time; see ${env.logDir}`)
+      for (const w of workers) if (w.child.exitCode !== null) throw new Error(`${w.name} exited (${w.child.exitCode}); see ${env.logDir}`)
+      const [len, gs] = await Promise.all([env.redis.xlen(stream), groups(env.redis, stream)])
+      const now = Date.now()
+      const pending = gs.reduce((a, g) => a + g.pending, 0)
+      const read = gs.some((g) => (g.entriesRead ?? 0) > 0) || pending > 0 || len < count
+      if (startedAt === null && read) startedAt = now
+      const caughtUp = gs.length > 0 && pending === 0 && (len === 0 || gs.every((g) => g.lag === 0))
+      if (startedAt !== null && caughtUp) doneAt = now
+      if (now - lastReport >= 1_000) {
+        env.progress.step(`    ${tag}: ${fmtInt(len)} entries left, ${fmtInt(pending)} pending`)
+        lastReport = now
+      }
+      await sleep(2)
+    }
+    const rows = await countRows(env.sql, id)
+    if (rows !== count) throw new Error(`backlog ${tag}: ${rows} rows in PostgreSQL, expected ${count}`)
+    const rate = count / Math.max(0.001, (doneAt - startedAt!) / 1000)
+    env.progress.step(`  ${tag}: ${fmtInt(count)} rows in ${fmtInt(doneAt - startedAt!)} ms = ${fmtInt(rate)} rows/s`)
+    return rate
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()))
+  }
+}
+
+export async function runBacklogs(env: Env, url: string): Promise<{ one: number | null; two: number | null }> {
+  const n = env.opts.backlog
+  env.progress.step(`persistence: a backlog of ${fmtInt(n)} stream entries drained by one, then by two workers`)
+  if (!entryExists(WORKER_ENTRY)) {
+    env.progress.step(`  skipped: no worker entry point (${WORKER_ENTRY})`)
+    return { one: null, two: null }
+  }
+  env.progress.step(`  filling backlog 1 through the claim script`)
+  const a = await fillBacklog(env, url, n, 'one')
+  const one = await drainBacklog(env, a, n, 1, 'one worker')
+  env.progress.step(`  filling backlog 2 through the claim script`)
+  const b = await fillBacklog(env, url, n, 'two')
+  const two = await drainBacklog(env, b, n, 2, 'two workers')
+  return { one, two }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function baselineBurst(env: Env, url: string, label: string, id: string, perUser: number,
+  check: () => Promise<BaselineCheck>): Promise<BaselineBurst> {
+  const r = await fire(env, label, job(env, `${url}`.replace(':id', id), `${label.replace(/\W+/g, '-')}`, { perUser }), env.opts.users)
+  const c = await check()
+  env.progress.step(`  ${label}: issued ${fmtInt(c.issued)} of stock ${fmtInt(env.opts.stock)}, oversold ${c.oversold}, double-issued ${c.doubleIssued}, duplicate sequences ${c.duplicateSequences}`)
+  return { ...c, requests: r.requests, created201: r.statusCodes['201'] ?? 0, seconds: r.seconds, statusCodes: r.statusCodes }
+}
+
+export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['baselines']>> {
+  env.progress.step('baselines: the same client against (a) SELECT ... FOR UPDATE, (b) a Redis lock, (c) INCR + a set check')
+  await createDbLockTables(env.sql)
+  const { proc, url } = await startServer(env, 'baselines', 'bench/baselines/server')
+  const nextId = async () => String(await env.redis.incr(idCounterKey(env.prefix)))
+  const { stock } = env.opts
+  try {
+    const a = await createDbLockCampaign(env.sql, HUGE_STOCK)
+    const dbLock = await measure(env, '(a) db lock', job(env, `${url}/baselines/db-lock/${a}/claims`, 'dblock'), proc)
+
+    const b = await nextId()
+    await createRedisLockCampaign(env.redis, env.prefix, b, HUGE_STOCK)
+    const redisLock = await measure(env, '(b) redis lock', job(env, `${url}/baselines/redis-lock/${b}/claims`, 'redislock'), proc)
+    const bBurst = await nextId()
+    await createRedisLockCampaign(env.redis, env.prefix, bBurst, stock)
+    const redisLockBurst = await baselineBurst(env, `${url}/baselines/redis-lock/:id/claims`, '(b) burst', bBurst, 1,
+      () => checkRedisLock(env.redis, env.prefix, bBurst))
+
+    const c = await nextId()
+    await createTwoStepCampaign(env.redis, env.prefix, c, HUGE_STOCK)
+    const twoStep = await measure(env, '(c) two-step', job(env, `${url}/baselines/two-step/${c}/claims`, 'twostep'), proc)
+    const cBurst = await nextId()
+    await createTwoStepCampaign(env.redis, env.prefix, cBurst, stock)
+    const twoStepBurst = await baselineBurst(env, `${url}/baselines/two-step/:id/claims`, '(c) burst', cBurst, 1,
+      () => checkTwoStep(env.redis, env.prefix, cBurst))
+    // The same burst where every user clicks twice: the race a per-user check in a separate round trip invites.
+    const cDouble = await nextId()
+    await createTwoStepCampaign(env.redis, env.prefix, cDouble, stock)
+    const twoStepDouble = await baselineBurst(env, `${url}/baselines/two-step/:id/claims`, '(c) double-click burst', cDouble, 2,
+      () => checkTwoStep(env.redis, env.prefix, cDouble))
+
+    return {
+      dbLock,
+      redisLock: { ...redisLock, burst: redisLockBurst },
+      twoStep: {
+        ...twoStep,
+        oversold: Math.max(twoStepBurst.oversold, twoStepDouble.oversold),
+        doubleIssued: Math.max(twoStepBurst.doubleIssued, twoStepDouble.doubleIssued),
+        burst: twoStepBurst, doubleClick: twoStepDouble,
+      },
+    }
+  } finally {
+    await proc.stop()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+export async function createEnv(opts: BenchOptions, progress: Progress, config: Config): Promise<Env> {
+  const runId = randomBytes(4).toString('hex')
+  const dbUrl = new URL(config.DATABASE_URL)
+  dbUrl.pathname = `/fcfs_bench_${runId}`
+  const logDir = mkdtempSync(path.join(os.tmpdir(), 'fcfs-bench-'))
+  const prefix = `bench${runId}`
+  progress.step(`set-up: database ${dbUrl.pathname.slice(1)}, key prefix ${prefix}, logs in ${logDir}`)
+  await migrateDatabase(dbUrl.toString())
+  const loadProc = spawnNode('load-generator', 'bench/load-generator', { env: {}, logFile: path.join(logDir, 'load-generator.log'), ipc: true })
+  const load = new LoadClient(loadProc)
+  await load.ready
+  const redis = new Redis(config.REDIS_URL)
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || null
+  return {
+    opts, progress, config, runId, prefix, logDir, load,
+    dbUrl: dbUrl.toString(),
+    keys: createKeys(prefix, config.STREAM_PARTITIONS),
+    redis,
+    redisPid: redisPid && cpuSeconds(redisPid) !== null ? redisPid : null,
+    sql: postgres(dbUrl.toString(), { max: 2, onnotice: () => {} }),
+    adminToken: randomBytes(24).toString('hex'),
+    jwtSecret: randomBytes(32).toString('hex'),
+    userHeader: 'x-user-id',
+  }
+}
+
+/** Stops every process, drops the private database and keys; keeps the logs only when asked to. */
+export async function destroyEnv(env: Env, keepLogs: boolean): Promise<void> {
+  await env.load.close().catch(() => {})
+  await stopAll()
+  let cursor = '0'
+  do {
+    const [next, keys] = await env.redis.scan(cursor, 'MATCH', `${env.prefix}:*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length) await env.redis.unlink(...keys)
+  } while (cursor !== '0')
+  env.redis.disconnect()
+  await env.sql.end({ timeout: 5 })
+  const u = new URL(env.dbUrl)
+  const name = u.pathname.slice(1)
+  u.pathname = '/postgres'
+  const adminSql = postgres(u.toString(), { max: 1, onnotice: () => {} })
+  await adminSql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+  await adminSql.end({ timeout: 5 })
+  if (!keepLogs) rmSync(env.logDir, { recursive: true, force: true })
+}

@@ -1,0 +1,53 @@
+import type { Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Keys } from '../redis/keys.js'
+import { createRedis } from '../redis/client.js'
+import type { SoldOutCache } from '../claims/sold-out-cache.js'
+
+/**
+ * Campaign-changed events on the pub/sub channel keys.events(): every API instance drops what it cached
+ * about the campaign (see sold-out-cache.ts). Publish after the change is in Redis, never before.
+ */
+export interface CampaignEvent { type: 'stock-added' | 'rebuilt'; campaignId: string }
+
+export async function publishCampaignChanged(redis: Redis, keys: Keys, event: CampaignEvent): Promise<void> {
+  await redis.publish(keys.events(), JSON.stringify(event))
+}
+
+/** The campaign id an event names, or undefined for "forget everything" (unknown or malformed event). */
+export function eventCampaignId(message: string): string | undefined {
+  try {
+    const e = JSON.parse(message) as Partial<CampaignEvent>
+    return typeof e.campaignId === 'string' ? e.campaignId : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Subscribes a dedicated connection (a subscribed connection can run nothing else) and keeps the cache
+ * live only while the subscription is: on every (re)connect it subscribes again before going live.
+ */
+export function subscribeCampaignEvents(url: string, keys: Keys, cache: SoldOutCache, log: FastifyBaseLogger): { close: () => Promise<void> } {
+  // Named after the prefix so an operator (or a test) can tell deployments' subscribers apart.
+  const sub = createRedis(url, { connectionName: `fcfs-api-events:${keys.prefix}`, maxRetriesPerRequest: null, autoPipelining: false })
+  const channel = keys.events()
+  let closing = false
+  sub.on('message', (ch: string, message: string) => {
+    if (ch === channel) cache.forget(eventCampaignId(message))
+  })
+  sub.on('ready', () => {
+    sub.subscribe(channel).then(() => { if (!closing) cache.setLive(true) }, (err: Error) => {
+      if (!closing) log.warn({ err }, 'campaign events: subscribe failed; sold-out cache stays off')
+    })
+  })
+  sub.on('close', () => cache.setLive(false))
+  sub.on('error', (err: Error) => { if (!closing) log.warn({ err: err.message }, 'campaign events connection error') })
+  return {
+    async close() {
+      closing = true
+      cache.setLive(false)
+      await sub.quit().catch(() => sub.disconnect())
+    },
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * A tiny run of `npm run bench` (its real entry point, every scenario, baselines included) so the bench
+ * cannot rot: it completes, its correctness checks hold, its JSON has every field other tools read, and
+ * it leaves no database or keys behind. Its timings are not asserted (they are only measured, in the bench).
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import postgres from 'postgres'
+import { Redis } from 'ioredis'
+import { ROOT } from './helper.js'
+
+const PG_BASE = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+const FIELDS = [
+  'ceiling.rps', 'issue.rps', 'issue.p99Ms', 'burst.seconds', 'burst.p99Ms', 'burst.issued', 'burst.correct', 'soldOut.rps',
+  'baselines.dbLock.rps', 'baselines.redisLock.rps', 'baselines.twoStep.rps', 'baselines.twoStep.oversold',
+  'persistence.drainMs', 'persistence.rowsPerSecOneWorker', 'ratios.issueToCeiling', 'ratios.soldOutToCeiling',
+  'ratios.issueToDbLock', 'machine.cpus', 'machine.model', 'machine.node', 'machine.redis', 'machine.loadGenerator',
+]
+const get = (o: unknown, p: string) => p.split('.').reduce<any>((v, k) => (v == null ? undefined : v[k]), o)
+
+t.test('a tiny bench run completes, checks hold, JSON complete, nothing left behind', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fcfs-bench-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const json = path.join(dir, 'bench.json')
+  const users = 300
+  const stock = 40
+  const backlog = 1_000
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/main.ts'),
+    '--users', String(users), '--stock', String(stock), '--connections', '10', '--duration', '1', '--warmup', '0',
+    '--backlog', String(backlog), '--json', json], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: `${PG_BASE}/fcfs`, REDIS_URL, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d })
+  child.stderr.on('data', (d: Buffer) => { stderr += d })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, 'bench exits 0', { stderr })
+  t.match(stderr, /ceiling: .*req\/s/, 'progress is shown while it runs')
+  t.match(stdout, /\| scenario +\| +rate/, 'prints the table')
+
+  const r = JSON.parse(readFileSync(json, 'utf8'))
+  for (const f of FIELDS) t.not(get(r, f), undefined, `JSON has ${f}`)
+  for (const f of FIELDS.filter((f) => !f.startsWith('machine.') && f !== 'burst.correct')) t.type(get(r, f), 'number', `${f} is a number`)
+  t.equal(r.burst.correct, true, 'burst correctness checks hold')
+  t.ok(Object.keys(r.burst.checks).includes('dbRowsEqualIssued'), 'the burst check includes the database rows')
+  t.equal(r.burst.issued, stock)
+  t.same(r.burst.statusCodes, { 201: stock, 410: users - stock })
+  t.equal(r.issue.statusCodes['201'], r.issue.requests, 'every issue-path request won')
+  t.same(Object.keys(r.soldOut.statusCodes), ['410'], 'the sold-out campaign answers only 410')
+  for (const b of [r.baselines.redisLock.burst, r.baselines.twoStep.burst]) {
+    t.equal(b.issued, stock, 'a baseline burst issues the stock')
+    t.equal(b.created201, b.issued, 'its 201s match what it recorded')
+  }
+  t.equal(r.baselines.twoStep.doubleClick.requests, users)
+
+  const prefix = /key prefix (\S+)/.exec(stderr)?.[1]
+  const db = /database (fcfs_bench_\w+)/.exec(stderr)?.[1]
+  t.ok(prefix && db, 'the run names its database and key prefix')
+  const redis = new Redis(REDIS_URL)
+  const sql = postgres(`${PG_BASE}/postgres`, { max: 1, onnotice: () => {} })
+  t.teardown(async () => { redis.disconnect(); await sql.end({ timeout: 5 }) })
+  t.same((await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 100_000))[1], [], 'no keys left behind')
+  t.equal((await sql`SELECT 1 FROM pg_database WHERE datname = ${db!}`).length, 0, 'database dropped')
+})
