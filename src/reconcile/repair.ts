@@ -11,6 +11,7 @@
  *     limit) and continue after the highest sequence;
  *  4. re-enqueue LOST claims with their own claimId and sequence (the worker's insert is idempotent).
  */
+import { publishCampaignChanged } from '../campaigns/events.js'
 import { lostClaims, type Inspection, type ReconcileDeps } from './inspect.js'
 import { writeLiveState } from './live-state.js'
 import { reenqueueClaims } from './reenqueue.js'
@@ -51,6 +52,9 @@ export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Prom
     const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, true)
     if (r) result.liveState = r.created ? 'created' : 'repaired'
   }
+
+  // A raised stock or a rebuilt hash can end a sold-out: API instances drop what they cached about it.
+  if (result.liveState) await publishCampaignChanged(redis, keys, { type: 'rebuilt', campaignId: id })
 
   const lostCount = ins.lost.count()
   if (lostCount > 0) {
