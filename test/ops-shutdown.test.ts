@@ -59,6 +59,8 @@ function parseResponses(raw: string) {
 async function setup(t: { teardown(fn: () => unknown): void }, grace: number, stock: number) {
   const { env, redis, config } = await testEnv(t, {
     RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0', SHUTDOWN_GRACE_MS: String(grace), METRICS_TOKEN,
+    // debug: the "incoming request" line tells the test a request is in flight.
+    LOG_LEVEL: 'debug',
   })
   const port = await freePort()
   const { child, url } = await spawnServer(t, env, port)
@@ -147,10 +149,9 @@ t.test('SIGTERM during a burst: every answer is correct, exit 0, counter == stre
 
   // Production logs: JSON lines, the user id on claim lines, request ids; never a token or secret.
   const lines = out.text().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-  const claimLines = lines.filter((l) => l.msg === 'claim')
-  t.equal(claimLines.filter((l) => l.outcome === 'issued').length, created.length, 'one claim log line per issued claim')
-  t.ok(claimLines.every((l) => /^burst-\d+$/.test(l.userId) && l.campaignId === id && l.reqId), 'claim lines carry userId, campaignId and reqId')
-  t.ok(lines.some((l) => l.msg === 'request completed' && /^burst-/.test(l.userId ?? '')), 'the completed line carries the user id too')
+  const claimLines = lines.filter((l) => l.msg === 'request completed' && l.outcome !== undefined)
+  t.equal(claimLines.filter((l) => l.outcome === 'issued').length, created.length, 'one completion line per issued claim')
+  t.ok(claimLines.every((l) => /^burst-\d+$/.test(l.userId) && l.campaignId === id && l.reqId && l.statusCode), 'claim lines carry userId, campaignId, status and reqId')
   const text = out.text()
   for (const secret of [JWT_SECRET, ADMIN_TOKEN, METRICS_TOKEN, tokens[0]!, 'Bearer']) t.notOk(text.includes(secret), `logs never contain ${secret.slice(0, 12)}...`)
 })
