@@ -2,13 +2,14 @@
  * Drain benchmark: rows per second ONE worker persists from a backlog already in the stream, timed from
  * worker start (group creation and first read included) until every row is committed and acked.
  *
- *   npm run bench:drain -- [--entries 100000] [--counts 100,500,2000] [--json FILE]
+ *   npm run bench:drain -- [--entries 100000] [--counts 100,500,2000] [--json FILE] [--cpu-prof DIR]
  *
  * Each COUNT gets a fresh database and key prefix on REDIS_URL / DATABASE_URL's server (defaults:
  * 127.0.0.1), so runs do not disturb each other; both are removed afterwards.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { pino } from 'pino'
 import postgres from 'postgres'
 import { Redis } from 'ioredis'
@@ -16,11 +17,12 @@ import { loadConfig } from '../src/config.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 import { createKeys } from '../src/redis/keys.js'
 import { createWorker } from '../src/worker/worker.js'
+import { renderProfile, summarizeProfile } from './cpu-profile.js'
 
-export interface DrainResult { count: number; entries: number; ms: number; rowsPerSec: number; batches: number; rows: number; backlogAfter: number }
+export interface DrainResult { count: number; entries: number; ms: number; rowsPerSec: number; nodeCpuMs: number; batches: number; rows: number; backlogAfter: number }
 
 /** Fills a private stream with `entries` claims of one campaign, then times one worker draining it. */
-export async function drainOnce(opts: { entries: number; count: number; env?: Record<string, string | undefined> }): Promise<DrainResult> {
+export async function drainOnce(opts: { entries: number; count: number; env?: Record<string, string | undefined>; cpuProfile?: string }): Promise<DrainResult> {
   const id = randomBytes(4).toString('hex')
   const base = loadConfig(opts.env ?? process.env, 'script')
   const dbUrl = new URL(base.DATABASE_URL)
@@ -49,13 +51,17 @@ export async function drainOnce(opts: { entries: number; count: number; env?: Re
     let rows = 0
     const worker = createWorker(config, log, { onBatch: (b) => { rows += b.inserted; if (rows >= opts.entries) finished() } })
     const t0 = performance.now()
+    const cpu0 = process.cpuUsage()
+    const profiler = opts.cpuProfile ? await startProfiler() : undefined
     await worker.start()
     await done
+    if (profiler) writeFileSync(opts.cpuProfile!, JSON.stringify(await profiler.stop()))
     const ms = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
     await worker.close()
     const [{ n }] = (await sql`SELECT count(*)::int AS n FROM claims`) as unknown as [{ n: number }]
     const backlogAfter = await redis.xlen(stream)
-    return { count: opts.count, entries: opts.entries, ms: Math.round(ms), rowsPerSec: Math.round(opts.entries / (ms / 1000)), batches: worker.stats.batches, rows: n, backlogAfter }
+    return { count: opts.count, entries: opts.entries, ms: Math.round(ms), rowsPerSec: Math.round(opts.entries / (ms / 1000)), nodeCpuMs: Math.round((cpu.user + cpu.system) / 1000), batches: worker.stats.batches, rows: n, backlogAfter }
   } finally {
     await redis.del(...keys.streams())
     redis.disconnect()
@@ -63,6 +69,21 @@ export async function drainOnce(opts: { entries: number; count: number; env?: Re
     const admin = postgres({ ...adminOptions(config.DATABASE_URL) })
     await admin.unsafe(`DROP DATABASE IF EXISTS "fcfs_drain_${id}" WITH (FORCE)`)
     await admin.end({ timeout: 5 })
+  }
+}
+
+/** Profiles this process (the worker runs in it) for the drain only, not the stream filling around it. */
+async function startProfiler() {
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return {
+    async stop() {
+      const { profile } = await session.post('Profiler.stop')
+      session.disconnect()
+      return profile
+    },
   }
 }
 
@@ -82,9 +103,12 @@ if (isMain) {
   const results: DrainResult[] = []
   for (const count of counts) {
     process.stderr.write(`draining ${entries} entries with COUNT ${count}...\n`)
-    const r = await drainOnce({ entries, count })
+    const prof = arg('cpu-prof', '')
+    const cpuProfile = prof ? `${prof}/drain-count-${count}.cpuprofile` : undefined
+    const r = await drainOnce({ entries, count, cpuProfile })
     results.push(r)
-    console.log(`COUNT ${String(count).padStart(5)}: ${String(r.rowsPerSec).padStart(7)} rows/s  (${r.ms} ms, ${r.batches} batches, rows ${r.rows}, backlog after ${r.backlogAfter})`)
+    console.log(`COUNT ${String(count).padStart(5)}: ${String(r.rowsPerSec).padStart(7)} rows/s  (${r.ms} ms, worker CPU ${r.nodeCpuMs} ms, ${r.batches} batches, rows ${r.rows}, backlog after ${r.backlogAfter})`)
+    if (cpuProfile) console.log(renderProfile(summarizeProfile(cpuProfile, 15), entries).replace(/µs\/req/g, 'µs/row'))
   }
   const json = arg('json', '')
   if (json) writeFileSync(json, JSON.stringify({ entries, results }, null, 2))

@@ -39,6 +39,8 @@ export const ConfigSchema = Type.Object({
   RECLAIM_IDLE_MS: Int(30000, 1),
   RECLAIM_INTERVAL_MS: Int(5000, 1),
   MAX_DELIVERIES: Int(5, 1),
+  // Batches being written at once, each on its own Postgres connection (reading goes on meanwhile).
+  WORKER_INFLIGHT: Type.Integer({ default: 4, minimum: 1, maximum: 32 }),
   // -1 disables the worker's /healthz, /readyz and /metrics listener; 0 picks a free port.
   WORKER_METRICS_PORT: Type.Integer({ default: 9464, minimum: -1, maximum: 65535 }),
   WORKER_GROUP: Type.String({ default: 'persisters', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),

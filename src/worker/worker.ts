@@ -33,7 +33,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const redis = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker:${name}` })
   // Blocking reads get their own connection; it waits through reconnects rather than failing reads.
   const blocking = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker-read:${name}`, maxRetriesPerRequest: null, autoPipelining: false })
-  const db: DbHandle = createDb(config.DATABASE_URL, { max: 4, connectTimeoutS: 2 })
+  const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2 })
   for (const conn of [redis, blocking]) conn.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'))
   const ops = createStreamOps({ redis, blocking, streams, group, consumer: name })
   const metrics = createWorkerMetrics(group, {
@@ -164,14 +164,35 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   async function run(): Promise<void> {
     await ensureGroups()
     await reclaim()
-    // Double buffering: the next XREADGROUP is in flight while the current batch is written.
-    let next: Promise<StreamEntry[]> | null = read()
-    while (next) {
-      const batch: StreamEntry[] = await next
-      next = stopping ? null : read()
-      if (batch.length) await handle(batch)
-      if (!stopping && Date.now() >= nextReclaimAt) await reclaim()
+    // Up to WORKER_INFLIGHT batches are written at once, each in its own transaction on its own pooled
+    // connection, and each acked after its own commit; the next XREADGROUP is in flight meanwhile.
+    // Their order does not matter: dedupe is on claim_id, and the guard trigger serialises the checks of
+    // one campaign by locking its row.
+    const inflight = new Set<Promise<void>>()
+    let failure: { err: unknown } | undefined
+    const start = (batch: StreamEntry[]) => {
+      const p: Promise<void> = handle(batch)
+        .catch((err: unknown) => { failure ??= { err } })
+        .finally(() => inflight.delete(p))
+      inflight.add(p)
     }
+    try {
+      let next: Promise<StreamEntry[]> | null = read()
+      while (next) {
+        const batch: StreamEntry[] = await next
+        next = stopping || failure ? null : read()
+        if (batch.length) {
+          while (inflight.size >= config.WORKER_INFLIGHT && !failure) await Promise.race(inflight)
+          if (failure) break
+          start(batch)
+        }
+        if (!stopping && !failure && Date.now() >= nextReclaimAt) await reclaim()
+      }
+    } finally {
+      // Never leave a batch half-done behind the caller's back: close() ends connections after this.
+      await Promise.all(inflight)
+    }
+    if (failure) throw failure.err
   }
 
   return {
