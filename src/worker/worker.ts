@@ -51,13 +51,24 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   let closing: Promise<void> | undefined
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
 
+  // Rejected when the shutdown deadline passes, so that an attempt stuck inside the driver (postgres.js
+  // delays reconnects by its own backoff, which grows with every failed connect of the pool: several
+  // batches failing at once push it to seconds) cannot hold the shutdown past WORKER_SHUTDOWN_TIMEOUT_MS.
+  const deadlinePassed = new Error('shutdown deadline passed')
+  let expire!: (err: Error) => void
+  const expired = new Promise<never>((_resolve, reject) => { expire = reject })
+  expired.catch(() => {})
+
   /** Retries fn with capped exponential backoff until it succeeds, or until the shutdown deadline. */
   async function retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn()
+        const pending = fn()
+        // An abandoned attempt acks nothing (acks follow a commit inside the same await chain).
+        pending.catch(() => {})
+        return await Promise.race([pending, expired])
       } catch (err) {
-        if (stopping && Date.now() >= stopDeadline) throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
+        if (err === deadlinePassed || (stopping && Date.now() >= stopDeadline)) throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
         const delayMs = Math.min(2000, 100 * 2 ** Math.min(attempt - 1, 5)) * (0.5 + Math.random() / 2)
         log.warn({ what, attempt, delayMs: Math.round(delayMs), err: errorText(err) }, `${what} failed, retrying`)
         await sleep(stopping ? Math.max(0, Math.min(delayMs, stopDeadline - Date.now())) : delayMs)
@@ -229,6 +240,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       closing ??= (async () => {
         stopping = true
         stopDeadline = Date.now() + config.WORKER_SHUTDOWN_TIMEOUT_MS
+        const deadline = setTimeout(() => expire(deadlinePassed), config.WORKER_SHUTDOWN_TIMEOUT_MS)
         log.info({ consumer: name }, 'worker stopping: finishing the batch in hand')
         if (loop) {
           const finished = await Promise.race([loop.then(() => true, () => true), sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])
@@ -236,6 +248,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
           if (!finished) blocking.disconnect()
           await loop.catch(() => {})
         }
+        clearTimeout(deadline)
         const steps: [string, () => Promise<unknown> | void][] = [
           ['blocking redis', () => blocking.disconnect()],
           ['metrics server', () => metricsServer?.server.close()],
