@@ -6,7 +6,6 @@ import { createDb, type DbHandle } from './db/client.js'
 import { createRedis } from './redis/client.js'
 import { createKeys } from './redis/keys.js'
 import { AppError, ErrorCode, errorBody, isBackendDown } from './errors.js'
-import { registerAuth } from './auth.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
 import { defineMirrorScript } from './campaigns/mirror.js'
@@ -74,6 +73,7 @@ export interface AppDeps { redis?: Redis; db?: DbHandle }
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   registerRequestLog(app)
+  app.decorateRequest('userId', '') // set by the user authenticator (src/auth.ts)
 
   const redis = deps.redis ?? createRedis(config.REDIS_URL, { connectionName: 'fcfs-api' })
   const db = deps.db ?? createDb(config.DATABASE_URL)
@@ -120,7 +120,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   await registerDocs(app)
   await registerOps(app, ctx)
-  await registerAuth(app, config)
   await app.register(adminCampaignRoutes, { ctx })
   await app.register(publicCampaignRoutes, { ctx })
   await app.register(claimRoutes, { ctx })

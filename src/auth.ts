@@ -1,5 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { createVerifier } from 'fast-jwt'
 import type { Config } from './config.js'
 import { AppError, ErrorCode } from './errors.js'
@@ -11,10 +11,6 @@ declare module 'fastify' {
 // Any printable id a gateway or IdP may use (uuids, emails, 'auth0|123'); no control characters.
 const USER_ID = /^[^\x00-\x1f\x7f]{1,256}$/
 const unauthorized = (message: string) => new AppError(401, ErrorCode.UNAUTHORIZED, message)
-
-export async function registerAuth(app: FastifyInstance, _config: Config): Promise<void> {
-  app.decorateRequest('userId', '')
-}
 
 /**
  * HS256 only: pinning the algorithm rejects alg=none and key confusion. One fast-jwt verifier built at

@@ -68,11 +68,14 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   // a late arrival that carries a credential is refused before any token crypto, the cheapest answer a
   // burst's long tail can get. A keyed request may be the replay of a 201, so it goes on to Redis.
   const credential = config.TRUSTED_USER_HEADER?.toLowerCase() ?? 'authorization'
+  const answerSoldOutLocally = (id: string, reply: FastifyReply) => {
+    ctx.metrics.countSoldOutLocal()
+    return reply.code(410).send(soldOutBody(id))
+  }
   onRequest.push(async (req, reply) => {
     const id = (req.params as { id?: string }).id
     if (id !== undefined && req.headers[credential] && !req.headers['idempotency-key'] && soldOut.has(id)) {
-      ctx.metrics.countSoldOutLocal()
-      return reply.code(410).send(soldOutBody(id))
+      return answerSoldOutLocally(id, reply)
     }
   })
   onRequest.push(authenticate)
@@ -104,10 +107,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     const campaignId = req.params.id
     const idempotencyKey = req.headers['idempotency-key']
     // A keyed request may be the replay of a 201, so it always asks Redis.
-    if (!idempotencyKey && soldOut.has(campaignId)) {
-      ctx.metrics.countSoldOutLocal()
-      return reply.code(410).send(soldOutBody(campaignId))
-    }
+    if (!idempotencyKey && soldOut.has(campaignId)) return answerSoldOutLocally(campaignId, reply)
     const mark = soldOut.mark()
     const stopTimer = ctx.metrics.startClaimScript()
     let result: Awaited<ReturnType<typeof runClaim>>
