@@ -51,7 +51,7 @@ t.test('metrics move with 100 claims, on the public port (token) and the private
     t.equal(before.value('fcfs_claims_total', { outcome: o }), 0, `fcfs_claims_total{outcome="${o}"} starts at 0`)
   }
   t.equal(before.value('fcfs_redis_script_duration_seconds_count', { script: 'claim' }), 0)
-  t.equal(before.value('fcfs_stream_length', { stream }), 0)
+  t.equal(before.value('fcfs_stream_backlog', { stream }), 0)
 
   // 100 concurrent claims: 95 distinct users on stock 60, and user u0 five more times.
   const users = [...Array.from({ length: 95 }, (_, i) => `u${i}`), ...Array.from({ length: 5 }, () => 'u0')]
@@ -76,8 +76,8 @@ t.test('metrics move with 100 claims, on the public port (token) and the private
   t.equal(after.value('fcfs_claim_request_duration_seconds_count', { status: '201' }), 60)
   t.equal(after.value('fcfs_claim_request_duration_seconds_count', { status: '410' }), statuses['410'] ?? 0)
   t.equal(after.value('fcfs_claim_request_duration_seconds_bucket', { status: '201', le: '+Inf' }), 60)
-  t.equal(after.value('fcfs_stream_length', { stream }), 60, 'backlog = stream entries')
-  t.equal(after.value('fcfs_stream_pending', { stream, group: 'metrics-test' }), 10)
+  t.equal(after.value('fcfs_stream_backlog', { stream }), 60, 'backlog = stream entries')
+  t.notOk(after.samples.some((s) => s.name === 'fcfs_stream_pending'), 'pending is the workers\' to export (per consumer), not the API\'s')
   t.equal(after.value('fcfs_stream_lag', { stream, group: 'metrics-test' }), 50)
   t.equal(after.value('fcfs_metrics_collect_errors_total'), 0)
   // The private listener serves the same registry.

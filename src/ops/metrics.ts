@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Keys } from '../redis/keys.js'
 import { withTimeout } from './timeout.js'
+import { collectProcessMetrics } from './process-metrics.js'
 
 /** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
 export const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed', 'error'] as const
@@ -19,7 +20,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogger, timeoutMs: number) {
   const registry = new Registry()
   // Default process metrics include nodejs_eventloop_lag_seconds and its percentiles (monitorEventLoopDelay).
-  collectDefaultMetrics({ register: registry })
+  collectProcessMetrics(registry)
 
   const claims = new Counter({
     name: 'fcfs_claims_total',
@@ -55,23 +56,18 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
   const claimScript = scriptDuration.labels('claim')
   scriptDuration.zero({ script: 'claim' })
 
-  const streamLength = new Gauge({
-    name: 'fcfs_stream_length',
-    help: 'Entries in each claims stream (XLEN): claims issued in Redis and not yet trimmed',
+  // Stream state is the same whoever reads it, so one role exports it (the API; aggregate instances with
+  // max, not sum). The workers export what is theirs: fcfs_stream_pending per consumer.
+  const streamBacklog = new Gauge({
+    name: 'fcfs_stream_backlog',
+    help: 'Entries in each claims stream (XLEN): issued in Redis and not yet persisted (workers delete what they ack); same on every API instance, aggregate with max',
     labelNames: ['stream'] as const,
-    registers: [registry],
-    collect: () => collectOnce(),
-  })
-  const streamPending = new Gauge({
-    name: 'fcfs_stream_pending',
-    help: 'Entries delivered to a consumer group but not acknowledged (XPENDING count), per stream and group',
-    labelNames: ['stream', 'group'] as const,
     registers: [registry],
     collect: () => collectOnce(),
   })
   const streamLag = new Gauge({
     name: 'fcfs_stream_lag',
-    help: 'Entries not yet delivered to a consumer group (the backlog a worker still has to read), per stream and group',
+    help: 'Entries not yet delivered to a consumer group (what the workers still have to read), per stream and group; same on every API instance, aggregate with max',
     labelNames: ['stream', 'group'] as const,
     registers: [registry],
     collect: () => collectOnce(),
@@ -84,8 +80,7 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
 
   // Reading the streams is one pipelined round trip for all partitions, done once per scrape.
   async function collectStreams(): Promise<void> {
-    streamLength.reset()
-    streamPending.reset()
+    streamBacklog.reset()
     streamLag.reset()
     const streams = keys.streams()
     const pipe = redis.pipeline()
@@ -102,20 +97,19 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     streams.forEach((stream, i) => {
       const [lenErr, len] = replies[i * 2]!
       if (lenErr) return
-      streamLength.set({ stream }, Number(len))
+      streamBacklog.set({ stream }, Number(len))
       const [groupsErr, groups] = replies[i * 2 + 1]!
       if (groupsErr || !Array.isArray(groups)) return // a stream that does not exist yet has no groups
       for (const g of groups as unknown[][]) {
         const info = flatToRecord(g)
         const group = String(info.name)
-        streamPending.set({ stream, group }, Number(info.pending ?? 0))
         // lag is null when Redis cannot tell (after XDEL/XTRIM of undelivered entries); Redis < 7 lacks it.
         if (info.lag !== undefined && info.lag !== null) streamLag.set({ stream, group }, Number(info.lag))
       }
     })
   }
 
-  // prom-client collects all gauges of a scrape concurrently: the three stream gauges share one read.
+  // prom-client collects all gauges of a scrape concurrently: the stream gauges share one read.
   let inflight: Promise<void> | null = null
   function collectOnce(): Promise<void> {
     inflight ??= collectStreams().finally(() => { inflight = null })

@@ -1,14 +1,15 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Logger } from 'pino'
+import { collectProcessMetrics } from '../ops/process-metrics.js'
 
 /** The worker's own registry (never prom-client's global one, so tests and embedders can run several). */
-export function createWorkerMetrics(group: string, sources: {
-  backlog: () => Promise<{ stream: string; length: number; pending: number }[]>
+export function createWorkerMetrics(group: string, consumer: string, sources: {
+  ownPending: () => Promise<{ stream: string; pending: number }[]>
   unresolvedFailures: () => Promise<number>
 }) {
   const register = new Registry()
-  collectDefaultMetrics({ register })
+  collectProcessMetrics(register)
   const batchSize = new Histogram({
     name: 'fcfs_worker_batch_size', help: 'Entries per batch handled', registers: [register],
     buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000],
@@ -23,22 +24,19 @@ export function createWorkerMetrics(group: string, sources: {
   const read = async <T>(f: () => Promise<T>): Promise<T | undefined> => {
     try { return await withTimeout(f(), 800) } catch { return undefined }
   }
+  // Only this consumer's share, so summing over workers gives the group's pending count without double
+  // counting (the stream backlog and lag are the same for everyone: the API exports those).
   new Gauge({
-    name: 'fcfs_stream_backlog', help: 'Entries in the stream (not yet persisted and acked)', labelNames: ['stream', 'group'], registers: [register],
+    name: 'fcfs_stream_pending',
+    help: 'Entries delivered to this worker (consumer) and not yet acked; sum over workers for the group',
+    labelNames: ['stream', 'group', 'consumer'], registers: [register],
     async collect() {
-      const rows = await read(sources.backlog)
-      for (const r of rows ?? []) this.set({ stream: r.stream, group }, r.length)
+      const rows = await read(sources.ownPending)
+      for (const r of rows ?? []) this.set({ stream: r.stream, group, consumer }, r.pending)
     },
   })
   new Gauge({
-    name: 'fcfs_stream_pending', help: 'Entries delivered to a consumer of the group and not yet acked (same series as the API exports)', labelNames: ['stream', 'group'], registers: [register],
-    async collect() {
-      const rows = await read(sources.backlog)
-      for (const r of rows ?? []) this.set({ stream: r.stream, group }, r.pending)
-    },
-  })
-  new Gauge({
-    name: 'fcfs_failed_claims', help: 'Unresolved rows in failed_claims', registers: [register],
+    name: 'fcfs_failed_claims', help: 'Unresolved rows in failed_claims (dead letters); same on every worker, aggregate with max', registers: [register],
     async collect() {
       const n = await read(sources.unresolvedFailures)
       if (n !== undefined) this.set(n)

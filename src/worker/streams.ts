@@ -101,18 +101,17 @@ export function createStreamOps(opts: { redis: Redis; blocking: Redis; streams: 
       return removed
     },
 
-    async backlog(): Promise<{ stream: string; length: number; pending: number }[]> {
+    /** Entries delivered to this consumer and not yet acked, per stream (one XPENDING summary per stream). */
+    async ownPending(): Promise<{ stream: string; pending: number }[]> {
       const pipe = redis.pipeline()
-      for (const s of streams) pipe.xlen(s).call('XPENDING', s, group)
+      for (const s of streams) pipe.call('XPENDING', s, group)
       const res = (await pipe.exec()) ?? []
       return streams.map((stream, i) => {
-        const [lenErr, length] = res[i * 2] ?? [null, 0]
-        const [pendErr, summary] = res[i * 2 + 1] ?? [null, [0]]
-        return {
-          stream,
-          length: lenErr ? 0 : Number(length),
-          pending: pendErr ? 0 : Number((summary as [number])[0] ?? 0),
-        }
+        const [err, summary] = res[i] ?? [null, null]
+        // Summary: [count, lowest id, highest id, [[consumer, count], ...] | null].
+        const perConsumer = err ? null : (summary as [number, string, string, [string, string][] | null])[3]
+        const mine = perConsumer?.find(([name]) => name === consumer)
+        return { stream, pending: mine ? Number(mine[1]) : 0 }
       })
     },
   }

@@ -36,8 +36,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2 })
   for (const conn of [redis, blocking]) conn.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'))
   const ops = createStreamOps({ redis, blocking, streams, group, consumer: name })
-  const metrics = createWorkerMetrics(group, {
-    backlog: () => ops.backlog(),
+  const metrics = createWorkerMetrics(group, name, {
+    ownPending: () => ops.ownPending(),
     unresolvedFailures: async () => {
       const [row] = await db.db.select({ n: sql<number>`count(*)::int` }).from(failedClaims).where(isNull(failedClaims.resolvedAt))
       return row?.n ?? 0
