@@ -38,10 +38,10 @@ t.test('promtool check metrics passes on the API and the worker; one name per co
   t.same(apiCheck, { status: 0, output: '' }, 'API /metrics passes promtool check metrics')
 
   const port = (await worker.waitForLog((l) => l.msg === 'worker metrics listening')).port
-  const wm = await waitUntil('worker persisted the claims', async () => {
+  const wm = (await waitUntil('worker persisted the claims', async () => {
     const r = await fetchJson(`http://127.0.0.1:${port}/metrics`)
     return /^fcfs_worker_claims_persisted_total 20$/m.test(r.text) ? r : null
-  })
+  }))!
   const workerCheck = checkMetrics(wm.text)
   t.same(workerCheck, { status: 0, output: '' }, 'worker /metrics passes promtool check metrics')
 
