@@ -1,4 +1,5 @@
-// tsc compiles .ts only; the Lua scripts are read at run time next to the modules that load them.
+// tsc compiles .ts only; the Lua scripts and the live page's files are read at run time next to the
+// modules that load them.
 import { cpSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 
@@ -11,3 +12,4 @@ function walk(dir) {
 }
 walk('src')
 walk('bench')
+cpSync('src/live/assets', 'dist/src/live/assets', { recursive: true })

@@ -19,6 +19,8 @@ import { registerDocs } from './ops/openapi.js'
 import { registerOps } from './ops/plugin.js'
 import { createSoldOutCache } from './claims/sold-out-cache.js'
 import { subscribeCampaignEvents } from './campaigns/events.js'
+import { adminAuthenticator } from './auth.js'
+import { registerLive } from './live/plugin.js'
 
 declare module 'fastify' {
   interface FastifyInstance { ctx: AppContext }
@@ -123,5 +125,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(adminCampaignRoutes, { ctx })
   await app.register(publicCampaignRoutes, { ctx })
   await app.register(claimRoutes, { ctx })
+  await registerLive(app, {
+    redis, sql: db.sql, keys, adminAuth: adminAuthenticator(config), answersByStatus: metrics.answersByStatus,
+    campaignActive: async (id) => (await campaigns.get(id)) !== null,
+    intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: config.READY_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
+  })
   return app
 }

@@ -53,6 +53,9 @@ export const ConfigSchema = Type.Object({
   METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
   // Each readiness check (Redis, PostgreSQL, scripts) gives up after this long, so /readyz answers within a second.
   READY_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 1, maximum: 5000 }),
+  // The live feed (GET /admin/campaigns/:id/live) reads each watched campaign this often, once per instance
+  // whatever the number of viewers; the page needs at least one update a second during a burst.
+  LIVE_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 100, maximum: 60_000 }),
   // After SIGTERM: time for in-flight requests to finish before the process exits hard.
   SHUTDOWN_GRACE_MS: Int(10_000, 1),
 })

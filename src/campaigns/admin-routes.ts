@@ -6,7 +6,8 @@ import { mirrorCampaign, readLiveState } from './mirror.js'
 import { publishCampaignChanged } from './events.js'
 import type { CampaignRow } from './repository.js'
 import {
-  AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignSchema, CreateCampaignBodySchema,
+  AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignListQuerySchema, CampaignListSchema,
+  CampaignSchema, CreateCampaignBodySchema,
 } from './schemas.js'
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
@@ -33,6 +34,13 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     await mirrorCampaign(ctx.redis, ctx.keys, row, 'create')
     return reply.code(201).send(campaignView(row))
   })
+
+  app.get('/admin/campaigns', {
+    schema: {
+      tags: ['admin'], summary: 'Campaigns, newest first (at most `limit`, default 100)',
+      querystring: CampaignListQuerySchema, response: { 200: CampaignListSchema, ...errors },
+    },
+  }, async (req) => ({ campaigns: (await ctx.campaigns.list(Number(req.query.limit ?? 100))).map(campaignView) }))
 
   app.get('/admin/campaigns/:id', {
     schema: { tags: ['admin'], params: CampaignIdParamsSchema, response: { 200: AdminCampaignSchema, 404: ErrorSchema, ...errors } },

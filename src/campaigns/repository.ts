@@ -1,4 +1,4 @@
-import { eq, inArray, sql } from 'drizzle-orm'
+import { desc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { campaigns, claims } from '../db/schema.js'
 
@@ -13,6 +13,10 @@ export function createCampaignsRepository(db: Db) {
     async get(id: string): Promise<CampaignRow | null> {
       const [row] = await db.select().from(campaigns).where(eq(campaigns.id, BigInt(id)))
       return row ?? null
+    },
+    /** The newest campaigns first (the live page's picker). */
+    async list(limit: number): Promise<CampaignRow[]> {
+      return db.select().from(campaigns).orderBy(desc(campaigns.id)).limit(limit)
     },
     /** Claims rows the worker has written for the campaign. */
     async persistedCount(id: string): Promise<number> {

@@ -23,6 +23,13 @@ export const CampaignSchema = Type.Object({
   closesAt: DateTimeOrNull,
 })
 
+export const CampaignListQuerySchema = Type.Object({
+  // A string: query values are not coerced (ajv coerceTypes is off).
+  limit: Type.Optional(Type.String({ pattern: '^(1000|[1-9][0-9]{0,2})$', description: '1..1000' })),
+}, { additionalProperties: false })
+
+export const CampaignListSchema = Type.Object({ campaigns: Type.Array(CampaignSchema) })
+
 export const AdminCampaignSchema = Type.Object({
   ...CampaignSchema.properties,
   issued: Type.Integer({ description: 'claims issued (Redis)' }),

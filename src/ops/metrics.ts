@@ -125,6 +125,14 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) }, seconds),
     /** Times one claim script call; returns the stop function. */
     startClaimScript: () => claimScript.startTimer(),
+    /** This instance's claim answers so far by HTTP status (the live feed derives rates from it, off the hot path). */
+    async answersByStatus(): Promise<Map<number, number>> {
+      const out = new Map<number, number>()
+      for (const v of (await claimDuration.get()).values) {
+        if (v.metricName === 'fcfs_claim_request_duration_seconds_count') out.set(Number(v.labels.status), v.value)
+      }
+      return out
+    },
     async render(): Promise<{ contentType: string; body: string }> {
       return { contentType: registry.contentType, body: await registry.metrics() }
     },
