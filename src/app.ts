@@ -22,6 +22,9 @@ import { subscribeCampaignEvents } from './campaigns/events.js'
 import { adminAuthenticator } from './auth.js'
 import { registerLive } from './live/plugin.js'
 
+// A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
+const LIVE_READ_TIMEOUT_MS = 5000
+
 declare module 'fastify' {
   interface FastifyInstance { ctx: AppContext }
   interface FastifyRequest {
@@ -128,7 +131,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerLive(app, {
     redis, sql: db.sql, keys, adminAuth: adminAuthenticator(config), answersByStatus: metrics.answersByStatus,
     campaignActive: async (id) => (await campaigns.get(id)) !== null,
-    intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: config.READY_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
+    intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })
   return app
 }

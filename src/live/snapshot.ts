@@ -105,25 +105,24 @@ export async function readRedis(src: SnapshotSources, campaignId: string): Promi
   }
 }
 
-/**
- * Computes successive snapshots of one campaign. Rates come from differences between two readings, so
- * the first snapshot reports 0/s. PostgreSQL is asked only when its answer can have changed (something
- * is still pending) or every `durableEveryMs` otherwise (dead letters, a repair elsewhere).
- */
+/** Computes successive snapshots of one campaign. Rates come from differences between two readings, so the first snapshot reports 0/s. */
 export function createSnapshotter(src: SnapshotSources, campaignId: string, durableEveryMs: number) {
   let prev: { at: number; issued: number; answers: Map<number, number> } | null = null
   let durable: DurableCounts | null = null
   let durableAt = 0
 
   return async function next(): Promise<LiveSnapshot | null> {
+    const stream = src.keys.streamOf(campaignId)
+    // PostgreSQL before Redis: every persisted claim was issued earlier, so persisted <= issued holds in
+    // each snapshot. Skipped while nothing can have changed (all that was issued at the last look is
+    // persisted), except every durableEveryMs (dead letters, a repair elsewhere).
+    if (!durable || (prev && durable.persisted < prev.issued) || Date.now() - durableAt >= durableEveryMs) {
+      durable = await withTimeout(src.durableCounts(campaignId, stream), src.timeoutMs, 'live feed counts')
+      durableAt = Date.now()
+    }
     const [r, answers] = await Promise.all([readRedis(src, campaignId), src.answersByStatus()])
     if (!r.live) return null
     const now = Date.now()
-    const stream = src.keys.streamOf(campaignId)
-    if (!durable || durable.persisted < r.live.issued || now - durableAt >= durableEveryMs) {
-      durable = await withTimeout(src.durableCounts(campaignId, stream), src.timeoutMs, 'live feed counts')
-      durableAt = now
-    }
     const rates = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>
     if (prev && now > prev.at) {
       const dt = (now - prev.at) / 1000

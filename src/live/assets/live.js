@@ -150,6 +150,7 @@ function setField(name, value, text) {
 
 function render(s) {
   if (!feed || s.campaignId !== feed.campaignId) return
+  setStatus('live', 'live')
   $('#name').textContent = `#${s.campaignId} ${s.name}`
   const st = $('#state')
   st.textContent = s.state.replace('_', ' ')
@@ -165,14 +166,16 @@ function render(s) {
   drawChart()
 }
 
-// Plain SVG: x spans the last WINDOW seconds ending now, y 0..a rounded maximum.
+// Plain SVG: x spans the time since the first point (at least 30 s, at most the last WINDOW seconds), y 0..a round maximum.
 function drawChart() {
   const svg = $('#chart')
   svg.dataset.points = String(points.length)
   const max = niceMax(Math.max(1, ...points.flatMap((p) => OUTCOMES.map((o) => p.rates[o] || 0))))
   $('#ymax').textContent = fmt(max)
   const now = points.length ? points[points.length - 1].t : Date.now()
-  const x = (t) => 40 + 670 * (1 - Math.min(1, (now - t) / (WINDOW * 1000)))
+  const spanS = Math.min(WINDOW, Math.max(30, Math.ceil((now - (points.length ? points[0].t : now)) / 1000)))
+  $('#xmin').textContent = spanS >= 120 ? `−${Math.round(spanS / 60)} min` : `−${spanS} s`
+  const x = (t) => 40 + 670 * (1 - Math.min(1, (now - t) / (spanS * 1000)))
   const y = (v) => 200 - 190 * (v / max)
   for (const o of OUTCOMES) {
     const line = svg.querySelector(`polyline[data-outcome="${o}"]`)
