@@ -1,6 +1,7 @@
 /**
  * npm run reconcile -- [--campaign ID] [--fix] [--json] [--page-size N]
- * Exit codes: 0 Redis and the database agree (or every drift was fixed), 1 drift left, 2 error.
+ * Exit codes: 0 Redis and the database agree (or every drift was fixed), 1 drift left or evidence of
+ * eviction (INFO evicted_keys > 0), 2 error (also: an evicting maxmemory-policy, refused at start).
  */
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/config.js'
@@ -12,6 +13,7 @@ import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
 import { silentProgress, terminalProgress } from '../src/reconcile/progress.js'
 import type { RunReport } from '../src/reconcile/report.js'
 import type { Redis } from 'ioredis'
+import { pino } from 'pino'
 
 class UsageError extends Error {}
 
@@ -39,20 +41,23 @@ try {
   if (pageSize !== undefined && !(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 100_000)) throw new UsageError('--page-size must be an integer 1..100000')
 
   const config = loadConfig(process.env, 'script')
-  redis = createRedis(config.REDIS_URL, { connectionName: 'fcfs-reconcile', autoPipelining: false })
-  // Failed commands reject and end the run with exit 2; the connection's own error events need no echo.
-  redis.on('error', () => {})
+  // Failed commands reject and end the run with exit 2; connection errors are logged (JSON, stderr, throttled).
+  // A generous command timeout: a restore batch is one script over up to --page-size claims.
+  redis = createRedis(config.REDIS_URL, {
+    connectionName: 'fcfs-reconcile', autoPipelining: false, log: pino({ base: { role: 'reconcile' } }, pino.destination(2)),
+    commandTimeoutMs: Math.max(10_000, config.REDIS_COMMAND_TIMEOUT_MS), maxRetriesPerRequest: 1,
+  })
   db = createDb(config.DATABASE_URL, { max: 2 })
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const progress = !json && process.stderr.isTTY ? terminalProgress(process.stderr) : silentProgress
   const result = await reconcile(redis, db.db, keys, {
-    campaignId: values.campaign, fix: values.fix, pageSize, progress,
+    campaignId: values.campaign, fix: values.fix, pageSize, progress, evictionPolicyAck: config.REDIS_EVICTION_POLICY_ACK,
     onCampaign: json ? undefined : (r) => console.log(formatCampaign(r, values.fix) + '\n'),
   })
   run = { ...result, elapsedMs: Date.now() - started, peakRssBytes: peakRss() }
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err)
-  run = { ok: false, exitCode: 2, fix: false, campaigns: [], totals: {} as RunReport['totals'], error: message, elapsedMs: Date.now() - started, peakRssBytes: peakRss() }
+  run = { ok: false, exitCode: 2, fix: false, campaigns: [], totals: {} as RunReport['totals'], evictedKeys: null, error: message, elapsedMs: Date.now() - started, peakRssBytes: peakRss() }
   if (!json) console.error(err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? `${message}\n${USAGE}` : `reconcile failed: ${message}`)
 }
 

@@ -1,11 +1,12 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Redis } from 'ioredis'
 import { parseTrustProxy, type Config } from './config.js'
 import { createDb, type DbHandle } from './db/client.js'
 import { createRedis } from './redis/client.js'
+import { httpTimeouts, requestId } from './http-limits.js'
 import { createKeys } from './redis/keys.js'
-import { AppError, ErrorCode, errorBody, isBackendDown } from './errors.js'
+import { AppError, ErrorCode, RETRY_AFTER_S, errorBody, isBackendDown } from './errors.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
 import { defineMirrorScript } from './campaigns/mirror.js'
@@ -50,19 +51,68 @@ function registerRequestLog(app: FastifyInstance): void {
   })
 }
 
+const NUL = '\u0000'
+
+/** The path of the first string (or object key) holding a NUL byte: PostgreSQL text cannot store one. */
+export function findNul(value: unknown, path = 'body', depth = 0): string | null {
+  if (typeof value === 'string') return value.includes(NUL) ? path : null
+  if (value === null || typeof value !== 'object' || depth > 32) return null
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (k.includes(NUL)) return `${path} key`
+    const found = findNul(v, Array.isArray(value) ? `${path}[${k}]` : `${path}.${k}`, depth + 1)
+    if (found) return found
+  }
+  return null
+}
+
+/**
+ * Refusals before any route code: duplicated credential or id headers (Node keeps only the first
+ * Authorization, so "good + bad" and "bad + good" would answer differently), and NUL bytes anywhere in
+ * the body, query or params.
+ */
+function registerInputGuards(app: FastifyInstance, config: Config): void {
+  const single = new Set(['authorization', 'idempotency-key', 'x-request-id'])
+  if (config.TRUSTED_USER_HEADER) single.add(config.TRUSTED_USER_HEADER.toLowerCase())
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done) => {
+    const raw = req.raw.rawHeaders
+    const seen = new Set<string>()
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase()
+      if (!single.has(name)) continue
+      if (seen.has(name)) {
+        reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, `header ${name} must be sent once`))
+        return
+      }
+      seen.add(name)
+    }
+    done()
+  })
+  app.addHook('preValidation', (req: FastifyRequest, reply: FastifyReply, done) => {
+    const where = findNul(req.body) ?? findNul(req.query, 'query') ?? findNul(req.params, 'params')
+    if (where) {
+      reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, `${where} contains a NUL character`))
+      return
+    }
+    done()
+  })
+}
+
 /** Server options shared by production and tests, so both run the same limits and parsers. */
 export function serverOptions(config: Config): FastifyServerOptions {
   const pretty = process.stdout.isTTY && config.NODE_ENV !== 'production'
   return {
     bodyLimit: config.BODY_LIMIT,
+    ...httpTimeouts(config),
     // A hop count is valid for Fastify (proxy-addr) though its types omit it.
     trustProxy: parseTrustProxy(config.TRUST_PROXY) as FastifyServerOptions['trustProxy'],
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: false,
+    genReqId: requestId,
     // Requests arriving while closing get our own 503 SHUTTING_DOWN body (src/ops/plugin.ts).
     return503OnClosing: false,
     // One info line per request, written at completion by the hook in registerRequestLog (fastify's
     // default is two, plus the claim's own): logging was the largest single cost per claim.
-    disableRequestLogging: true,
+    // (through logController: the top-level option prints a non-JSON deprecation warning on stderr).
+    logController: new LogController({ disableRequestLogging: true }),
     logger: {
       level: config.LOG_LEVEL,
       redact: ['req.headers.authorization', 'req.headers.cookie'],
@@ -80,7 +130,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerRequestLog(app)
   app.decorateRequest('userId', '') // set by the user authenticator (src/auth.ts)
 
-  const redis = deps.redis ?? createRedis(config.REDIS_URL, { connectionName: 'fcfs-api' })
+  const redis = deps.redis ?? createRedis(config.REDIS_URL, { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   const db = deps.db ?? createDb(config.DATABASE_URL)
   defineClaimScript(redis)
   defineMirrorScript(redis)
@@ -88,7 +138,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const campaigns = createCampaignsRepository(db.db)
   const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)
   const soldOut = createSoldOutCache(config.SOLD_OUT_CACHE_MS)
-  const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config.REDIS_URL, keys, soldOut, app.log) : null
+  const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config, keys, soldOut, app.log) : null
   const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns), metrics, soldOut }
   app.decorate('ctx', ctx)
   app.addHook('onClose', async () => {
@@ -105,6 +155,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     jsonParser(req, body as string, done)
   })
 
+  // Every 503 tells the client when to come back, whichever path produced it.
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(RETRY_AFTER_S))
+    done(null, payload)
+  })
+  registerInputGuards(app, config)
+
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) return reply.code(err.statusCode).send(err.toBody())
     if (err.validation) return reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, err.message))
@@ -113,8 +170,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (status === 415) return reply.code(415).send(errorBody(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'send application/json or no body'))
     if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, ErrorCode.VALIDATION, err.message))
     if (isBackendDown(err)) {
-      req.log.error({ err, userId: req.userId || undefined }, 'backend unreachable')
-      return reply.code(503).send(errorBody(503, ErrorCode.BACKEND_UNAVAILABLE, 'a backing store is unreachable; retry shortly'))
+      req.log.error({ err, userId: req.userId || undefined }, 'backend unavailable')
+      return reply.code(503).header('retry-after', String(RETRY_AFTER_S))
+        .send(errorBody(503, ErrorCode.BACKEND_UNAVAILABLE, 'a backing store is unavailable; retry shortly'))
     }
     req.log.error({ err, userId: req.userId || undefined }, 'request failed')
     return reply.code(500).send(errorBody(500, ErrorCode.INTERNAL, 'internal error'))

@@ -17,11 +17,13 @@ const unauthorized = (message: string) => new AppError(401, ErrorCode.UNAUTHORIZ
  * start-up and called directly: through @fastify/jwt every request decoded its token twice and merged
  * verifier options (the bench's CPU profile showed it).
  */
-function jwtVerifier(config: Config): ((token: string) => { sub?: unknown }) | null {
+function jwtVerifier(config: Config): ((token: string) => { sub?: unknown; exp?: unknown }) | null {
   if (!config.JWT_SECRET) return null
   return createVerifier({
     key: config.JWT_SECRET,
     algorithms: ['HS256'],
+    // A token without exp never expires: refused unless JWT_REQUIRE_EXP=false.
+    ...(config.JWT_REQUIRE_EXP ? { requiredClaims: ['exp'] } : {}),
     ...(config.JWT_ISSUER ? { allowedIss: config.JWT_ISSUER } : {}),
     ...(config.JWT_AUDIENCE ? { allowedAud: config.JWT_AUDIENCE } : {}),
   })
@@ -31,6 +33,7 @@ function jwtVerifier(config: Config): ((token: string) => { sub?: unknown }) | n
 export function userAuthenticator(config: Config) {
   const header = config.TRUSTED_USER_HEADER?.toLowerCase()
   const verify = jwtVerifier(config)
+  const maxLifetimeS = config.JWT_MAX_LIFETIME_S
   return async function authenticate(req: FastifyRequest): Promise<void> {
     let sub: unknown
     if (header) {
@@ -40,14 +43,23 @@ export function userAuthenticator(config: Config) {
       const auth = req.headers.authorization
       const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null
       if (!m || !verify) throw unauthorized('missing bearer token')
+      let claims: { sub?: unknown; exp?: unknown }
       try {
-        sub = verify(m[1]!).sub
+        claims = verify(m[1]!)
       } catch (err) {
         const code = (err as { code?: string }).code ?? ''
-        throw unauthorized(code.includes('EXPIRED') ? 'token expired' : 'invalid token')
+        if (code.includes('EXPIRED')) throw unauthorized('token expired')
+        if (code.includes('MISSING_REQUIRED_CLAIM')) throw unauthorized('token has no exp (JWT_REQUIRE_EXP)')
+        throw unauthorized('invalid token')
       }
+      // A token valid far into the future (leaked, or minted by mistake) is refused (JWT_MAX_LIFETIME_S).
+      if (maxLifetimeS > 0 && typeof claims.exp === 'number' && claims.exp - Date.now() / 1000 > maxLifetimeS) {
+        throw unauthorized(`token expires more than ${maxLifetimeS} s ahead (JWT_MAX_LIFETIME_S)`)
+      }
+      sub = claims.sub
     }
-    if (typeof sub !== 'string' || !USER_ID.test(sub)) throw unauthorized('token subject is not a valid user id')
+    // Whitespace-only ids would all be different "users" that no person can be told apart by.
+    if (typeof sub !== 'string' || !USER_ID.test(sub) || sub.trim() === '') throw unauthorized('token subject is not a valid user id')
     req.userId = sub
   }
 }

@@ -12,10 +12,23 @@ export const ConfigSchema = Type.Object({
   KEY_PREFIX: Type.String({ default: 'fcfs', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
   // Fixed once campaigns exist: a campaign's keys and stream live in partition (id mod STREAM_PARTITIONS).
   STREAM_PARTITIONS: Type.Integer({ default: 8, minimum: 1, maximum: 1024 }),
+  // A Redis command (also one queued while reconnecting) fails after this long: requests answer 503
+  // BACKEND_UNAVAILABLE within about this bound instead of waiting out the reconnect.
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
+  // Where CONFIG GET is refused (ACL user, managed Redis) the eviction policy cannot be checked: every role
+  // refuses to start unless this acknowledges that the server really runs maxmemory-policy noeviction.
+  REDIS_EVICTION_POLICY_ACK: Type.Optional(Type.Literal('noeviction')),
+  // The API re-checks the eviction policy this often (and on every /readyz): a policy changed at run time
+  // takes the instance out of readiness.
+  REDIS_POLICY_CHECK_INTERVAL_MS: Int(30_000, 1000),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  // A token without exp would be valid forever: refused unless this is false.
+  JWT_REQUIRE_EXP: Type.Boolean({ default: true }),
+  // Refuses tokens whose exp is further ahead than this (a leaked long-lived token); 0 = no limit.
+  JWT_MAX_LIFETIME_S: Int(86_400),
   TRUSTED_USER_HEADER: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' })),
   // false | true | hop count | comma-separated addresses/CIDRs of the proxies to trust.
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -31,6 +44,13 @@ export const ConfigSchema = Type.Object({
   // through pub/sub; the expiry only bounds changes nobody announced). 0 turns the local answer off.
   SOLD_OUT_CACHE_MS: Int(1000),
   BODY_LIMIT: Int(4096, 256),
+  // Slow clients: complete headers within HEADERS, the whole request within REQUEST, an idle keep-alive
+  // connection closes after KEEPALIVE (above a load balancer's 60 s idle timeout, so it never reuses a
+  // closing socket), and a socket silent for IDLE in the middle of anything is destroyed.
+  HTTP_HEADERS_TIMEOUT_MS: Int(10_000, 100),
+  HTTP_REQUEST_TIMEOUT_MS: Int(30_000, 100),
+  HTTP_KEEPALIVE_TIMEOUT_MS: Int(65_000, 100),
+  HTTP_IDLE_TIMEOUT_MS: Int(70_000, 100),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   // Worker
   WORKER_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' })),
@@ -87,6 +107,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('invalid configuration:\n  JWT_SECRET: required unless TRUSTED_USER_HEADER is set (users must be identified somehow)')
   }
   parseTrustProxy(config.TRUST_PROXY)
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS})`)
+  }
   return config
 }
 

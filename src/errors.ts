@@ -1,4 +1,6 @@
 import { Type } from 'typebox'
+import { isRedisUnavailableReply } from './redis/client.js'
+import { TimeoutError } from './ops/timeout.js'
 
 /** Every machine-readable error code the API answers with. */
 export const ErrorCode = {
@@ -31,6 +33,7 @@ export const ErrorSchema = Type.Object({
   sequences: Type.Optional(Type.Array(Type.Integer(), { description: 'ALREADY_CLAIMED: the sequences the user holds' })),
   opensAt: Type.Optional(Type.String({ format: 'date-time', description: 'NOT_OPEN: when the campaign opens' })),
   closesAt: Type.Optional(Type.String({ format: 'date-time', description: 'CLOSED: when the campaign closed' })),
+  campaignId: Type.Optional(Type.String({ description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote' })),
 }, { $id: 'Error' })
 
 const REASONS: Record<number, string> = {
@@ -59,16 +62,27 @@ export function errorBody(statusCode: number, code: string, message: string, ext
   return { statusCode, code, error: REASONS[statusCode] ?? 'Error', message, ...extra }
 }
 
-const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'])
+const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  // PostgreSQL: shutting down, starting up, too many connections, out of resources.
+  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200'])
 
-/** True for "Redis or PostgreSQL cannot be reached" (ioredis gave up, or the postgres driver could not connect). */
+/**
+ * True for "Redis or PostgreSQL cannot serve this now, retry shortly": unreachable, a command timed out
+ * (REDIS_COMMAND_TIMEOUT_MS), or Redis answered OOM, LOADING, READONLY, BUSY, MASTERDOWN and the like.
+ */
 export function isBackendDown(err: unknown): boolean {
   for (let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
     if (e.name === 'MaxRetriesPerRequestError' || (e.code && DOWN_CODES.has(e.code))) return true
-    if (e.message === 'Connection is closed.' || e.message?.startsWith("Stream isn't writeable")) return true
+    if (e.message === 'Connection is closed.' || e.message === 'Command timed out' || e.message?.startsWith("Stream isn't writeable")) return true
+    if (e.name === 'ReplyError' && isRedisUnavailableReply(e.message)) return true
+    if (e instanceof TimeoutError || e.name === 'ClusterAllFailedError') return true
   }
   return false
 }
+
+/** Seconds a client should wait before retrying a 503 (the Retry-After header every 503 carries). */
+export const RETRY_AFTER_S = 1
 
 export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMPAIGN_NOT_FOUND, `campaign ${id} does not exist`)
 export const campaignUnavailable = (id: string) => new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,

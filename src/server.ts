@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { buildApp } from './app.js'
-import { checkEvictionPolicy } from './redis/client.js'
+import { assertNoEviction, EvictionPolicyError } from './redis/eviction.js'
 
 let config: Config
 try {
@@ -12,9 +12,19 @@ try {
 }
 
 const app = await buildApp(config)
-const policy = await checkEvictionPolicy(app.ctx.redis)
-if (policy) {
-  app.log.warn(`REDIS maxmemory-policy is "${policy}": Redis may evict campaign counters under memory pressure, and an evicted counter oversells. Set maxmemory-policy noeviction.`)
+// An evicting (or unknown, unacknowledged) policy loses answered claims: refuse to serve at all.
+try {
+  const policy = await assertNoEviction(app.ctx.redis, config.REDIS_EVICTION_POLICY_ACK)
+  if (policy.message !== 'noeviction') app.log.warn({ policies: policy.policies }, policy.message)
+} catch (err) {
+  if (!(err instanceof EvictionPolicyError)) {
+    // Redis unreachable: start anyway; /readyz checks the policy before any traffic is routed here.
+    app.log.warn({ err: { message: (err as Error).message } }, 'could not check the Redis eviction policy at start-up; /readyz will')
+  } else {
+    app.log.fatal({ err: { message: err.message } }, err.message)
+    await app.close().catch(() => {})
+    process.exit(1)
+  }
 }
 
 // First signal: stop accepting, answer 503 SHUTTING_DOWN on open connections, let in-flight requests finish,

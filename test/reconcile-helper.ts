@@ -15,7 +15,7 @@ export const keysOf = (env: TestEnv): Keys => createKeys(env.config.KEY_PREFIX, 
 
 /** reconcile() with its own clients, as the script builds them. */
 export async function reconcileIn(env: TestEnv, opts: ReconcileOptions = {}) {
-  const redis = createRedis(env.config.REDIS_URL, { autoPipelining: false })
+  const redis = createRedis(env.config.REDIS_URL, { autoPipelining: false, log: console, commandTimeoutMs: 10_000 })
   const db = createDb(env.config.DATABASE_URL, { max: 2 })
   try {
     return await reconcile(redis, db.db, keysOf(env), opts)

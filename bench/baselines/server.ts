@@ -18,7 +18,7 @@ import type { BaselineOutcome } from './outcome.js'
 
 const config = loadConfig(process.env)
 const app = Fastify(serverOptions(config))
-const redis = createRedis(config.REDIS_URL, { connectionName: 'fcfs-bench-baselines' })
+const redis = createRedis(config.REDIS_URL, { connectionName: 'fcfs-bench-baselines', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
 defineReleaseLock(redis)
 const db = createDb(config.DATABASE_URL)
 const prefix = config.KEY_PREFIX

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Keys } from '../redis/keys.js'
 import { createRedis } from '../redis/client.js'
+import type { Config } from '../config.js'
 import type { SoldOutCache } from '../claims/sold-out-cache.js'
 
 /**
@@ -28,9 +29,11 @@ export function eventCampaignId(message: string): string | undefined {
  * Subscribes a dedicated connection (a subscribed connection can run nothing else) and keeps the cache
  * live only while the subscription is: on every (re)connect it subscribes again before going live.
  */
-export function subscribeCampaignEvents(url: string, keys: Keys, cache: SoldOutCache, log: FastifyBaseLogger): { close: () => Promise<void> } {
+export function subscribeCampaignEvents(config: Config, keys: Keys, cache: SoldOutCache, log: FastifyBaseLogger): { close: () => Promise<void> } {
   // Named after the prefix so an operator (or a test) can tell deployments' subscribers apart.
-  const sub = createRedis(url, { connectionName: `fcfs-api-events:${keys.prefix}`, maxRetriesPerRequest: null, autoPipelining: false })
+  const sub = createRedis(config.REDIS_URL, {
+    connectionName: `fcfs-api-events:${keys.prefix}`, maxRetriesPerRequest: null, autoPipelining: false, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  })
   const channel = keys.events()
   let closing = false
   sub.on('message', (ch: string, message: string) => {
@@ -42,7 +45,6 @@ export function subscribeCampaignEvents(url: string, keys: Keys, cache: SoldOutC
     })
   })
   sub.on('close', () => cache.setLive(false))
-  sub.on('error', (err: Error) => { if (!closing) log.warn({ err: err.message }, 'campaign events connection error') })
   return {
     async close() {
       closing = true

@@ -22,7 +22,7 @@ export const IP_KEY = 'ip:'
  * Redis. The per-user limit must hold across instances; the looser per-IP limit is a local flood guard,
  * and keeping it local spares the claim's hot path a second Redis round trip.
  */
-export function createRoutingStore(redis: Redis, namespace: string): FastifyRateLimitStoreCtor {
+export function createRoutingStore(redis: Redis, namespace: string, timeoutMs: number): FastifyRateLimitStoreCtor {
   return class RoutingStore implements Store {
     private readonly local: Store
     private readonly remote: Store
@@ -33,7 +33,22 @@ export function createRoutingStore(redis: Redis, namespace: string): FastifyRate
     }
 
     incr(key: string, cb: Cb, timeWindow: number, max: number) {
-      (key.startsWith(IP_KEY) ? this.local : this.remote).incr(key, cb, timeWindow, max)
+      if (key.startsWith(IP_KEY)) return this.local.incr(key, cb, timeWindow, max)
+      // Redis not connected: fail at once (RATE_LIMIT_FAIL_OPEN decides) instead of spending the claim's
+      // command timeout on the limiter before the claim itself waits for it again.
+      if (redis.status !== 'ready') return cb(Object.assign(new Error(`redis connection is ${redis.status}`), { code: 'CONNECTION_CLOSED' }))
+      // A frozen Redis: the limiter gives up well before the command timeout, so the claim behind it still
+      // answers within one REDIS_COMMAND_TIMEOUT_MS.
+      let done = false
+      const timer = setTimeout(() => {
+        done = true
+        cb(Object.assign(new Error(`rate limit store did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }))
+      }, timeoutMs)
+      this.remote.incr(key, (err, res) => {
+        if (done) return
+        clearTimeout(timer)
+        cb(err, res)
+      }, timeWindow, max)
     }
 
     read(key: string, cb: Cb, timeWindow: number, max: number) {

@@ -42,7 +42,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   const { config, redis, keys, soldOut } = ctx
   await app.register(rateLimit, {
     global: false,
-    store: createRoutingStore(redis, keys.rateLimitNamespace()),
+    store: createRoutingStore(redis, keys.rateLimitNamespace(), Math.min(250, Math.ceil(config.REDIS_COMMAND_TIMEOUT_MS / 4))),
     skipOnError: config.RATE_LIMIT_FAIL_OPEN,
   })
   // createRateLimit checkers rather than rateLimit() hooks: the plugin runs only the first of several

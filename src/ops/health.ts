@@ -2,27 +2,47 @@ import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import { withTimeout } from './timeout.js'
+import { checkEvictionPolicy } from '../redis/eviction.js'
 
 export type Check = () => Promise<void>
-export interface Readiness { ready: boolean; checks: Record<string, string> }
+export interface Readiness {
+  ready: boolean
+  checks: Record<string, string>
+  /** Optional dependencies that failed: reported, but they do not fail readiness. */
+  degraded: string[]
+}
 
 /**
  * Runs every check concurrently, each bounded by timeoutMs, so a probe answers in about timeoutMs even while
  * a client is reconnecting (ioredis would otherwise queue the PING until the connection returns).
+ * A failing `required` check fails readiness; a failing `optional` one only marks the answer degraded.
  */
-export async function checkReadiness(checks: Record<string, Check>, timeoutMs: number): Promise<Readiness> {
-  const names = Object.keys(checks)
-  const results = await Promise.allSettled(names.map((n) => withTimeout(checks[n]!(), timeoutMs, n)))
+export async function checkReadiness(required: Record<string, Check>, timeoutMs: number, optional: Record<string, Check> = {}): Promise<Readiness> {
+  const all = { ...required, ...optional }
+  const names = Object.keys(all)
+  const results = await Promise.allSettled(names.map((n) => withTimeout(all[n]!(), timeoutMs, n)))
   const out: Record<string, string> = {}
+  const degraded: string[] = []
   let ready = true
   results.forEach((r, i) => {
-    if (r.status === 'fulfilled') out[names[i]!] = 'ok'
+    const name = names[i]!
+    if (r.status === 'fulfilled') out[name] = 'ok'
     else {
-      ready = false
-      out[names[i]!] = r.reason instanceof Error ? r.reason.message : String(r.reason)
+      if (name in required) ready = false
+      else degraded.push(name)
+      out[name] = r.reason instanceof Error ? r.reason.message : String(r.reason)
     }
   })
-  return { ready, checks: out }
+  return { ready, checks: out, degraded }
+}
+
+/** The eviction policy (see src/redis/eviction.ts) is noeviction, or an unknown one is acknowledged. */
+export function evictionCheck(redis: Redis, ack: string | undefined): Check {
+  return async () => {
+    if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
+    const status = await checkEvictionPolicy(redis, ack)
+    if (!status.ok) throw new Error(status.message)
+  }
 }
 
 export function redisCheck(redis: Redis): Check {

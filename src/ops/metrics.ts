@@ -74,8 +74,17 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
   })
   const scrapeErrors = new Counter({
     name: 'fcfs_metrics_collect_errors_total',
-    help: 'Scrapes whose Redis stream statistics could not be read (Redis down or slow)',
+    help: 'Scrapes whose Redis stream statistics could not be read, wholly or for one stream (Redis down or slow, or a command the ACL user may not run)',
     registers: [registry],
+  })
+  // Up/down as the last readiness probe or scrape saw it: PostgreSQL down is degraded, not unready.
+  let probeBackends: (() => Promise<void>) | null = null
+  const backendUp = new Gauge({
+    name: 'fcfs_backend_up',
+    help: '1 when the backend answered the last readiness probe or scrape, 0 when it did not (postgres down = API degraded: admin routes 503, claims go on)',
+    labelNames: ['backend'] as const,
+    registers: [registry],
+    collect: async () => { await probeBackends?.() },
   })
 
   // Reading the streams is one pipelined round trip for all partitions, done once per scrape.
@@ -94,11 +103,14 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
       return
     }
     if (!replies) return
+    // A refused command (NOPERM) must not look like an empty stream: count it and say which.
+    const failures: string[] = []
     streams.forEach((stream, i) => {
       const [lenErr, len] = replies[i * 2]!
-      if (lenErr) return
-      streamBacklog.set({ stream }, Number(len))
       const [groupsErr, groups] = replies[i * 2 + 1]!
+      if (groupsErr && !/^ERR no such key/.test(groupsErr.message)) failures.push(`XINFO GROUPS ${stream}: ${groupsErr.message}`)
+      if (lenErr) { failures.push(`XLEN ${stream}: ${lenErr.message}`); return }
+      streamBacklog.set({ stream }, Number(len))
       if (groupsErr || !Array.isArray(groups)) return // a stream that does not exist yet has no groups
       for (const g of groups as unknown[][]) {
         const info = flatToRecord(g)
@@ -107,6 +119,10 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
         if (info.lag !== undefined && info.lag !== null) streamLag.set({ stream, group }, Number(info.lag))
       }
     })
+    if (failures.length) {
+      scrapeErrors.inc()
+      log.error({ errors: failures.slice(0, 4), failed: failures.length }, 'metrics: stream statistics refused')
+    }
   }
 
   // prom-client collects all gauges of a scrape concurrently: the stream gauges share one read.
@@ -123,6 +139,9 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     /** A 410 answered from the sold-out cache. */
     countSoldOutLocal: () => soldOutLocal.inc(),
     observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) }, seconds),
+    setBackendUp: (backend: 'postgres' | 'redis', up: boolean) => backendUp.set({ backend }, up ? 1 : 0),
+    /** What a scrape runs to refresh fcfs_backend_up (set by the readiness plugin). */
+    setBackendProbe: (fn: () => Promise<void>) => { probeBackends = fn },
     /** Times one claim script call; returns the stop function. */
     startClaimScript: () => claimScript.startTimer(),
     /** This instance's claim answers so far by HTTP status (the live feed derives rates from it, off the hot path). */

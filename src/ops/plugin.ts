@@ -1,10 +1,11 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { AppContext } from '../context.js'
-import { AppError, ErrorCode, errorBody } from '../errors.js'
+import { AppError, ErrorCode, RETRY_AFTER_S, errorBody } from '../errors.js'
 import { CLAIM_LUA } from '../claims/claim-script.js'
 import { MIRROR_LUA } from '../campaigns/mirror.js'
-import { checkReadiness, postgresCheck, redisCheck, scriptsCheck } from './health.js'
+import { checkReadiness, evictionCheck, postgresCheck, redisCheck, scriptsCheck } from './health.js'
+import { httpTimeouts } from '../http-limits.js'
 import { opsRoutes, type OpsRoutesOptions } from './routes.js'
 
 declare module 'fastify' {
@@ -29,18 +30,48 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
     reply.header('connection', 'close').code(503).send(errorBody(503, ErrorCode.SHUTTING_DOWN, 'server is shutting down, retry on another instance'))
   })
 
-  const readiness = () => checkReadiness({
-    redis: redisCheck(redis),
-    postgres: postgresCheck(db.sql),
-    scripts: scriptsCheck(redis, [CLAIM_LUA, MIRROR_LUA]),
-  }, config.READY_TIMEOUT_MS)
+  // Readiness follows what claims need (Redis, its scripts, a policy that never evicts them). PostgreSQL is
+  // only needed by the worker and admin routes: an outage marks the answer degraded instead of taking
+  // every API instance out of the load balancer while claims keep answering.
+  const eviction = evictionCheck(redis, config.REDIS_EVICTION_POLICY_ACK)
+  const postgresUp = postgresCheck(db.sql)
+  const readiness = async () => {
+    const r = await checkReadiness({
+      redis: redisCheck(redis),
+      scripts: scriptsCheck(redis, [CLAIM_LUA, MIRROR_LUA]),
+      eviction,
+    }, config.READY_TIMEOUT_MS, { postgres: postgresUp })
+    ctx.metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
+    ctx.metrics.setBackendUp('redis', r.checks.redis === 'ok')
+    return r
+  }
+  ctx.metrics.setBackendProbe(async () => {
+    const r = await checkReadiness({}, config.READY_TIMEOUT_MS, { postgres: postgresUp, redis: redisCheck(redis) })
+    ctx.metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
+    ctx.metrics.setBackendUp('redis', r.checks.redis === 'ok')
+  })
+
+  // The policy can change under a running instance (CONFIG SET, a failover to a differently configured
+  // server): re-checked periodically, logged loudly; /readyz checks it on every probe.
+  let lastPolicyError = ''
+  const policyTimer = setInterval(() => {
+    eviction().then(() => { lastPolicyError = '' }, (err: Error) => {
+      if (err.message !== lastPolicyError) app.log.error({ err: err.message }, 'redis eviction policy check failed; /readyz answers 503')
+      lastPolicyError = err.message
+    })
+  }, config.REDIS_POLICY_CHECK_INTERVAL_MS)
+  app.addHook('onClose', (_app, done) => { clearInterval(policyTimer); done() })
 
   const routeOpts: OpsRoutesOptions = { readiness, metrics: ctx.metrics, metricsToken: config.METRICS_TOKEN, metricsOpenWithoutToken: false }
   await app.register(opsRoutes, routeOpts)
 
   app.decorate('opsServer', null)
   if (config.METRICS_PORT === undefined) return
-  const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }) }).withTypeProvider<TypeBoxTypeProvider>()
+  const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }), ...httpTimeouts(config) }).withTypeProvider<TypeBoxTypeProvider>()
+  ops.addHook('onSend', (_req, reply, payload, done) => {
+    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(RETRY_AFTER_S))
+    done(null, payload)
+  })
   ops.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) return reply.code(err.statusCode).send(err.toBody())
     req.log.error({ err }, 'request failed')

@@ -9,7 +9,11 @@ import type { Readiness } from './health.js'
 export const HealthSchema = Type.Object({ status: Type.Literal('ok') })
 
 const ChecksSchema = Type.Record(Type.String(), Type.String(), { description: "each check: 'ok' or why it failed" })
-export const ReadySchema = Type.Object({ status: Type.Literal('ready'), checks: ChecksSchema })
+export const ReadySchema = Type.Object({
+  status: Type.Literal('ready'),
+  checks: ChecksSchema,
+  degraded: Type.Optional(Type.Array(Type.String(), { description: 'dependencies that failed without failing readiness (postgres: admin routes answer 503, claims go on)' })),
+})
 export const NotReadySchema = Type.Object({
   statusCode: Type.Integer(), code: Type.String(), error: Type.String(), message: Type.String(), checks: Type.Optional(ChecksSchema),
 })
@@ -45,12 +49,12 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     logLevel: 'warn',
     schema: {
       tags: ['ops'],
-      summary: 'Redis and PostgreSQL answer and the Lua scripts are loaded; 503 otherwise (within about READY_TIMEOUT_MS)',
+      summary: 'Redis answers, the Lua scripts are loaded and the eviction policy is noeviction; 503 otherwise (within about READY_TIMEOUT_MS). PostgreSQL trouble only marks the answer degraded',
       response: { 200: ReadySchema, 503: NotReadySchema },
     },
   }, async (_req, reply) => {
     const r = await opts.readiness()
-    if (r.ready) return { status: 'ready' as const, checks: r.checks }
+    if (r.ready) return { status: 'ready' as const, checks: r.checks, ...(r.degraded.length ? { degraded: r.degraded } : {}) }
     const failed = Object.entries(r.checks).filter(([, v]) => v !== 'ok').map(([k, v]) => `${k}: ${v}`)
     return reply.code(503).send({ ...errorBody(503, ErrorCode.NOT_READY, failed.join('; ')), checks: r.checks })
   })

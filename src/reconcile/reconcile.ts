@@ -13,6 +13,7 @@ import { defineRestoreUsersScript } from './restore-users.js'
 import { addExample, CLASS_NAMES, MAX_EXAMPLES, type CampaignReport, type ClassName, type RunReport } from './report.js'
 import { silentProgress, type Progress } from './progress.js'
 import { PAGE_SIZE } from './sources.js'
+import { assertNoEviction, evictedKeys } from '../redis/eviction.js'
 
 export interface ReconcileOptions {
   campaignId?: string
@@ -21,6 +22,8 @@ export interface ReconcileOptions {
   progress?: Progress
   /** Called with each campaign's report as soon as it is done (the table prints as it goes). */
   onCampaign?: (r: CampaignReport) => void
+  /** REDIS_EVICTION_POLICY_ACK: accepts an unknown policy (CONFIG GET refused). */
+  evictionPolicyAck?: string
 }
 
 export class CampaignNotFoundError extends Error {}
@@ -55,6 +58,11 @@ export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: Reconcil
   await db.execute(sql`select 1`).catch((err: Error) => {
     throw new Error(`database unreachable: ${(err.cause as Error | undefined)?.message ?? err.message}`)
   })
+  // An evicting policy: refuse to run at all (exit 2). Keys evicted before (evicted_keys > 0) are evidence
+  // that answered claims may be gone from Redis, the stream and the database alike: a rebuild from the
+  // rows would hand the same sequences out again, so --fix repairs nothing while the evidence stands.
+  await assertNoEviction(redis, opts.evictionPolicyAck)
+  const evicted = await evictedKeys(redis)
   const deps: ReconcileDeps = { redis, db, keys, pageSize: opts.pageSize ?? PAGE_SIZE, progress: opts.progress ?? silentProgress }
   const fix = opts.fix ?? false
   const reports: CampaignReport[] = []
@@ -72,7 +80,16 @@ export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: Reconcil
         if (report.classes.lost.examples.length >= MAX_EXAMPLES) break
       }
     }
-    if (report.drift > 0 && fix) {
+    if (evicted > 0 && report.drift > 0) {
+      report.classes.evicted.count = 1
+      addExample(report.classes.evicted, { detail: `Redis evicted ${evicted} key(s); this campaign's state cannot be trusted to rebuild from` })
+      report.drift += 1
+    }
+    if (report.drift > 0 && fix && evicted > 0) {
+      report.remaining = report.drift
+      report.remainingClasses = {}
+      for (const c of CLASS_NAMES) if (c !== 'inFlight' && report.classes[c].count > 0) report.remainingClasses[c] = report.classes[c].count
+    } else if (report.drift > 0 && fix) {
       await repairCampaign(deps, ins)
       const after = await inspectCampaign(deps, campaign)
       report.remaining = after.report.drift
@@ -91,6 +108,6 @@ export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: Reconcil
     reports.push(report)
     opts.onCampaign?.(report)
   }
-  const exitCode = unresolved > 0 ? 1 : 0
-  return { ok: exitCode === 0, exitCode, fix, campaigns: reports, totals }
+  const exitCode = unresolved > 0 || evicted > 0 ? 1 : 0
+  return { ok: exitCode === 0, exitCode, fix, campaigns: reports, totals, evictedKeys: evicted }
 }

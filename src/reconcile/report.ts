@@ -10,6 +10,7 @@ export const CLASSES = {
   deadLettered: 'issued, not persisted: in failed_claims (run npm run retry-failed)',
   conflicts: 'one sequence held by two different claims (needs a person)',
   gaps: 'sequences issued but held by no claim anywhere (lost for good)',
+  evicted: 'drift while Redis reports evicted keys (INFO evicted_keys > 0): answered claims may be gone from every place; --fix refuses to rebuild (docs/operations.md)',
 } as const
 
 export type ClassName = keyof typeof CLASSES
@@ -41,6 +42,8 @@ export interface RunReport {
   fix: boolean
   campaigns: CampaignReport[]
   totals: Record<ClassName, number>
+  /** INFO stats evicted_keys summed over masters when the run started (null: not read). */
+  evictedKeys: number | null
   error?: string
   elapsedMs: number
   peakRssBytes: number

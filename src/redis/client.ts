@@ -1,30 +1,67 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+
+/** The part of a pino/fastify logger the clients log through (never ioredis's raw stderr lines). */
+export interface RedisLog {
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
 
 export interface RedisClientOptions {
+  /** Logs connection errors (throttled); without a listener ioredis prints "[ioredis] Unhandled error event". */
+  log: RedisLog
+  /**
+   * A command (queued while reconnecting or sent) rejects after this long, so a request answers 503 within
+   * about this bound instead of waiting for the reconnect. Blocking readers pass their block time plus this.
+   */
+  commandTimeoutMs: number
   /** Fail a command after this many reconnect attempts instead of queueing forever. */
   maxRetriesPerRequest?: number | null
   autoPipelining?: boolean
   connectionName?: string
 }
 
-export function createRedis(url: string, opts: RedisClientOptions = {}): Redis {
+/** The one factory for Redis connections of every role: timeouts and error logging apply to all of them. */
+export function createRedis(url: string, opts: RedisClientOptions): Redis {
   const options: RedisOptions = {
     maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 2 : opts.maxRetriesPerRequest,
     enableAutoPipelining: opts.autoPipelining ?? true,
     connectionName: opts.connectionName,
+    commandTimeout: opts.commandTimeoutMs,
+    connectTimeout: Math.max(1000, opts.commandTimeoutMs),
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     lazyConnect: false,
   }
-  return new Redis(url, options)
+  const redis = new Redis(url, options)
+  logConnectionErrors(redis, opts.log, opts.connectionName ?? 'redis')
+  return redis
 }
 
-/** An evicting policy can drop a campaign's counter, and a missing counter read as 0 oversells. */
-export async function checkEvictionPolicy(redis: Redis): Promise<string | null> {
-  try {
-    const reply = (await redis.config('GET', 'maxmemory-policy')) as string[]
-    const policy = reply[1] ?? ''
-    return policy === 'noeviction' ? null : policy
-  } catch {
-    return null // CONFIG disabled (managed Redis): nothing to check against
-  }
+/**
+ * One JSON line for the first error after a healthy spell, then at most one every 10 s with a count, so a
+ * Redis outage cannot flood the log with a line per reconnect attempt.
+ */
+export function logConnectionErrors(client: Redis | Cluster, log: RedisLog, connection: string): void {
+  let last = 0
+  let suppressed = 0
+  client.on('error', (err: Error & { code?: string }) => {
+    const now = Date.now()
+    if (now - last < 10_000) { suppressed++; return }
+    last = now
+    log.warn({ connection, err: { message: err.message, code: err.code }, suppressed }, 'redis connection error')
+    suppressed = 0
+  })
+  client.on('ready', () => { last = 0 })
+}
+
+const REPLY_UNAVAILABLE = /^(OOM|LOADING|READONLY|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/
+const SCRIPT_UNAVAILABLE = /^ERR Error running script.*[\s:-](OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)\b/s
+
+/**
+ * Redis answered, but cannot serve writes (or anything) right now: out of memory, loading its dataset,
+ * a replica after a failover, a script running too long, no master. Retrying later can succeed.
+ * Scripts relay the inner command's error, sometimes behind "ERR Error running script".
+ */
+export function isRedisUnavailableReply(message: string | undefined): boolean {
+  if (!message) return false
+  return REPLY_UNAVAILABLE.test(message) || SCRIPT_UNAVAILABLE.test(message)
 }

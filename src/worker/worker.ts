@@ -7,6 +7,7 @@ import { createDb, type DbHandle } from '../db/client.js'
 import { failedClaims } from '../db/schema.js'
 import { createRedis } from '../redis/client.js'
 import { createKeys } from '../redis/keys.js'
+import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
 import { parseClaim, type StreamEntry } from './entry.js'
 import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
@@ -21,6 +22,12 @@ export interface WorkerOptions {
 
 class GiveUp extends Error {}
 
+/** Redis refused a command to the worker's ACL user: retrying cannot help, so the worker stops and says which. */
+export class CommandRefusedError extends Error {}
+const isNoPerm = (err: unknown) => /^NOPERM/.test((err as Error)?.message ?? '')
+const refused = (what: string, err: unknown) => new CommandRefusedError(
+  `${what}: Redis refused a command the worker needs (${(err as Error).message}); grant it to the ACL user (docs/security.md)`)
+
 /**
  * The persistence worker: moves claims from the partition streams into PostgreSQL, exactly once per
  * claim_id, acking only what is committed. One instance is one named consumer of the group.
@@ -30,11 +37,14 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const group = config.WORKER_GROUP
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const streams = keys.streams()
-  const redis = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker:${name}` })
-  // Blocking reads get their own connection; it waits through reconnects rather than failing reads.
-  const blocking = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker-read:${name}`, maxRetriesPerRequest: null, autoPipelining: false })
+  const redis = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  // Blocking reads get their own connection; it waits through reconnects rather than failing reads, and its
+  // timeout leaves room for the BLOCK itself.
+  const blocking = createRedis(config.REDIS_URL, {
+    connectionName: `fcfs-worker-read:${name}`, maxRetriesPerRequest: null, autoPipelining: false, log,
+    commandTimeoutMs: config.WORKER_BLOCK_MS + config.REDIS_COMMAND_TIMEOUT_MS,
+  })
   const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2 })
-  for (const conn of [redis, blocking]) conn.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'))
   const ops = createStreamOps({ redis, blocking, streams, group, consumer: name })
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),
@@ -68,6 +78,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         pending.catch(() => {})
         return await Promise.race([pending, expired])
       } catch (err) {
+        if (isNoPerm(err)) throw refused(what, err)
         if (err === deadlinePassed || (stopping && Date.now() >= stopDeadline)) throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
         const delayMs = Math.min(2000, 100 * 2 ** Math.min(attempt - 1, 5)) * (0.5 + Math.random() / 2)
         log.warn({ what, attempt, delayMs: Math.round(delayMs), err: errorText(err) }, `${what} failed, retrying`)
@@ -86,6 +97,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       return await ops.readNew(config.WORKER_COUNT, config.WORKER_BLOCK_MS)
     } catch (err) {
       if (stopping) return []
+      if (isNoPerm(err)) throw refused('read stream', err)
       if (isNoGroup(err)) {
         log.warn({ group }, 'consumer group missing (Redis restarted empty?), recreating from id 0')
         await ensureGroups()
@@ -153,6 +165,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
           res = await ops.claimIdle(stream, config.RECLAIM_IDLE_MS, cursor, config.WORKER_COUNT)
         } catch (err) {
           if (isNoGroup(err)) await ensureGroups()
+          else if (isNoPerm(err)) throw refused('reclaim idle entries', err)
           else log.warn({ stream, err: errorText(err) }, 'reclaim failed')
           break
         }
@@ -173,6 +186,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   }
 
   async function run(): Promise<void> {
+    // An evicting policy would drop streams of answered claims: refuse to run (Redis down: keep retrying).
+    const policy = await retrying('check eviction policy', () => checkEvictionPolicy(redis, config.REDIS_EVICTION_POLICY_ACK))
+    if (!policy.ok) throw new EvictionPolicyError(`refusing to start: ${policy.message}`)
     await ensureGroups()
     await reclaim()
     // Up to WORKER_INFLIGHT batches are written at once, each in its own transaction on its own pooled
@@ -219,6 +235,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       log.info({ consumer: name, group, streams: streams.length, count: config.WORKER_COUNT, blockMs: config.WORKER_BLOCK_MS }, 'worker started')
       loop = run().catch((err) => {
         if (err instanceof GiveUp) log.warn({ err: err.message }, 'left the batch in hand pending for another worker')
+        else if (err instanceof EvictionPolicyError || err instanceof CommandRefusedError) { log.error({ err: { message: err.message } }, err.message); throw err }
         else { log.error({ err }, 'worker loop crashed'); throw err }
       })
     },
