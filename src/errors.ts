@@ -21,6 +21,7 @@ export const ErrorCode = {
   NOT_READY: 'NOT_READY',
   METRICS_DISABLED: 'METRICS_DISABLED',
   BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
+  IDEMPOTENCY_KEY_REUSED: 'IDEMPOTENCY_KEY_REUSED',
   INTERNAL: 'INTERNAL',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -38,7 +39,7 @@ export const ErrorSchema = Type.Object({
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 410: 'Gone',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
+  413: 'Payload Too Large', 422: 'Unprocessable Content', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
   500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 

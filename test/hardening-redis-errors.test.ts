@@ -7,6 +7,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { testEnv, spawnServer, freePort, createCampaign, claim, type Res } from './helper.js'
+import { createKeys } from '../src/redis/keys.js'
 import { startPrivateRedis } from './private-redis.js'
 import { isBackendDown } from '../src/errors.js'
 import { isRedisUnavailableReply } from '../src/redis/client.js'
@@ -30,8 +31,7 @@ t.test('unavailable replies are told apart from other errors', async (t) => {
 t.test('OOM, BUSY, READONLY, MASTERDOWN, a frozen, a loading and a dead Redis: 503 + Retry-After, bounded, JSON logs', async (t) => {
   const a = await startPrivateRedis(t)
   const b = await startPrivateRedis(t)
-  const { env, redis: shared } = await testEnv(t)
-  void shared
+  const { env } = await testEnv(t)
   const port = await freePort()
   const { child, url } = await spawnServer(t, { ...env, REDIS_URL: a.url, RATE_LIMIT_IP_MAX: '0' }, port)
   let output = ''
@@ -52,7 +52,7 @@ t.test('OOM, BUSY, READONLY, MASTERDOWN, a frozen, a loading and a dead Redis: 5
     t.ok(r.ms < BOUND_MS, `${what}: answered in ${r.ms} ms`)
     return r
   }
-  const issued = () => a.admin.hget(`${env.KEY_PREFIX}:{c${id}}:campaign`, 'issued').catch(() => null)
+  const issued = () => a.admin.hget(createKeys(env.KEY_PREFIX!, 8).campaign(id), 'issued').catch(() => null)
   t.equal((await timedClaim()).status, 201)
 
   // Out of memory (noeviction, memory full): refused, nothing half-written.

@@ -25,7 +25,8 @@ async function readyzUntil(url: string, want: number, attempts = 100) {
   let last: { status: number; body: any } | undefined
   for (let i = 0; i < attempts; i++) {
     last = await http(`${url}/readyz`)
-    if (last.status === want) return last
+    // 200 may come degraded while PostgreSQL's first connection is still slow: wait for a clean one.
+    if (last.status === want && (want !== 200 || !last.body.degraded)) return last
     await new Promise((r) => setTimeout(r, 100))
   }
   throw new Error(`/readyz never answered ${want}; last: ${JSON.stringify(last)}`)
@@ -40,7 +41,7 @@ t.test('/readyz: 503 while Redis is down or hung, 200 again when it is back', as
   const { url } = await startApp(t, { ...config, REDIS_URL: privateUrl, READY_TIMEOUT_MS: 300 })
 
   const ok = await readyzUntil(url, 200)
-  t.same(ok.body.checks, { redis: 'ok', postgres: 'ok', scripts: 'ok' })
+  t.same(ok.body.checks, { redis: 'ok', postgres: 'ok', scripts: 'ok', eviction: 'ok' })
   const probe = new Redis(privateUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   t.teardown(() => probe.disconnect())
   await probe.connect()
@@ -72,19 +73,10 @@ t.test('/readyz: 503 while Redis is down or hung, 200 again when it is back', as
   // Back (empty, as after a restart without persistence): ready again, scripts reloaded.
   redisServer = await startRedis(port)
   const back = await readyzUntil(url, 200)
-  t.same(back.body.checks, { redis: 'ok', postgres: 'ok', scripts: 'ok' })
+  t.same(back.body.checks, { redis: 'ok', postgres: 'ok', scripts: 'ok', eviction: 'ok' })
 })
 
-t.test('/readyz: 503 when PostgreSQL is unreachable', async (t) => {
-  const { config } = await testEnv(t)
-  const deadPort = await freePort() // nothing listens there
-  const { url } = await startApp(t, { ...config, DATABASE_URL: `postgres://postgres@127.0.0.1:${deadPort}/nothing`, READY_TIMEOUT_MS: 300 })
-  const r = await http(`${url}/readyz`)
-  t.equal(r.status, 503)
-  t.equal(r.body.code, 'NOT_READY')
-  t.equal(r.body.checks.redis, 'ok')
-  t.not(r.body.checks.postgres, 'ok')
-})
+// PostgreSQL unreachable: readiness stays 200, degraded (test/hardening-readiness.test.ts).
 
 t.test('after a Redis restart the app reconnects, and refuses (never rebuilds) the lost campaign state', async (t) => {
   const port = await freePort()

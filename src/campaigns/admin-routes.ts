@@ -1,6 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AppContext } from '../context.js'
+import type { FastifyBaseLogger } from 'fastify'
+import { Type } from 'typebox'
 import { AppError, ErrorCode, ErrorSchema, campaignNotFound, campaignUnavailable } from '../errors.js'
+import { createAdminIdempotency } from './idempotency.js'
 import { adminAuthenticator } from '../auth.js'
 import { mirrorCampaign, readLiveState } from './mirror.js'
 import { publishCampaignChanged } from './events.js'
@@ -16,12 +19,53 @@ export const campaignView = (c: CampaignRow) => ({
 })
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema, 500: ErrorSchema }
+const writeErrors = { ...errors, 422: ErrorSchema }
+
+export const AdminWriteHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9_.:-]{1,128}$',
+    description: 'a retry with the same key gets the first answer and never writes twice (stored in PostgreSQL with the write)',
+  })),
+})
+
+const reconcileHint = (id: string) => `npm run reconcile -- --campaign ${id} --fix`
+
+/**
+ * The write is committed in PostgreSQL; mirroring it into Redis failed. Never a 500 that hides the write:
+ * a 503 naming the campaign and what to run (with a key, a retry re-runs only the mirror).
+ */
+function notMirrored(id: string, what: string, key: string | undefined, cause: string): AppError {
+  const next = key
+    ? `retry with the same Idempotency-Key (it mirrors again without writing twice), or run ${reconcileHint(id)}`
+    : `do not repeat the request without an Idempotency-Key (it would write again); run ${reconcileHint(id)}`
+  return new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
+    `${what} committed in PostgreSQL (campaign ${id}) but not mirrored to Redis (${cause}); ${next}`, { campaignId: id })
+}
 
 export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   app.addHook('onRequest', adminAuthenticator(ctx.config))
+  const idempotency = createAdminIdempotency(ctx.db.db)
+
+  /** Mirrors a committed row into Redis, turning any failure into the 503 above. */
+  async function mirrorCommitted(log: FastifyBaseLogger, row: CampaignRow, mode: 'create' | 'update', what: string, key: string | undefined) {
+    const id = String(row.id)
+    let live: Awaited<ReturnType<typeof mirrorCampaign>>
+    try {
+      live = await mirrorCampaign(ctx.redis, ctx.keys, row, mode)
+    } catch (err) {
+      log.error({ err, campaignId: id }, 'admin write committed in PostgreSQL, Redis mirror failed')
+      throw notMirrored(id, what, key, (err as Error).message)
+    }
+    if (!live) {
+      throw new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,
+        `${what} committed in PostgreSQL but campaign ${id} has no live state in Redis; run ${reconcileHint(id)}`, { campaignId: id })
+    }
+    if (key) await idempotency.markMirrored(key).catch((err: Error) => log.warn({ err, campaignId: id }, 'could not record the mirror; a replay mirrors again'))
+    return live
+  }
 
   app.post('/admin/campaigns', {
-    schema: { tags: ['admin'], body: CreateCampaignBodySchema, response: { 201: CampaignSchema, ...errors } },
+    schema: { tags: ['admin'], headers: AdminWriteHeadersSchema, body: CreateCampaignBodySchema, response: { 201: CampaignSchema, ...writeErrors } },
   }, async (req, reply) => {
     const b = req.body
     const opensAt = b.opensAt ? new Date(b.opensAt) : null
@@ -29,10 +73,27 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     if (opensAt && closesAt && opensAt >= closesAt) {
       throw new AppError(400, ErrorCode.VALIDATION, 'closesAt must be after opensAt')
     }
+    const input = { name: b.name, stock: b.stock, perUserLimit: b.perUserLimit ?? 1, opensAt, closesAt }
+    const key = req.headers['idempotency-key']
     // Database first: if the Redis mirror then fails, the campaign is unavailable (503), never oversold.
-    const row = await ctx.campaigns.create({ name: b.name, stock: b.stock, perUserLimit: b.perUserLimit ?? 1, opensAt, closesAt })
-    await mirrorCampaign(ctx.redis, ctx.keys, row, 'create')
-    return reply.code(201).send(campaignView(row))
+    if (!key) {
+      const row = await ctx.campaigns.create(input)
+      await mirrorCommitted(req.log, row, 'create', 'the campaign was', undefined)
+      return reply.code(201).send(campaignView(row))
+    }
+    let created: CampaignRow | undefined
+    const { answer, replayed } = await idempotency.once(key, 'POST /admin/campaigns', req.body, async (tx) => {
+      created = await ctx.campaigns.create(input, tx)
+      return { statusCode: 201, body: campaignView(created), campaignId: created.id }
+    })
+    // After a lost race the closure's row was rolled back: read the winner's.
+    const row = replayed ? await ctx.campaigns.get(answer.campaignId) : created
+    if (!row) throw campaignNotFound(answer.campaignId)
+    // A replay after a mirror that once succeeded only updates: re-creating a live state that was lost since
+    // would restart issued at 0 (reconcile rebuilds it from the claims instead).
+    await mirrorCommitted(req.log, row, replayed && answer.mirrored ? 'update' : 'create', 'the campaign was', key)
+    if (replayed) reply.header('idempotent-replayed', 'true')
+    return reply.code(201).send(answer.body as ReturnType<typeof campaignView>)
   })
 
   app.get('/admin/campaigns', {
@@ -56,23 +117,43 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   })
 
   app.post('/admin/campaigns/:id/stock', {
-    schema: { tags: ['admin'], params: CampaignIdParamsSchema, body: AddStockBodySchema, response: { 200: AddStockResponseSchema, 404: ErrorSchema, ...errors } },
-  }, async (req) => {
+    schema: {
+      tags: ['admin'], params: CampaignIdParamsSchema, headers: AdminWriteHeadersSchema, body: AddStockBodySchema,
+      response: { 200: AddStockResponseSchema, 404: ErrorSchema, ...writeErrors },
+    },
+  }, async (req, reply) => {
     const { id } = req.params
+    const key = req.headers['idempotency-key']
     // Refuse before touching the database when the live state is gone: only reconcile may rebuild it.
     if (!(await ctx.redis.exists(ctx.keys.campaign(id)))) {
       if (!(await ctx.campaigns.get(id))) throw campaignNotFound(id)
       throw campaignUnavailable(id)
     }
-    const row = await ctx.campaigns.addStock(id, req.body.add)
-    if (!row) throw campaignNotFound(id)
-    const live = await mirrorCampaign(ctx.redis, ctx.keys, row, 'update')
-    if (!live) throw campaignUnavailable(id)
+    let stock: number | undefined
+    let row: CampaignRow | null
+    if (!key) {
+      row = await ctx.campaigns.addStock(id, req.body.add)
+      if (!row) throw campaignNotFound(id)
+    } else {
+      let updated: CampaignRow | null = null
+      const { answer, replayed } = await idempotency.once(key, `POST /admin/campaigns/${id}/stock`, req.body, async (tx) => {
+        updated = await ctx.campaigns.addStock(id, req.body.add, tx)
+        if (!updated) throw campaignNotFound(id)
+        return { statusCode: 200, body: { stock: updated.stock }, campaignId: updated.id }
+      })
+      // A replay writes nothing: it mirrors the database's current stock (mirror.lua never lowers it).
+      row = replayed ? await ctx.campaigns.get(id) : updated
+      if (!row) throw campaignNotFound(id)
+      stock = Number(answer.body.stock)
+      if (replayed) reply.header('idempotent-replayed', 'true')
+    }
+    const live = await mirrorCommitted(req.log, row, 'update', `the stock addition (stock now ${row.stock}) was`, key)
+    stock ??= live.stock
     // Every instance (this one synchronously, the others through pub/sub) stops answering 410 locally.
     ctx.soldOut.forget(id)
     // The stock is added already: failing the request now would invite a second addition on retry.
     await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'stock-added', campaignId: id })
       .catch((err: Error) => req.log.warn({ err }, 'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
-    return { stock: live.stock, remaining: Math.max(0, live.stock - live.issued) }
+    return { stock, remaining: Math.max(0, live.stock - live.issued) }
   })
 }

@@ -3,11 +3,14 @@ import type { Db } from '../db/client.js'
 import { campaigns, claims } from '../db/schema.js'
 
 export type CampaignRow = typeof campaigns.$inferSelect
+/** The database or a transaction on it: the admin writes run inside one with their Idempotency-Key. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+export type Exec = Db | Tx
 
 export function createCampaignsRepository(db: Db) {
   return {
-    async create(input: { name: string; stock: number; perUserLimit: number; opensAt: Date | null; closesAt: Date | null }): Promise<CampaignRow> {
-      const [row] = await db.insert(campaigns).values(input).returning()
+    async create(input: { name: string; stock: number; perUserLimit: number; opensAt: Date | null; closesAt: Date | null }, exec: Exec = db): Promise<CampaignRow> {
+      const [row] = await exec.insert(campaigns).values(input).returning()
       return row!
     },
     async get(id: string): Promise<CampaignRow | null> {
@@ -29,8 +32,8 @@ export function createCampaignsRepository(db: Db) {
       const rows = await db.select({ id: claims.claimId }).from(claims).where(inArray(claims.claimId, ids))
       return new Set(rows.map((r) => r.id))
     },
-    async addStock(id: string, add: number): Promise<CampaignRow | null> {
-      const [row] = await db.update(campaigns)
+    async addStock(id: string, add: number, exec: Exec = db): Promise<CampaignRow | null> {
+      const [row] = await exec.update(campaigns)
         .set({ stock: sql`${campaigns.stock} + ${add}`, updatedAt: sql`now()` })
         .where(eq(campaigns.id, BigInt(id)))
         .returning()

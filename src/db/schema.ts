@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, unique, uuid, bigserial } from 'drizzle-orm/pg-core'
+import { bigint, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, unique, uuid, bigserial } from 'drizzle-orm/pg-core'
 
 export const campaigns = pgTable('campaigns', {
   id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
@@ -43,4 +43,22 @@ export const failedClaims = pgTable('failed_claims', {
   resolvedAt: timestamp('resolved_at', { withTimezone: true, mode: 'date' }),
 }, (t) => [
   unique('failed_claims_stream_entry_key').on(t.stream, t.entryId),
+])
+
+/**
+ * Idempotency-Key of the admin writes: the answer is stored in the same transaction as the write, so a
+ * retry (same key) gets the same answer and never repeats the write. mirrored_at: the Redis mirror
+ * succeeded once (a replay then only updates the live state, never creates it afresh).
+ */
+export const adminIdempotencyKeys = pgTable('admin_idempotency_keys', {
+  key: text('key').notNull(),
+  route: text('route').notNull(),
+  requestHash: text('request_hash').notNull(),
+  campaignId: bigint('campaign_id', { mode: 'bigint' }).notNull(),
+  statusCode: integer('status_code').notNull(),
+  response: jsonb('response').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  mirroredAt: timestamp('mirrored_at', { withTimezone: true, mode: 'date' }),
+}, (t) => [
+  primaryKey({ name: 'admin_idempotency_keys_pkey', columns: [t.key] }),
 ])
