@@ -47,7 +47,7 @@ export const ConfigSchema = Type.Object({
   // Slow clients: complete headers within HEADERS, the whole request within REQUEST, an idle keep-alive
   // connection closes after KEEPALIVE (above a load balancer's 60 s idle timeout, so it never reuses a
   // closing socket), and a socket silent for IDLE in the middle of anything is destroyed.
-  HTTP_HEADERS_TIMEOUT_MS: Int(10_000, 100),
+  HTTP_HEADERS_TIMEOUT_MS: Int(15_000, 100),
   HTTP_REQUEST_TIMEOUT_MS: Int(30_000, 100),
   HTTP_KEEPALIVE_TIMEOUT_MS: Int(65_000, 100),
   HTTP_IDLE_TIMEOUT_MS: Int(70_000, 100),

@@ -1,0 +1,28 @@
+/**
+ * The least-privilege Redis ACL for every role (API, worker, reconcile, retry-failed): its keys, its one
+ * pub/sub channel and exactly the commands the code and its Lua scripts run (ACL rules apply to the
+ * commands a script calls too). docs/security.md prints aclRule('fcfs'); test/hardening-acl.test.ts runs
+ * all roles as a user with this rule and asserts Redis denied nothing (ACL LOG stays empty).
+ */
+export const ACL_COMMANDS = [
+  // connection set-up (ioredis: ready check, connection names) and probes
+  'ping', 'info', 'client|setname', 'client|setinfo', 'select', 'quit',
+  // the eviction policy check (leave out where CONFIG is not allowed; then set REDIS_EVICTION_POLICY_ACK)
+  'config|get',
+  // Lua scripts (ioredis: EVALSHA, EVAL on NOSCRIPT; readiness: SCRIPT EXISTS/LOAD)
+  'evalsha', 'eval', 'script|load', 'script|exists',
+  // campaign hash, users hash, idempotency and rate-limit keys (directly and inside the scripts)
+  'exists', 'get', 'set', 'incr', 'pexpire', 'pttl', 'time',
+  'hget', 'hmget', 'hset', 'hsetnx', 'hgetall', 'hlen', 'hscan',
+  // streams: claims in, the worker's consumer group, reconcile's scan, metrics
+  'xadd', 'xlen', 'xrange', 'xreadgroup', 'xack', 'xdel', 'xautoclaim', 'xpending',
+  'xgroup|create', 'xgroup|delconsumer', 'xinfo|groups', 'xinfo|consumers',
+  'multi', 'exec',
+  // campaign-changed events
+  'publish', 'subscribe', 'unsubscribe',
+] as const
+
+/** The ACL rule (ACL SETUSER <user> <rule>, or `user <user> <rule>` in an ACL file) for a KEY_PREFIX. */
+export function aclRule(prefix: string, password = '<password>'): string {
+  return `on >${password} resetkeys ~${prefix}:* resetchannels &${prefix}:events -@all ${ACL_COMMANDS.map((c) => `+${c}`).join(' ')}`
+}

@@ -1,0 +1,107 @@
+/**
+ * Eviction: an evicting maxmemory-policy makes every role refuse to start and the API's /readyz fail (also
+ * when the policy changes under a running instance); keys evicted earlier are evidence that reconcile
+ * reports as its own class (exit 1) and --fix refuses to rebuild from (the issue's repro: allkeys-lru,
+ * answered claims, memory pressure evicts the campaign; --fix used to rebuild it from 0 rows).
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { testEnv, startApp, http, createCampaign, ROOT } from './helper.js'
+import { startPrivateRedis } from './private-redis.js'
+import { claimMany } from './worker-helper.js'
+import { reconcileIn } from './reconcile-helper.js'
+import { createKeys } from '../src/redis/keys.js'
+import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
+
+function run(entry: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+      cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '-1' }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { out += d })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000)
+    child.on('error', reject)
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, out }) })
+  })
+}
+
+t.test('allkeys-lru: API, worker, reconcile and retry-failed refuse to start, saying why', async (t) => {
+  const r = await startPrivateRedis(t, ['--maxmemory-policy', 'allkeys-lru'])
+  const { env } = await testEnv(t)
+  const e = { ...env, REDIS_URL: r.url, PORT: '0' }
+  const [api, worker, reconcile, retry] = await Promise.all([
+    run('src/server.ts', e), run('src/worker/main.ts', e), run('scripts/reconcile.ts', e), run('scripts/retry-failed.ts', e),
+  ])
+  const why = /maxmemory-policy is \\?"allkeys-lru\\?"/
+  t.equal(api.code, 1, 'API exits 1')
+  t.match(api.out, why)
+  t.notMatch(api.out, /Server listening/)
+  t.equal(worker.code, 1, 'worker exits 1')
+  t.match(worker.out, why)
+  t.equal(reconcile.code, 2, 'reconcile exits 2')
+  t.match(reconcile.out, why)
+  t.equal(retry.code, 1, 'retry-failed exits 1')
+  t.match(retry.out, why)
+})
+
+t.test('a policy changed at run time fails /readyz; noeviction again makes it ready', async (t) => {
+  const r = await startPrivateRedis(t)
+  const { config } = await testEnv(t)
+  const { url } = await startApp(t, { ...config, REDIS_URL: r.url, READY_TIMEOUT_MS: 1000 })
+  t.equal((await http(`${url}/readyz`)).status, 200)
+  await r.admin.config('SET', 'maxmemory-policy', 'volatile-lru')
+  const bad = await http(`${url}/readyz`)
+  t.equal(bad.status, 503)
+  t.equal(bad.body.code, 'NOT_READY')
+  t.match(bad.body.checks.eviction, /maxmemory-policy is "volatile-lru"/)
+  await r.admin.config('SET', 'maxmemory-policy', 'noeviction')
+  t.equal((await http(`${url}/readyz`)).status, 200)
+})
+
+t.test('evicted campaign: reconcile reports eviction, exit 1, and --fix rebuilds nothing', async (t) => {
+  const r = await startPrivateRedis(t)
+  const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
+  const config = { ...env.config, REDIS_URL: r.url }
+  const priv = { ...env, config }
+  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
+  const { url } = await startApp(t, config)
+  const id = await createCampaign(url, { name: 'evicted', stock: 3000 })
+  const statuses = await claimMany(url, id, Array.from({ length: 300 }, (_, i) => `user-${i}`), 20)
+  t.same(statuses, { 201: 300 }, '300 answered claims, none persisted (no worker)')
+
+  // Memory pressure under allkeys-lru: fill until the campaign's live state is evicted.
+  await r.admin.config('SET', 'maxmemory-policy', 'allkeys-lru')
+  const used = Number(/used_memory:(\d+)/.exec(await r.admin.info('memory'))![1])
+  await r.admin.config('SET', 'maxmemory', String(used + 256 * 1024))
+  for (let i = 0; i < 400 && (await r.admin.exists(keys.campaign(id))); i++) {
+    const p = r.admin.pipeline()
+    for (let j = 0; j < 50; j++) p.set(`filler:${i}:${j}`, 'x'.repeat(1024))
+    await p.exec()
+  }
+  t.equal(await r.admin.exists(keys.campaign(id)), 0, 'the campaign hash was evicted')
+  await r.admin.config('SET', 'maxmemory-policy', 'noeviction')
+  await r.admin.config('SET', 'maxmemory', '0')
+
+  const check = await reconcileIn(priv)
+  t.equal(check.exitCode, 1)
+  t.ok(check.evictedKeys! > 0, `evicted_keys reported (${check.evictedKeys})`)
+  const c = check.campaigns.find((x) => x.campaignId === id)!
+  t.equal(c.classes.evicted.count, 1, 'eviction is its own class')
+  t.match(formatSummary({ ...check, elapsedMs: 0, peakRssBytes: 0 }), /evicted/)
+
+  const fix = await reconcileIn(priv, { fix: true })
+  t.equal(fix.exitCode, 1, '--fix does not end clean')
+  const f = fix.campaigns.find((x) => x.campaignId === id)!
+  t.equal(f.classes.liveStateMissing.fixed, 0, 'nothing counted as fixed')
+  t.ok(f.remaining! > 0)
+  t.equal(await r.admin.exists(keys.campaign(id)), 0, 'the campaign was not rebuilt from 0 rows')
+  const text = formatCampaign(f, true) + '\n' + formatSummary({ ...fix, elapsedMs: 0, peakRssBytes: 0 })
+  t.notMatch(text, /all fixed|all drift fixed/)
+  t.match(text, /NOT repaired/)
+  // Claims keep being refused (503) rather than handed out again from sequence 1.
+  const after = await http(`${url}/v1/campaigns/${id}/claims`, { method: 'POST', token: (await import('./helper.js')).userToken('late') })
+  t.equal(after.status, 503)
+})
