@@ -16,6 +16,7 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   410: [ErrorCode.SOLD_OUT],
   413: [ErrorCode.PAYLOAD_TOO_LARGE],
   415: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
+  422: [ErrorCode.IDEMPOTENCY_KEY_REUSED],
   429: [ErrorCode.RATE_LIMITED],
   500: [ErrorCode.INTERNAL],
   503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE],

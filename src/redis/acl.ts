@@ -6,7 +6,7 @@
  */
 export const ACL_COMMANDS = [
   // connection set-up (ioredis: ready check, connection names) and probes
-  'ping', 'info', 'client|setname', 'client|setinfo', 'select', 'quit',
+  'ping', 'info', 'client|setname', 'select', 'quit',
   // the eviction policy check (leave out where CONFIG is not allowed; then set REDIS_EVICTION_POLICY_ACK)
   'config|get',
   // Lua scripts (ioredis: EVALSHA, EVAL on NOSCRIPT; readiness: SCRIPT EXISTS/LOAD)
