@@ -91,7 +91,7 @@ export async function spawnServer(t: Tap, env: Record<string, string>, port: num
       await once(child, 'exit')
     }
   })
-  await waitForOutput(child, /Server listening/, 20_000)
+  await waitForOutput(child, /Server listening/, 60_000) // only bounds a hang: tsx start-up is slow on a busy machine
   return { child, url: `http://127.0.0.1:${port}` }
 }
 
