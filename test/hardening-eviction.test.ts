@@ -32,9 +32,11 @@ t.test('allkeys-lru: API, worker, reconcile and retry-failed refuse to start, sa
   const r = await startPrivateRedis(t, ['--maxmemory-policy', 'allkeys-lru'])
   const { env } = await testEnv(t)
   const e = { ...env, REDIS_URL: r.url, PORT: '0' }
-  const [api, worker, reconcile, retry] = await Promise.all([
-    run('src/server.ts', e), run('src/worker/main.ts', e), run('scripts/reconcile.ts', e), run('scripts/retry-failed.ts', e),
-  ])
+  // One after another: four tsx start-ups at once crawl on a busy two-core machine.
+  const api = await run('src/server.ts', e)
+  const worker = await run('src/worker/main.ts', e)
+  const reconcile = await run('scripts/reconcile.ts', e)
+  const retry = await run('scripts/retry-failed.ts', e)
   const why = /maxmemory-policy is \\?"allkeys-lru\\?"/
   t.equal(api.code, 1, 'API exits 1')
   t.match(api.out, why)
