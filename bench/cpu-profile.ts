@@ -5,7 +5,11 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+}
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
 
 export interface ProfileSummary { file: string; busyMs: number; idleMs: number; functions: Row[]; packages: Row[] }
@@ -26,7 +30,8 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile
   const byId = new Map(p.nodes.map((n) => [n.id, n]))
   const self = new Map<number, number>()
-  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0))
+  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i]!,
+    (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0))
   const fns = new Map<string, number>()
   const pkgs = new Map<string, number>()
   let idle = 0

@@ -4,7 +4,11 @@ import type { FromLoadGenerator, LoadJob, LoadResult } from './load-protocol.js'
 /** The orchestrator's side of the load generator: one job at a time, progress through a callback. */
 export class LoadClient {
   private nextId = 1
-  private pending = new Map<number, { resolve: (r: LoadResult) => void; reject: (e: Error) => void; progress?: (s: number, rps: number) => void }>()
+  private pending = new Map<number, {
+    resolve: (r: LoadResult) => void
+    reject: (e: Error) => void
+    progress?: (s: number, rps: number) => void
+  }>()
   readonly ready: Promise<void>
 
   constructor(private readonly proc: Child) {

@@ -11,7 +11,8 @@ const send = (m: FromLoadGenerator) => process.send!(m)
 
 function run(id: number, job: LoadJob): Promise<LoadResult> {
   // Microseconds, 3 significant digits: enough for a p99 of a few ms and a max of seconds.
-  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000,
+    numberOfSignificantValueDigits: 3 })
   const sign = job.auth.kind === 'jwt' ? createSigner(job.auth.secret) : null
   const header = job.auth.kind === 'header' ? job.auth.header : ''
   let n = 0

@@ -16,7 +16,7 @@ export interface LoadJob {
   timeoutS: number
 }
 
-export interface LatencyMs { p50: number; p95: number; p99: number; max: number; mean: number }
+interface LatencyMs { p50: number; p95: number; p99: number; max: number; mean: number }
 
 export interface LoadResult {
   requests: number

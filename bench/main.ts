@@ -10,7 +10,8 @@ import { parseOptions, UsageError, SCENARIOS } from './options.js'
 import { createProgress } from './progress.js'
 import { describeMachine, renderTable, summarize } from './report.js'
 import {
-  createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi, profileDir, type BenchResults,
+  createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi, profileDir,
+  type BenchResults,
 } from './run.js'
 
 /** The servers' CPU profiles, per request of the scenarios each served (warm-ups included, roughly). */
@@ -53,7 +54,8 @@ process.once('SIGTERM', onSignal)
 
 try {
   const machine = await describeMachine(env.redis, env.sql, opts)
-  const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null, baselines: null }
+  const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
+    baselines: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
   if (['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
@@ -66,7 +68,8 @@ try {
       if (wanted.has('persistence')) {
         const { one, two } = await runBacklogs(env, api.url)
         results.persistence = {
-          workersAvailable: workersAvailable && one !== null, burstWorkers: opts.burstWorkers, drainMs, backlog: opts.backlog,
+          workersAvailable: workersAvailable && one !== null, burstWorkers: opts.burstWorkers, drainMs,
+          backlog: opts.backlog,
           rowsPerSecOneWorker: one, rowsPerSecTwoWorkers: two,
           notes: one === null ? ['no worker entry point: not measured'] : [],
         }

@@ -48,7 +48,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       options: {
         users: { type: 'string' }, stock: { type: 'string' }, connections: { type: 'string' }, duration: { type: 'string' },
         warmup: { type: 'string' }, backlog: { type: 'string' }, 'burst-workers': { type: 'string' }, auth: { type: 'string' },
-        json: { type: 'string' }, 'cpu-prof': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        json: { type: 'string' }, 'cpu-prof': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean',
+          short: 'h' },
       },
       strict: true,
     }).values

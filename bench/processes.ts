@@ -12,7 +12,7 @@ const COMPILED = import.meta.url.endsWith('.js')
 const BASE = path.resolve(HERE, '..')
 
 /** Node arguments that run an entry point given without extension, e.g. 'src/server'. */
-export function entryArgs(rel: string): string[] {
+function entryArgs(rel: string): string[] {
   return COMPILED ? [path.join(BASE, `${rel}.js`)] : ['--import', 'tsx', path.join(BASE, `${rel}.ts`)]
 }
 

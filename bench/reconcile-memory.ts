@@ -19,7 +19,8 @@ import { migrateDatabase } from '../src/db/migrate.js'
 import { createKeys } from '../src/redis/keys.js'
 import { seedCampaign } from './reconcile-seed.js'
 
-const { values } = parseArgs({ options: { claims: { type: 'string', default: '1000000' }, 'naive-load': { type: 'string' } } })
+const { values } = parseArgs({ options: { claims: { type: 'string', default: '1000000' },
+  'naive-load': { type: 'string' } } })
 const here = path.dirname(fileURLToPath(import.meta.url))
 const config = loadConfig(process.env, 'script')
 
@@ -50,7 +51,8 @@ const sql = postgres(env.DATABASE_URL, { max: 2, onnotice: () => {} })
 const keys = createKeys(env.KEY_PREFIX, config.STREAM_PARTITIONS)
 
 function timed(args: string[]) {
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 })
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...args],
+    { env, encoding: 'utf8', maxBuffer: 64 << 20 })
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/.exec(r.stderr)?.[1] ?? '?'
   return { code: r.status, rssMb: Math.round(rss), wall, stdout: r.stdout }
@@ -64,8 +66,10 @@ try {
   const script = path.join(here, '../scripts/reconcile.js')
   for (const [label, args] of [['check', []], ['fix', ['--fix']], ['check again', []]] as const) {
     const r = timed([script, '--campaign', id, '--json', ...args])
-    const doc = JSON.parse(r.stdout) as { exitCode: number; campaigns: { classes: Record<string, { count: number }> }[] }
-    const found = Object.entries(doc.campaigns[0]!.classes).filter(([, v]) => v.count > 0).map(([k, v]) => `${k} ${v.count}`).join(', ') || 'nothing'
+    const doc = JSON.parse(r.stdout) as { exitCode: number; campaigns: { classes: Record<string,
+      { count: number }> }[] }
+    const found = Object.entries(doc.campaigns[0]!.classes).filter(([, v]) => v.count > 0).map(([k,
+      v]) => `${k} ${v.count}`).join(', ') || 'nothing'
     console.log(`reconcile ${label}: exit ${r.code}, wall ${r.wall}, peak RSS ${r.rssMb} MB; found ${found}`)
   }
   const naive = timed([fileURLToPath(import.meta.url), '--naive-load', id])
@@ -79,7 +83,8 @@ try {
   } while (cursor !== '0')
   redis.disconnect()
   await sql.end()
-  const admin = postgres(`${base.protocol}//${base.username ? base.username + '@' : ''}${base.host}/postgres`, { max: 1, onnotice: () => {} })
+  const admin = postgres(`${base.protocol}//${base.username ? base.username + '@' : ''}${base.host}/postgres`,
+    { max: 1, onnotice: () => {} })
   await admin.unsafe(`DROP DATABASE IF EXISTS "${base.pathname.slice(1)}" WITH (FORCE)`)
   await admin.end()
 }

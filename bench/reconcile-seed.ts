@@ -35,7 +35,8 @@ export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, 
   if (skipRow.size) await sql`DELETE FROM claims WHERE campaign_id = ${id} AND sequence = ANY(${[...skipRow]}::int[])`
 
   // Redis: the live hash as mirror.lua writes it, and the users hash in pipelined chunks.
-  await redis.hset(keys.campaign(id), 'name', 'seeded', 'stock', o.claims, 'perUserLimit', 1, 'opensAt', '', 'closesAt', '', 'issued', o.claims)
+  await redis.hset(keys.campaign(id), 'name', 'seeded', 'stock', o.claims, 'perUserLimit', 1, 'opensAt', '',
+    'closesAt', '', 'issued', o.claims)
   const CHUNK = 1000
   let pipe = redis.pipeline()
   let queued = 0

@@ -43,7 +43,8 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
   const a = results.baselines?.dbLock.rps
   return {
     command,
-    options: { users: opts.users, stock: opts.stock, connections: opts.connections, duration: opts.duration, warmup: opts.warmup, backlog: opts.backlog, burstWorkers: opts.burstWorkers, auth: opts.auth },
+    options: { users: opts.users, stock: opts.stock, connections: opts.connections, duration: opts.duration,
+      warmup: opts.warmup, backlog: opts.backlog, burstWorkers: opts.burstWorkers, auth: opts.auth },
     date: new Date().toISOString(),
     machine,
     ceiling: results.ceiling,
@@ -80,7 +81,8 @@ export function renderTable(s: Summary): string {
   const rows: string[][] = []
   const http = (name: string, f: HttpFigures | null | undefined, unit: string, note = '') => {
     if (!f) return
-    rows.push([name, `${fmtInt(f.rps)} ${unit}`, ms(f.p50Ms), ms(f.p95Ms), ms(f.p99Ms), ms(f.maxMs), cpu(f), x(ratio(f.rps, c)), x(ratio(f.rps, a)), note])
+    rows.push([name, `${fmtInt(f.rps)} ${unit}`, ms(f.p50Ms), ms(f.p95Ms), ms(f.p99Ms), ms(f.maxMs), cpu(f),
+      x(ratio(f.rps, c)), x(ratio(f.rps, a)), note])
   }
   http('ceiling (bare route)', s.ceiling, 'req/s')
   http('issue path', s.issue, 'claims/s', s.issue?.errors ? `${s.issue.errors} errors` : '')
@@ -95,22 +97,27 @@ export function renderTable(s: Summary): string {
   if (s.persistence) {
     const p = s.persistence
     const dash = ['', '', '', '', '', '', '']
-    if (p.drainMs !== null) rows.push(['persistence: burst', `last row +${fmtInt(p.drainMs)} ms`, ...dash, `after the last 201, ${p.burstWorkers} worker(s)`])
-    if (p.rowsPerSecOneWorker !== null) rows.push(['persistence: 1 worker', `${fmtInt(p.rowsPerSecOneWorker)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
-    if (p.rowsPerSecTwoWorkers !== null) rows.push(['persistence: 2 workers', `${fmtInt(p.rowsPerSecTwoWorkers)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
+    if (p.drainMs !== null) rows.push(['persistence: burst', `last row +${fmtInt(p.drainMs)} ms`, ...dash,
+      `after the last 201, ${p.burstWorkers} worker(s)`])
+    if (p.rowsPerSecOneWorker !== null) rows.push(['persistence: 1 worker', `${fmtInt(p.rowsPerSecOneWorker)} rows/s`,
+      ...dash, `backlog of ${fmtInt(p.backlog)}`])
+    if (p.rowsPerSecTwoWorkers !== null) rows.push(['persistence: 2 workers',
+      `${fmtInt(p.rowsPerSecTwoWorkers)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
     for (const n of p.notes) rows.push(['persistence', '', ...dash, n])
   }
   if (s.baselines) {
     const bl = s.baselines
     http('(a) db lock FOR UPDATE', bl.dbLock, 'claims/s')
     const rb = bl.redisLock.burst
-    http('(b) redis lock', bl.redisLock, 'claims/s', `burst: ${fmtInt(rb.issued)} issued, oversold ${rb.oversold}, double ${rb.doubleIssued}`)
+    http('(b) redis lock', bl.redisLock, 'claims/s',
+      `burst: ${fmtInt(rb.issued)} issued, oversold ${rb.oversold}, double ${rb.doubleIssued}`)
     const tb = bl.twoStep.burst
     const td = bl.twoStep.doubleClick
     http('(c) INCR + set check', bl.twoStep, 'claims/s',
       `burst: oversold ${tb.oversold}, double ${tb.doubleIssued}; double-click burst: oversold ${td.oversold}, double ${td.doubleIssued}`)
   }
-  const head = ['scenario', 'rate', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU µs/req srv / redis / load', 'x ceiling', 'x (a)', 'notes']
+  const head = ['scenario', 'rate', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU µs/req srv / redis / load',
+    'x ceiling', 'x (a)', 'notes']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (r: string[]) => `| ${r.map((v, i) => (i === 0 || i === 9 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join(' | ')} |`
   const m = s.machine

@@ -18,13 +18,13 @@ import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Chi
 import { fmtInt, type Progress } from './progress.js'
 import { cpuPerRequest, cpuSeconds, sampleCpu } from './cpu-usage.js'
 import type { BenchOptions } from './options.js'
-import { createDbLockCampaign, createDbLockTables, checkDbLock } from './baselines/db-lock.js'
+import { createDbLockCampaign, createDbLockTables } from './baselines/db-lock.js'
 import { checkRedisLock, createRedisLockCampaign } from './baselines/redis-lock.js'
 import { checkTwoStep, createTwoStepCampaign } from './baselines/two-step.js'
 import { idCounterKey } from './baselines/keys.js'
 import type { BaselineCheck } from './baselines/outcome.js'
 
-export const WORKER_ENTRY = 'src/worker/main'
+const WORKER_ENTRY = 'src/worker/main'
 const HUGE_STOCK = 100_000_000
 
 export interface HttpFigures {
@@ -53,7 +53,12 @@ export interface BurstFigures extends HttpFigures {
   checks: Record<string, boolean>
 }
 
-export interface BaselineBurst extends BaselineCheck { requests: number; created201: number; seconds: number; statusCodes: Record<string, number> }
+interface BaselineBurst extends BaselineCheck {
+  requests: number
+  created201: number
+  seconds: number
+  statusCodes: Record<string, number>
+}
 
 export interface BenchResults {
   ceiling: HttpFigures | null
@@ -116,13 +121,17 @@ function serverEnv(env: Env, port: number): Record<string, string> {
     // The bench measures the claim path, not the limiters: many users from one address would trip them.
     RATE_LIMIT_IP_MAX: '0',
     RATE_LIMIT_USER_MAX: '0',
-    ...(env.opts.auth === 'jwt' ? { JWT_SECRET: env.jwtSecret, TRUSTED_USER_HEADER: '' } : { TRUSTED_USER_HEADER: env.userHeader, JWT_SECRET: '' }),
+    ...(env.opts.auth === 'jwt'
+      ? { JWT_SECRET: env.jwtSecret, TRUSTED_USER_HEADER: '' }
+      : { TRUSTED_USER_HEADER: env.userHeader, JWT_SECRET: '' }),
   }
 }
 
-async function startServer(env: Env, name: string, entry: string, nodeArgs: string[] = []): Promise<{ proc: Child; url: string }> {
+async function startServer(env: Env, name: string, entry: string,
+  nodeArgs: string[] = []): Promise<{ proc: Child; url: string }> {
   const port = await freePort()
-  const proc = spawnNode(name, entry, { env: serverEnv(env, port), logFile: path.join(env.logDir, `${name}.log`), nodeArgs })
+  const proc = spawnNode(name, entry, { env: serverEnv(env, port), logFile: path.join(env.logDir, `${name}.log`),
+    nodeArgs })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/`, proc)
   return { proc, url }
@@ -160,18 +169,21 @@ async function measure(env: Env, label: string, base: LoadJob, server: Child): P
 async function fire(env: Env, label: string, base: LoadJob, amount: number): Promise<LoadResult> {
   env.progress.step(`  ${label}: ${fmtInt(amount)} requests at ${base.connections} connections`)
   // autocannon refuses more connections than requests.
-  const r = await env.load.run({ ...base, amount, connections: Math.min(base.connections, amount) }, (s, rps) => env.progress.tick(label, s, null, rps))
+  const r = await env.load.run({ ...base, amount, connections: Math.min(base.connections, amount) },
+    (s, rps) => env.progress.tick(label, s, null, rps))
   env.progress.done()
   env.progress.step(`  ${label}: ${r.seconds.toFixed(2)} s, p99 ${r.latencyMs.p99.toFixed(1)} ms, ${statusLine(r.statusCodes)}${r.errors + r.timeouts ? `, ${r.errors + r.timeouts} errors` : ''}`)
   return r
 }
 
-export const statusLine = (codes: Record<string, number>) =>
+const statusLine = (codes: Record<string, number>) =>
   Object.entries(codes).sort().map(([c, n]) => `${fmtInt(n)} x ${c}`).join(', ') || 'no answers'
 
 async function admin(env: Env, url: string, pathname: string, body: unknown): Promise<any> {
   const res = await fetch(`${url}${pathname}`, {
-    method: 'POST', headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    method: 'POST',
+    headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
   })
   const json = await res.json()
   if (!res.ok) throw new Error(`${pathname} answered ${res.status}: ${JSON.stringify(json)}`)
@@ -195,7 +207,8 @@ export async function runCeiling(env: Env): Promise<HttpFigures> {
 
 /** --cpu-prof: each server process writes its profile into its own directory when it exits. */
 export const profileDir = (env: Env, name: string) => path.resolve(env.opts.cpuProf!, name)
-const profileArgs = (env: Env, name: string) => (env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(env, name)] : [])
+const profileArgs = (env: Env, name: string) =>
+  (env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(env, name)] : [])
 
 export interface Api { proc: Child; url: string }
 
@@ -212,7 +225,8 @@ export async function runIssue(env: Env, { url, proc }: Api): Promise<HttpFigure
 export async function runSoldOut(env: Env, { url, proc }: Api): Promise<HttpFigures> {
   env.progress.step('sold out: every request arrives after the last unit went')
   const id = await createCampaign(env, url, 'bench sold out', 1)
-  const first = await env.load.run({ ...job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout-first'), amount: 1, connections: 1 })
+  const first = await env.load.run({ ...job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout-first'), amount: 1,
+    connections: 1 })
   if (first.statusCodes['201'] !== 1) throw new Error(`sold-out set-up: expected one 201, got ${statusLine(first.statusCodes)}`)
   return measure(env, 'sold out', job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout'), proc)
 }
@@ -242,7 +256,8 @@ async function groups(redis: Redis, stream: string): Promise<GroupInfo[]> {
       const m = new Map<string, unknown>()
       for (let i = 0; i < g.length; i += 2) m.set(String(g[i]), g[i + 1])
       const num = (v: unknown) => (v === null || v === undefined ? null : Number(v))
-      return { name: String(m.get('name')), pending: Number(m.get('pending')), lag: num(m.get('lag')), entriesRead: num(m.get('entries-read')) }
+      return { name: String(m.get('name')), pending: Number(m.get('pending')), lag: num(m.get('lag')),
+        entriesRead: num(m.get('entries-read')) }
     })
   } catch {
     return [] // no such stream yet
@@ -267,7 +282,8 @@ async function waitForWorkers(env: Env, procs: Child[], timeoutMs = 60_000): Pro
 const countRows = async (sql: postgres.Sql, campaignId: string) =>
   Number((await sql`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${campaignId}`)[0]!.n)
 
-export async function runBurst(env: Env, url: string): Promise<{ burst: BurstFigures; drainMs: number | null; workersAvailable: boolean }> {
+export async function runBurst(env: Env, url: string):
+  Promise<{ burst: BurstFigures; drainMs: number | null; workersAvailable: boolean }> {
   const { users, stock, burstWorkers } = env.opts
   env.progress.step(`burst: stock ${fmtInt(stock)}, ${fmtInt(users)} distinct users, ${burstWorkers} worker(s) persisting`)
   const workersAvailable = entryExists(WORKER_ENTRY)
@@ -291,12 +307,14 @@ export async function runBurst(env: Env, url: string): Promise<{ burst: BurstFig
       while ((rows = await countRows(env.sql, id)) < expected && Date.now() < deadline) await sleep(5)
       // The last 201 was stamped by the load generator, the last row by this process: one machine, one clock.
       if (rows === expected && r.last201At !== null) drainMs = Math.max(0, Date.now() - r.last201At)
-      env.progress.step(`  persisted: ${fmtInt(rows)} rows${drainMs !== null ? `, last row ${fmtInt(drainMs)} ms after the last 201` : ''}`)
+      const last = drainMs !== null ? `, last row ${fmtInt(drainMs)} ms after the last 201` : ''
+      env.progress.step(`  persisted: ${fmtInt(rows)} rows${last}`)
     }
 
     const checks = await checkBurst(env, id, r, expected, rows)
     const correct = Object.values(checks).every(Boolean)
-    env.progress.step(`  correctness: ${correct ? 'all checks hold' : `FAILED: ${Object.entries(checks).filter(([, v]) => !v).map(([k]) => k).join(', ')}`}`)
+    const failed = Object.entries(checks).filter(([, v]) => !v).map(([k]) => k).join(', ')
+    env.progress.step(`  correctness: ${correct ? 'all checks hold' : `FAILED: ${failed}`}`)
     return {
       burst: {
         ...figures(r), users, stock, seconds: r.seconds,
@@ -311,7 +329,8 @@ export async function runBurst(env: Env, url: string): Promise<{ burst: BurstFig
   }
 }
 
-async function checkBurst(env: Env, id: string, r: LoadResult, expected: number, rows: number | null): Promise<Record<string, boolean>> {
+async function checkBurst(env: Env, id: string, r: LoadResult, expected: number,
+  rows: number | null): Promise<Record<string, boolean>> {
   const issued = Number(await env.redis.hget(env.keys.campaign(id), 'issued'))
   const records = await env.redis.hgetall(env.keys.users(id))
   const claims = Object.values(records).map(parseUserRecord)
@@ -401,10 +420,10 @@ export async function runBacklogs(env: Env, url: string): Promise<{ one: number 
     env.progress.step(`  skipped: no worker entry point (${WORKER_ENTRY})`)
     return { one: null, two: null }
   }
-  env.progress.step(`  filling backlog 1 through the claim script`)
+  env.progress.step('  filling backlog 1 through the claim script')
   const a = await fillBacklog(env, url, n, 'one')
   const one = await drainBacklog(env, a, n, 1, 'one worker')
-  env.progress.step(`  filling backlog 2 through the claim script`)
+  env.progress.step('  filling backlog 2 through the claim script')
   const b = await fillBacklog(env, url, n, 'two')
   const two = await drainBacklog(env, b, n, 2, 'two workers')
   return { one, two }
@@ -414,10 +433,12 @@ export async function runBacklogs(env: Env, url: string): Promise<{ one: number 
 
 async function baselineBurst(env: Env, url: string, label: string, id: string, perUser: number,
   check: () => Promise<BaselineCheck>): Promise<BaselineBurst> {
-  const r = await fire(env, label, job(env, `${url}`.replace(':id', id), `${label.replace(/\W+/g, '-')}`, { perUser }), env.opts.users)
+  const r = await fire(env, label, job(env, `${url}`.replace(':id', id), `${label.replace(/\W+/g, '-')}`, { perUser }),
+    env.opts.users)
   const c = await check()
   env.progress.step(`  ${label}: issued ${fmtInt(c.issued)} of stock ${fmtInt(env.opts.stock)}, oversold ${c.oversold}, double-issued ${c.doubleIssued}, duplicate sequences ${c.duplicateSequences}`)
-  return { ...c, requests: r.requests, created201: r.statusCodes['201'] ?? 0, seconds: r.seconds, statusCodes: r.statusCodes }
+  return { ...c, requests: r.requests, created201: r.statusCodes['201'] ?? 0, seconds: r.seconds,
+    statusCodes: r.statusCodes }
 }
 
 export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['baselines']>> {
@@ -432,7 +453,8 @@ export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['
 
     const b = await nextId()
     await createRedisLockCampaign(env.redis, env.prefix, b, HUGE_STOCK)
-    const redisLock = await measure(env, '(b) redis lock', job(env, `${url}/baselines/redis-lock/${b}/claims`, 'redislock'), proc)
+    const redisLock = await measure(env, '(b) redis lock',
+      job(env, `${url}/baselines/redis-lock/${b}/claims`, 'redislock'), proc)
     const bBurst = await nextId()
     await createRedisLockCampaign(env.redis, env.prefix, bBurst, stock)
     const redisLockBurst = await baselineBurst(env, `${url}/baselines/redis-lock/:id/claims`, '(b) burst', bBurst, 1,
@@ -440,7 +462,8 @@ export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['
 
     const c = await nextId()
     await createTwoStepCampaign(env.redis, env.prefix, c, HUGE_STOCK)
-    const twoStep = await measure(env, '(c) two-step', job(env, `${url}/baselines/two-step/${c}/claims`, 'twostep'), proc)
+    const twoStep = await measure(env, '(c) two-step', job(env, `${url}/baselines/two-step/${c}/claims`, 'twostep'),
+      proc)
     const cBurst = await nextId()
     await createTwoStepCampaign(env.redis, env.prefix, cBurst, stock)
     const twoStepBurst = await baselineBurst(env, `${url}/baselines/two-step/:id/claims`, '(c) burst', cBurst, 1,
@@ -448,7 +471,8 @@ export async function runBaselines(env: Env): Promise<NonNullable<BenchResults['
     // The same burst where every user clicks twice: the race a per-user check in a separate round trip invites.
     const cDouble = await nextId()
     await createTwoStepCampaign(env.redis, env.prefix, cDouble, stock)
-    const twoStepDouble = await baselineBurst(env, `${url}/baselines/two-step/:id/claims`, '(c) double-click burst', cDouble, 2,
+    const twoStepDouble = await baselineBurst(env, `${url}/baselines/two-step/:id/claims`, '(c) double-click burst',
+      cDouble, 2,
       () => checkTwoStep(env.redis, env.prefix, cDouble))
 
     return {
@@ -476,7 +500,8 @@ export async function createEnv(opts: BenchOptions, progress: Progress, config: 
   const prefix = `bench${runId}`
   progress.step(`set-up: database ${dbUrl.pathname.slice(1)}, key prefix ${prefix}, logs in ${logDir}`)
   await migrateDatabase(dbUrl.toString())
-  const loadProc = spawnNode('load-generator', 'bench/load-generator', { env: {}, logFile: path.join(logDir, 'load-generator.log'), ipc: true })
+  const loadProc = spawnNode('load-generator', 'bench/load-generator',
+    { env: {}, logFile: path.join(logDir, 'load-generator.log'), ipc: true })
   const load = new LoadClient(loadProc)
   await load.ready
   const redis = new Redis(config.REDIS_URL)

@@ -19,15 +19,27 @@ import { createKeys } from '../src/redis/keys.js'
 import { createWorker } from '../src/worker/worker.js'
 import { renderProfile, summarizeProfile } from './cpu-profile.js'
 
-export interface DrainResult { count: number; entries: number; ms: number; rowsPerSec: number; nodeCpuMs: number; batches: number; rows: number; backlogAfter: number }
+export interface DrainResult {
+  count: number
+  entries: number
+  ms: number
+  rowsPerSec: number
+  nodeCpuMs: number
+  batches: number
+  rows: number
+  backlogAfter: number
+}
 
 /** Fills a private stream with `entries` claims of one campaign, then times one worker draining it. */
-export async function drainOnce(opts: { entries: number; count: number; env?: Record<string, string | undefined>; cpuProfile?: string }): Promise<DrainResult> {
+export async function drainOnce(opts: {
+  entries: number; count: number; env?: Record<string, string | undefined>; cpuProfile?: string
+}): Promise<DrainResult> {
   const id = randomBytes(4).toString('hex')
   const base = loadConfig(opts.env ?? process.env, 'script')
   const dbUrl = new URL(base.DATABASE_URL)
   dbUrl.pathname = `/fcfs_drain_${id}`
-  const config = { ...base, DATABASE_URL: dbUrl.toString(), KEY_PREFIX: `drain${id}`, WORKER_COUNT: opts.count, WORKER_METRICS_PORT: -1, WORKER_NAME: `drain-${id}` }
+  const config = { ...base, DATABASE_URL: dbUrl.toString(), KEY_PREFIX: `drain${id}`, WORKER_COUNT: opts.count,
+    WORKER_METRICS_PORT: -1, WORKER_NAME: `drain-${id}` }
   await migrateDatabase(config.DATABASE_URL)
   const sql = postgres(config.DATABASE_URL, { max: 1, onnotice: () => {} })
   const redis = new Redis(config.REDIS_URL)
@@ -40,7 +52,8 @@ export async function drainOnce(opts: { entries: number; count: number; env?: Re
     for (let i = 0; i < opts.entries; i += 5000) {
       const pipe = redis.pipeline()
       for (let s = i + 1; s <= Math.min(opts.entries, i + 5000); s++) {
-        pipe.xadd(stream, '*', 'claimId', randomUUID(), 'campaignId', campaignId, 'userId', `u${s}`, 'sequence', String(s), 'claimedAt', String(now))
+        pipe.xadd(stream, '*', 'claimId', randomUUID(), 'campaignId', campaignId, 'userId', `u${s}`, 'sequence',
+          String(s), 'claimedAt', String(now))
       }
       await pipe.exec()
     }
@@ -49,7 +62,8 @@ export async function drainOnce(opts: { entries: number; count: number; env?: Re
     let finished!: () => void
     const done = new Promise<void>((resolve) => { finished = resolve })
     let rows = 0
-    const worker = createWorker(config, log, { onBatch: (b) => { rows += b.inserted; if (rows >= opts.entries) finished() } })
+    const worker = createWorker(config, log,
+      { onBatch: (b) => { rows += b.inserted; if (rows >= opts.entries) finished() } })
     const t0 = performance.now()
     const cpu0 = process.cpuUsage()
     const profiler = opts.cpuProfile ? await startProfiler() : undefined
@@ -61,7 +75,9 @@ export async function drainOnce(opts: { entries: number; count: number; env?: Re
     await worker.close()
     const [{ n }] = (await sql`SELECT count(*)::int AS n FROM claims`) as unknown as [{ n: number }]
     const backlogAfter = await redis.xlen(stream)
-    return { count: opts.count, entries: opts.entries, ms: Math.round(ms), rowsPerSec: Math.round(opts.entries / (ms / 1000)), nodeCpuMs: Math.round((cpu.user + cpu.system) / 1000), batches: worker.stats.batches, rows: n, backlogAfter }
+    return { count: opts.count, entries: opts.entries, ms: Math.round(ms),
+      rowsPerSec: Math.round(opts.entries / (ms / 1000)), nodeCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      batches: worker.stats.batches, rows: n, backlogAfter }
   } finally {
     await redis.del(...keys.streams())
     redis.disconnect()
@@ -89,7 +105,8 @@ async function startProfiler() {
 
 function adminOptions(url: string) {
   const u = new URL(url)
-  return { host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username || 'postgres'), password: decodeURIComponent(u.password) || undefined, database: 'postgres', onnotice: () => {} }
+  return { host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username || 'postgres'),
+    password: decodeURIComponent(u.password) || undefined, database: 'postgres', onnotice: () => {} }
 }
 
 const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('worker-drain.js')

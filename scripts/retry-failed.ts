@@ -23,7 +23,9 @@ if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
 // the campaign they belong to (and the operator needs to hear about it first).
 {
   const log = pino({ base: { role: 'retry-failed' } }, pino.destination(2))
-  const redis = createRedis(config.REDIS_URL, { connectionName: 'fcfs-retry-failed', log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, autoPipelining: false })
+  const redis = createRedis(config.REDIS_URL,
+    { connectionName: 'fcfs-retry-failed', log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+      autoPipelining: false })
   try {
     await assertNoEviction(redis, config.REDIS_EVICTION_POLICY_ACK)
   } catch (err) {
@@ -41,9 +43,11 @@ const db = createDb(config.DATABASE_URL, { max: 1 })
 try {
   const report = await retryFailedClaims(db.db, { limit })
   for (const d of report.details) {
-    console.log(`${d.outcome.padEnd(15)} failed_claims #${d.id} ${d.stream} ${d.entryId}${d.error ? `: ${d.error}` : ''}`)
+    const why = d.error ? `: ${d.error}` : ''
+    console.log(`${d.outcome.padEnd(15)} failed_claims #${d.id} ${d.stream} ${d.entryId}${why}`)
   }
-  console.log(`retry-failed: examined ${report.examined}, inserted ${report.inserted}, already present ${report.alreadyPresent}, still failing ${report.stillFailing}`)
+  console.log(`retry-failed: examined ${report.examined}, inserted ${report.inserted}, ` +
+    `already present ${report.alreadyPresent}, still failing ${report.stillFailing}`)
   process.exitCode = report.stillFailing > 0 ? 2 : 0
 } catch (err) {
   console.error(`retry-failed failed: ${(err as Error).message}`)

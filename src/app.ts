@@ -1,4 +1,5 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
+  type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Redis } from 'ioredis'
 import { parseTrustProxy, type Config } from './config.js'
@@ -54,7 +55,7 @@ function registerRequestLog(app: FastifyInstance): void {
 const NUL = '\u0000'
 
 /** The path of the first string (or object key) holding a NUL byte: PostgreSQL text cannot store one. */
-export function findNul(value: unknown, path = 'body', depth = 0): string | null {
+function findNul(value: unknown, path = 'body', depth = 0): string | null {
   if (typeof value === 'string') return value.includes(NUL) ? path : null
   if (value === null || typeof value !== 'object' || depth > 32) return null
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
@@ -130,7 +131,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerRequestLog(app)
   app.decorateRequest('userId', '') // set by the user authenticator (src/auth.ts)
 
-  const redis = deps.redis ?? createRedis(config.REDIS_URL, { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  const redis = deps.redis ?? createRedis(config.REDIS_URL,
+    { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   const db = deps.db ?? createDb(config.DATABASE_URL)
   defineClaimScript(redis)
   defineMirrorScript(redis)
@@ -139,7 +141,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)
   const soldOut = createSoldOutCache(config.SOLD_OUT_CACHE_MS)
   const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config, keys, soldOut, app.log) : null
-  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: createMissingCampaignResolver(campaigns), metrics, soldOut }
+  const ctx: AppContext = { config, redis, db, keys, campaigns,
+    errorForMissing: createMissingCampaignResolver(campaigns), metrics, soldOut }
   app.decorate('ctx', ctx)
   app.addHook('onClose', async () => {
     await events?.close()
@@ -166,9 +169,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (err instanceof AppError) return reply.code(err.statusCode).send(err.toBody())
     if (err.validation) return reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, err.message))
     const status = err.statusCode ?? 500
-    if (status === 413) return reply.code(413).send(errorBody(413, ErrorCode.PAYLOAD_TOO_LARGE, `body larger than ${config.BODY_LIMIT} bytes`))
-    if (status === 415) return reply.code(415).send(errorBody(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'send application/json or no body'))
-    if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, ErrorCode.VALIDATION, err.message))
+    if (status === 413) return reply.code(413).send(errorBody(413, ErrorCode.PAYLOAD_TOO_LARGE,
+      `body larger than ${config.BODY_LIMIT} bytes`))
+    if (status === 415) return reply.code(415).send(errorBody(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+      'send application/json or no body'))
+    if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, ErrorCode.VALIDATION,
+      err.message))
     if (isBackendDown(err)) {
       req.log.error({ err, userId: req.userId || undefined }, 'backend unavailable')
       return reply.code(503).header('retry-after', String(RETRY_AFTER_S))

@@ -9,6 +9,7 @@ declare module 'fastify' {
 }
 
 // Any printable id a gateway or IdP may use (uuids, emails, 'auth0|123'); no control characters.
+// eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const USER_ID = /^[^\x00-\x1f\x7f]{1,256}$/
 const unauthorized = (message: string) => new AppError(401, ErrorCode.UNAUTHORIZED, message)
 
@@ -59,7 +60,9 @@ export function userAuthenticator(config: Config) {
       sub = claims.sub
     }
     // Whitespace-only ids would all be different "users" that no person can be told apart by.
-    if (typeof sub !== 'string' || !USER_ID.test(sub) || sub.trim() === '') throw unauthorized('token subject is not a valid user id')
+    if (typeof sub !== 'string' || !USER_ID.test(sub) || sub.trim() === '') {
+      throw unauthorized('token subject is not a valid user id')
+    }
     req.userId = sub
   }
 }
@@ -68,9 +71,12 @@ export function userAuthenticator(config: Config) {
 export function adminAuthenticator(config: Config) {
   const expected = config.ADMIN_TOKEN ? createHash('sha256').update(config.ADMIN_TOKEN).digest() : null
   return async function authenticateAdmin(req: FastifyRequest): Promise<void> {
-    if (!expected) throw new AppError(503, ErrorCode.ADMIN_DISABLED, 'admin routes are disabled: ADMIN_TOKEN is not set')
+    if (!expected) throw new AppError(503, ErrorCode.ADMIN_DISABLED,
+      'admin routes are disabled: ADMIN_TOKEN is not set')
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
     // Compare digests so the comparison takes the same time whatever the token's length.
-    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected)) throw unauthorized('missing or wrong admin token')
+    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected)) {
+      throw unauthorized('missing or wrong admin token')
+    }
   }
 }

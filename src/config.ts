@@ -51,7 +51,8 @@ export const ConfigSchema = Type.Object({
   HTTP_REQUEST_TIMEOUT_MS: Int(30_000, 100),
   HTTP_KEEPALIVE_TIMEOUT_MS: Int(65_000, 100),
   HTTP_IDLE_TIMEOUT_MS: Int(70_000, 100),
-  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+    Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   // Worker
   WORKER_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' })),
   WORKER_COUNT: Int(500, 1),
@@ -85,7 +86,8 @@ export type Config = Static<typeof ConfigSchema>
 export class ConfigError extends Error {}
 
 /** Parses the environment once; throws a ConfigError naming every bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env, role: 'api' | 'worker' | 'script' = 'api'): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env,
+  role: 'api' | 'worker' | 'script' = 'api'): Config {
   const props = ConfigSchema.properties as Record<string, unknown>
   const raw: Record<string, unknown> = {}
   for (const name of Object.keys(props)) {
@@ -104,11 +106,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = converted as Config
   if (role === 'api' && !config.JWT_SECRET && !config.TRUSTED_USER_HEADER) {
-    throw new ConfigError('invalid configuration:\n  JWT_SECRET: required unless TRUSTED_USER_HEADER is set (users must be identified somehow)')
+    throw new ConfigError('invalid configuration:\n  JWT_SECRET: required unless TRUSTED_USER_HEADER is set ' +
+      '(users must be identified somehow)')
   }
   parseTrustProxy(config.TRUST_PROXY)
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
-    throw new ConfigError(`invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS})`)
+    throw new ConfigError('invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed ' +
+      `HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS})`)
   }
   return config
 }
@@ -119,7 +123,8 @@ export function parseTrustProxy(v: string): boolean | number | string[] {
   if (/^\d+$/.test(v)) return Number(v)
   const list = v.split(',').map((s) => s.trim()).filter(Boolean)
   if (list.length === 0 || list.some((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s))) {
-    throw new ConfigError(`invalid configuration:\n  TRUST_PROXY: expected false, true, a hop count or a comma-separated list of addresses/CIDRs (got ${JSON.stringify(v)})`)
+    throw new ConfigError('invalid configuration:\n  TRUST_PROXY: expected false, true, a hop count or a ' +
+      `comma-separated list of addresses/CIDRs (got ${JSON.stringify(v)})`)
   }
   return list
 }

@@ -31,10 +31,13 @@ export const ErrorSchema = Type.Object({
   code: Type.String(),
   error: Type.String(),
   message: Type.String(),
-  sequences: Type.Optional(Type.Array(Type.Integer(), { description: 'ALREADY_CLAIMED: the sequences the user holds' })),
+  sequences: Type.Optional(Type.Array(Type.Integer(),
+    { description: 'ALREADY_CLAIMED: the sequences the user holds' })),
   opensAt: Type.Optional(Type.String({ format: 'date-time', description: 'NOT_OPEN: when the campaign opens' })),
   closesAt: Type.Optional(Type.String({ format: 'date-time', description: 'CLOSED: when the campaign closed' })),
-  campaignId: Type.Optional(Type.String({ description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote' })),
+  campaignId: Type.Optional(Type.String({
+    description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote',
+  })),
 }, { $id: 'Error' })
 
 const REASONS: Record<number, string> = {
@@ -63,7 +66,8 @@ export function errorBody(statusCode: number, code: string, message: string, ext
   return { statusCode, code, error: REASONS[statusCode] ?? 'Error', message, ...extra }
 }
 
-const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'CONNECT_TIMEOUT',
+const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
+  'CONNECT_TIMEOUT',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
   // PostgreSQL: shutting down, starting up, too many connections, out of resources.
   '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200'])
@@ -73,9 +77,12 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 
  * (REDIS_COMMAND_TIMEOUT_MS), or Redis answered OOM, LOADING, READONLY, BUSY, MASTERDOWN and the like.
  */
 export function isBackendDown(err: unknown): boolean {
-  for (let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+  type Cause = { name?: string; code?: string; message?: string; cause?: unknown } | undefined
+  for (let e = err as Cause, depth = 0; e && depth < 4; e = e.cause as Cause, depth++) {
     if (e.name === 'MaxRetriesPerRequestError' || (e.code && DOWN_CODES.has(e.code))) return true
-    if (e.message === 'Connection is closed.' || e.message === 'Command timed out' || e.message?.startsWith("Stream isn't writeable")) return true
+    const m = e.message
+    if (m === 'Connection is closed.' || m === 'Command timed out') return true
+    if (m?.startsWith("Stream isn't writeable")) return true
     if (e.name === 'ReplyError' && isRedisUnavailableReply(e.message)) return true
     if (e instanceof TimeoutError || e.name === 'ClusterAllFailedError') return true
   }
@@ -85,6 +92,7 @@ export function isBackendDown(err: unknown): boolean {
 /** Seconds a client should wait before retrying a 503 (the Retry-After header every 503 carries). */
 export const RETRY_AFTER_S = 1
 
-export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMPAIGN_NOT_FOUND, `campaign ${id} does not exist`)
+export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMPAIGN_NOT_FOUND,
+  `campaign ${id} does not exist`)
 export const campaignUnavailable = (id: string) => new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,
   `campaign ${id} has no live state in Redis; an operator must run reconcile --fix`)

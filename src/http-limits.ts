@@ -7,7 +7,8 @@ import type { Config } from './config.js'
  * Slow-client limits (HTTP_*_TIMEOUT_MS): Node checks the header and request deadlines every
  * connectionsCheckingInterval (30 s by default), so the interval follows the shortest deadline.
  */
-export function httpTimeouts(config: Config): { connectionTimeout: number; keepAliveTimeout: number; requestTimeout: number; http: ServerOptions } {
+export function httpTimeouts(config: Config):
+  { connectionTimeout: number; keepAliveTimeout: number; requestTimeout: number; http: ServerOptions } {
   return {
     connectionTimeout: config.HTTP_IDLE_TIMEOUT_MS,
     keepAliveTimeout: config.HTTP_KEEPALIVE_TIMEOUT_MS,

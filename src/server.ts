@@ -19,7 +19,8 @@ try {
 } catch (err) {
   if (!(err instanceof EvictionPolicyError)) {
     // Redis unreachable: start anyway; /readyz checks the policy before any traffic is routed here.
-    app.log.warn({ err: { message: (err as Error).message } }, 'could not check the Redis eviction policy at start-up; /readyz will')
+    app.log.warn({ err: { message: (err as Error).message } },
+      'could not check the Redis eviction policy at start-up; /readyz will')
   } else {
     app.log.fatal({ err: { message: err.message } }, err.message)
     await app.close().catch(() => {})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { testEnv, startApp, createCampaign, claim, http, signJwt, userToken, JWT_SECRET } from './helper.js'
+import { testEnv, startApp, createCampaign, claim, http, signJwt, userToken, JWT_SECRET, one } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -9,11 +9,13 @@ t.test('authentication and bad input change nothing', async (t) => {
   const { url } = await startApp(t, config)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const id = await createCampaign(url, { name: 'guarded', stock: 10 })
-  const snapshot = async () => [await redis.hgetall(keys.campaign(id)), await redis.hlen(keys.users(id)), await redis.xlen(keys.streamOf(id))]
+  const snapshot = async () => [await redis.hgetall(keys.campaign(id)), await redis.hlen(keys.users(id)),
+    await redis.xlen(keys.streamOf(id))]
   const before = await snapshot()
   const good = { iss: 'shop', aud: 'fcfs', exp: now() + 600 }
   const claimWith = (authorization?: string, extra: { body?: unknown; headers?: Record<string, string> } = {}) =>
-    http(`${url}/v1/campaigns/${id}/claims`, { method: 'POST', headers: { ...(authorization ? { authorization } : {}), ...extra.headers }, body: extra.body })
+    http(`${url}/v1/campaigns/${id}/claims`,
+      { method: 'POST', headers: { ...(authorization ? { authorization } : {}), ...extra.headers }, body: extra.body })
 
   const cases: [string, string | undefined][] = [
     ['missing token', undefined],
@@ -71,8 +73,10 @@ t.test('admin routes', async (t) => {
   }
   const admin = `Bearer ${config.ADMIN_TOKEN}`
   const bad: unknown[] = [
-    {}, { name: 'x' }, { name: '', stock: 1 }, { name: 'x', stock: 0 }, { name: 'x', stock: 1.5 }, { name: 'x', stock: '10' },
-    { name: 'x', stock: 1, perUserLimit: 0 }, { name: 'x', stock: 1, opensAt: 'tomorrow' }, { name: 'x', stock: 1, extra: true },
+    {}, { name: 'x' }, { name: '', stock: 1 }, { name: 'x', stock: 0 }, { name: 'x', stock: 1.5 }, { name: 'x',
+      stock: '10' },
+    { name: 'x', stock: 1, perUserLimit: 0 }, { name: 'x', stock: 1, opensAt: 'tomorrow' }, { name: 'x', stock: 1,
+      extra: true },
     { name: 'x', stock: 1, opensAt: '2030-01-02T00:00:00Z', closesAt: '2030-01-01T00:00:00Z' },
   ]
   for (const body of bad) {
@@ -80,18 +84,21 @@ t.test('admin routes', async (t) => {
     t.equal(r.status, 400, JSON.stringify(body))
     t.equal(r.body.code, 'VALIDATION')
   }
-  const [{ n }] = await sql`SELECT count(*)::int AS n FROM campaigns`
+  const { n } = one(await sql`SELECT count(*)::int AS n FROM campaigns`)
   t.equal(n, 0, 'no campaign written by a rejected request')
 
-  const created = await post({ name: 'Festival', stock: 300, perUserLimit: 2, opensAt: '2030-01-01T00:00:00.000Z' }, admin)
+  const created = await post({ name: 'Festival', stock: 300, perUserLimit: 2, opensAt: '2030-01-01T00:00:00.000Z' },
+    admin)
   t.equal(created.status, 201)
-  t.same(created.body, { id: created.body.id, name: 'Festival', stock: 300, perUserLimit: 2, opensAt: '2030-01-01T00:00:00.000Z', closesAt: null })
+  t.same(created.body, { id: created.body.id, name: 'Festival', stock: 300, perUserLimit: 2,
+    opensAt: '2030-01-01T00:00:00.000Z', closesAt: null })
   t.type(created.body.id, 'string')
   for (const body of [{}, { add: 0 }, { add: -1 }, { add: 'x' }, { add: 1, more: 1 }]) {
     const r = await http(`${url}/admin/campaigns/${created.body.id}/stock`, { method: 'POST', admin: true, body })
     t.equal(r.status, 400)
   }
-  t.equal((await http(`${url}/admin/campaigns/${created.body.id}/stock`, { method: 'POST', body: { add: 1 } })).status, 401)
+  t.equal((await http(`${url}/admin/campaigns/${created.body.id}/stock`, { method: 'POST', body: { add: 1 } })).status,
+    401)
   t.equal((await http(`${url}/admin/campaigns/${created.body.id}`, { admin: true })).body.stock, 300)
   const notFound = await http(`${url}/nope`)
   t.equal(notFound.status, 404)
@@ -101,7 +108,8 @@ t.test('admin routes', async (t) => {
 t.test('without ADMIN_TOKEN the admin routes answer 503 ADMIN_DISABLED', async (t) => {
   const { config } = await testEnv(t)
   const { url } = await startApp(t, { ...config, ADMIN_TOKEN: undefined })
-  const r = await http(`${url}/admin/campaigns`, { method: 'POST', body: { name: 'x', stock: 1 }, headers: { authorization: 'Bearer anything-at-all-123' } })
+  const r = await http(`${url}/admin/campaigns`,
+    { method: 'POST', body: { name: 'x', stock: 1 }, headers: { authorization: 'Bearer anything-at-all-123' } })
   t.equal(r.status, 503)
   t.equal(r.body.code, 'ADMIN_DISABLED')
 })
@@ -115,7 +123,8 @@ t.test('TRUSTED_USER_HEADER takes the user from the gateway header', async (t) =
   t.equal(r.body.userId, 'gw-user')
   const dup = await http(`${url}/v1/campaigns/${id}/claims`, { method: 'POST', headers: { 'x-user-id': 'gw-user' } })
   t.equal(dup.status, 409)
-  const none = await http(`${url}/v1/campaigns/${id}/claims`, { method: 'POST', headers: { authorization: `Bearer ${signJwt({ sub: 'x' }, { secret: JWT_SECRET })}` } })
+  const none = await http(`${url}/v1/campaigns/${id}/claims`,
+    { method: 'POST', headers: { authorization: `Bearer ${signJwt({ sub: 'x' }, { secret: JWT_SECRET })}` } })
   t.equal(none.status, 401, 'a JWT is not used when the trusted header is configured')
 })
 
@@ -138,7 +147,8 @@ t.test('per-IP limit is independent of the user and honours TRUST_PROXY', async 
   const { url } = await startApp(t, config)
   const id = await createCampaign(url, { name: 'ip', stock: 100 })
   // TRUST_PROXY is off: a forged X-Forwarded-For must not buy a fresh budget.
-  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => claim(url, id, `ip-user-${i}`, { 'x-forwarded-for': `10.0.0.${i}` })))
+  const results = await Promise.all(Array.from({ length: 8 },
+    (_, i) => claim(url, id, `ip-user-${i}`, { 'x-forwarded-for': `10.0.0.${i}` })))
   t.equal(results.filter((r) => r.status === 201).length, 4)
   t.equal(results.filter((r) => r.status === 429).length, 4)
 })

@@ -50,7 +50,8 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
 
   const r = JSON.parse(readFileSync(json, 'utf8'))
   for (const f of FIELDS) t.not(get(r, f), undefined, `JSON has ${f}`)
-  for (const f of FIELDS.filter((f) => !f.startsWith('machine.') && f !== 'burst.correct')) t.type(get(r, f), 'number', `${f} is a number`)
+  for (const f of FIELDS.filter((f) => !f.startsWith('machine.') && f !== 'burst.correct')) t.type(get(r, f), 'number',
+    `${f} is a number`)
   t.equal(r.burst.correct, true, 'burst correctness checks hold')
   t.ok(Object.keys(r.burst.checks).includes('dbRowsEqualIssued'), 'the burst check includes the database rows')
   t.equal(r.burst.issued, stock)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type postgres from 'postgres'
 import t from 'tap'
-import { testEnv } from './helper.js'
+import { testEnv, one } from './helper.js'
 
 // The claims -> campaigns foreign key is gone (drizzle/0003); the guard triggers keep its promise both
 // ways, including against a concurrent transaction on the other side.
@@ -13,18 +13,21 @@ const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (err: { code?: string
 
 t.test('a claim needs its campaign; a campaign with claims cannot be deleted or renumbered', async (t) => {
   const { sql } = await testEnv(t)
-  const [{ id }] = await sql`INSERT INTO campaigns (name, stock) VALUES ('g', 10) RETURNING id`
+  const { id } = one(await sql`INSERT INTO campaigns (name, stock) VALUES ('g', 10) RETURNING id`)
   const campaign = String(id)
   t.equal(await codeOf(insertClaim(sql, '987654', 'u', 1)), '23503', 'unknown campaign: foreign_key_violation')
   t.equal(await codeOf(insertClaim(sql, campaign, 'u1', 1)), 'ok')
-  t.equal(await codeOf(sql`DELETE FROM campaigns WHERE id = ${campaign}`), '23503', 'delete refused while claims reference it')
+  t.equal(await codeOf(sql`DELETE FROM campaigns WHERE id = ${campaign}`), '23503',
+    'delete refused while claims reference it')
   t.equal(await codeOf(sql`UPDATE campaigns SET id = DEFAULT WHERE id = ${campaign}`), '23503', 'id change refused too')
   t.equal(await codeOf(sql`UPDATE campaigns SET stock = 20 WHERE id = ${campaign}`), 'ok', 'other updates are fine')
-  t.equal(await codeOf(sql.begin('isolation level repeatable read', (tx) => tx`DELETE FROM campaigns WHERE id = ${campaign}`)), '0A000',
-    'refused outside READ COMMITTED, where the check could miss a concurrent commit')
-  const [{ id: empty }] = await sql`INSERT INTO campaigns (name, stock) VALUES ('e', 10) RETURNING id`
-  t.equal(await codeOf(sql`DELETE FROM campaigns WHERE id = ${String(empty)}`), 'ok', 'a campaign without claims can go')
-  const [{ n }] = await sql`SELECT count(*)::int AS n FROM claims`
+  t.equal(await codeOf(sql.begin('isolation level repeatable read',
+    (tx) => tx`DELETE FROM campaigns WHERE id = ${campaign}`)), '0A000',
+  'refused outside READ COMMITTED, where the check could miss a concurrent commit')
+  const { id: empty } = one(await sql`INSERT INTO campaigns (name, stock) VALUES ('e', 10) RETURNING id`)
+  t.equal(await codeOf(sql`DELETE FROM campaigns WHERE id = ${String(empty)}`), 'ok',
+    'a campaign without claims can go')
+  const { n } = one(await sql`SELECT count(*)::int AS n FROM claims`)
   t.equal(n, 1)
 })
 

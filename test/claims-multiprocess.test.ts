@@ -22,9 +22,11 @@ t.test('two server processes sharing Redis: 2,000 users, stock 500', async (t) =
   const won = results.filter((r) => r.res.status === 201)
   t.equal(won.length, 500, 'exactly the stock is issued')
   t.equal(new Set(won.map((r) => r.user)).size, 500, 'no user holds two')
-  t.same([...new Set(won.map((r) => r.res.body.sequence))].sort((x, y) => x - y), Array.from({ length: 500 }, (_, i) => i + 1))
+  t.same([...new Set(won.map((r) => r.res.body.sequence))].sort((x, y) => x - y),
+    Array.from({ length: 500 }, (_, i) => i + 1))
   const statuses = countBy(results, (r) => r.res.status)
-  t.equal((statuses[410] ?? 0) + (statuses[409] ?? 0), results.length - 500, 'everyone else got SOLD_OUT or ALREADY_CLAIMED')
+  t.equal((statuses[410] ?? 0) + (statuses[409] ?? 0), results.length - 500,
+    'everyone else got SOLD_OUT or ALREADY_CLAIMED')
   t.equal(await redis.hget(keys.campaign(id), 'issued'), '500')
   t.equal(await redis.xlen(keys.streamOf(id)), 500)
 })

@@ -37,7 +37,8 @@ t.test('double-click: one user, 50 concurrent claims', async (t) => {
     t.equal(counts[409], 50 - limit, 'the rest ALREADY_CLAIMED')
     const conflict = results.find((r) => r.status === 409)!
     t.equal(conflict.body.code, 'ALREADY_CLAIMED')
-    t.same([...conflict.body.sequences].sort(), Array.from({ length: limit }, (_, i) => i + 1), 'the 409 lists the user\'s sequences')
+    t.same([...conflict.body.sequences].sort(), Array.from({ length: limit }, (_, i) => i + 1),
+      'the 409 lists the user\'s sequences')
     t.equal(await redis.hget(keys.campaign(id), 'issued'), String(limit))
   }
 })

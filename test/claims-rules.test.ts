@@ -9,7 +9,8 @@ t.test('claim rules through HTTP', async (t) => {
   const state = async (id: string) => ({
     issued: await redis.hget(keys.campaign(id), 'issued'),
     users: await redis.hlen(keys.users(id)),
-    stream: (await redis.xrange(keys.streamOf(id), '-', '+')).filter(([, f]) => f[f.indexOf('campaignId') + 1] === id).length,
+    stream: (await redis.xrange(keys.streamOf(id), '-',
+      '+')).filter(([, f]) => f[f.indexOf('campaignId') + 1] === id).length,
   })
 
   await t.test('Idempotency-Key replays the first answer and consumes nothing', async (t) => {
@@ -73,7 +74,8 @@ t.test('claim rules through HTTP', async (t) => {
     t.equal((await http(`${url}/v1/campaigns/${past}`)).body.state, 'closed')
     t.same(await state(past), { issued: '0', users: 0, stream: 0 })
 
-    const open = await createCampaign(url, { name: 'now', stock: 5, closesAt: new Date(Date.now() + 3_600_000).toISOString() })
+    const open = await createCampaign(url,
+      { name: 'now', stock: 5, closesAt: new Date(Date.now() + 3_600_000).toISOString() })
     t.equal((await claim(url, open, 'ontime')).status, 201)
     const pub = await http(`${url}/v1/campaigns/${open}`)
     t.match(pub.body, { id: open, name: 'now', remaining: 4, opensAt: null, state: 'open' })
@@ -90,7 +92,8 @@ t.test('claim rules through HTTP', async (t) => {
       t.equal(b.status, 400, `id ${bad}`)
       t.equal(b.body.code, 'VALIDATION')
     }
-    t.equal((await redis.keys(`${config.KEY_PREFIX}:{*}:*999999*`)).length, 0, 'no campaign key created for the unknown campaign')
+    t.equal((await redis.keys(`${config.KEY_PREFIX}:{*}:*999999*`)).length, 0,
+      'no campaign key created for the unknown campaign')
   })
 
   await t.test('missing live state in Redis: 503 and no counter created', async (t) => {
@@ -114,7 +117,8 @@ t.test('claim rules through HTTP', async (t) => {
     const b = await claim(url, id, 'me')
     const me = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken('me') })
     t.equal(me.status, 200)
-    t.same(me.body.claims.map((c: { claimId: string; sequence: number }) => [c.claimId, c.sequence]), [[a.body.claimId, 1], [b.body.claimId, 2]])
+    t.same(me.body.claims.map((c: { claimId: string; sequence: number }) => [c.claimId, c.sequence]),
+      [[a.body.claimId, 1], [b.body.claimId, 2]])
     t.ok(me.body.claims.every((c: { claimedAt: string; status: string }) => !Number.isNaN(Date.parse(c.claimedAt)) && c.status === 'pending'))
     const none = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken('nobody') })
     t.same(none.body, { claims: [] })

@@ -8,12 +8,14 @@ const base = { JWT_SECRET: 'x'.repeat(32) }
 
 t.test('defaults', async (t) => {
   const c = loadConfig(base)
-  t.match(c, { PORT: 3000, HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/fcfs', KEY_PREFIX: 'fcfs' })
+  t.match(c, { PORT: 3000, HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/fcfs', KEY_PREFIX: 'fcfs' })
   t.equal(c.ADMIN_TOKEN, undefined)
 })
 
 t.test('a bad value names the variable', async (t) => {
-  for (const [name, value] of [['PORT', 'abc'], ['PORT', '70000'], ['REDIS_URL', 'http://x'], ['DATABASE_URL', 'mysql://x'],
+  for (const [name, value] of [['PORT', 'abc'], ['PORT', '70000'], ['REDIS_URL', 'http://x'],
+    ['DATABASE_URL', 'mysql://x'],
     ['KEY_PREFIX', 'has space'], ['ADMIN_TOKEN', 'short'], ['RATE_LIMIT_USER_MAX', '-1'], ['TRUST_PROXY', 'yes please'], ['LOG_LEVEL', 'loud']]) {
     let err: unknown
     try { loadConfig({ ...base, [name!]: value }) } catch (e) { err = e }
@@ -26,7 +28,8 @@ t.test('a bad value names the variable', async (t) => {
 
 t.test('the server refuses to start on bad config, naming the variable', async (t) => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
-    cwd: ROOT, env: { ...process.env, JWT_SECRET: 'x'.repeat(32), PORT: 'not-a-port' }, encoding: 'utf8', timeout: 30_000,
+    cwd: ROOT, env: { ...process.env, JWT_SECRET: 'x'.repeat(32),
+      PORT: 'not-a-port' }, encoding: 'utf8', timeout: 30_000,
   })
   t.equal(r.status, 1)
   t.match(r.stderr, /PORT/)

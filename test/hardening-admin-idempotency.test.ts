@@ -79,13 +79,16 @@ t.test('concurrent requests with one key: one campaign, one stock addition, one 
   const { url } = await startApp(t, config)
   const post = (path: string, body: unknown, key: string) =>
     http(`${url}${path}`, { method: 'POST', admin: true, body, headers: { 'idempotency-key': key } })
-  const creates = await Promise.all(Array.from({ length: 20 }, () => post('/admin/campaigns', { name: 'race', stock: 7 }, 'race-create')))
-  t.same([...new Set(creates.map((r) => r.status))], [201], JSON.stringify(creates.filter((r) => r.status !== 201).map((r) => r.body)))
+  const creates = await Promise.all(Array.from({ length: 20 },
+    () => post('/admin/campaigns', { name: 'race', stock: 7 }, 'race-create')))
+  t.same([...new Set(creates.map((r) => r.status))], [201],
+    JSON.stringify(creates.filter((r) => r.status !== 201).map((r) => r.body)))
   const ids = new Set(creates.map((r) => r.body.id))
   t.equal(ids.size, 1, 'one campaign id in every answer')
   t.equal((await sql`select count(*)::int as n from campaigns where name = 'race'`)[0]!.n, 1, 'one row')
   const id = [...ids][0] as string
-  const adds = await Promise.all(Array.from({ length: 20 }, () => post(`/admin/campaigns/${id}/stock`, { add: 3 }, 'race-stock')))
+  const adds = await Promise.all(Array.from({ length: 20 },
+    () => post(`/admin/campaigns/${id}/stock`, { add: 3 }, 'race-stock')))
   t.same([...new Set(adds.map((r) => r.status))], [200])
   t.same([...new Set(adds.map((r) => r.body.stock))], [10])
   t.equal((await sql`select stock from campaigns where id = ${id}`)[0]!.stock, 10, 'stock added once')

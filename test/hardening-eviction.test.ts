@@ -14,10 +14,12 @@ import { reconcileIn } from './reconcile-helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
 
-function run(entry: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; out: string }> {
+function run(entry: string, env: Record<string, string>,
+  args: string[] = []): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
-      cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '-1' }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '-1' }, stdio: ['ignore',
+        'pipe', 'pipe'],
     })
     let out = ''
     child.stdout.on('data', (d) => { out += d })
@@ -115,6 +117,7 @@ t.test('evicted campaign: reconcile reports eviction, exit 1, and --fix rebuilds
   t.notMatch(text, /all fixed|all drift fixed/)
   t.match(text, /NOT repaired/)
   // Claims keep being refused (503) rather than handed out again from sequence 1.
-  const after = await http(`${url}/v1/campaigns/${id}/claims`, { method: 'POST', token: (await import('./helper.js')).userToken('late') })
+  const after = await http(`${url}/v1/campaigns/${id}/claims`,
+    { method: 'POST', token: (await import('./helper.js')).userToken('late') })
   t.equal(after.status, 503)
 })

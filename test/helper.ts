@@ -79,10 +79,12 @@ export async function startApp(t: Tap, config: Config): Promise<{ app: FastifyIn
 }
 
 /** Starts the real server entry point in a child process (tsx), resolves once it listens. */
-export async function spawnServer(t: Tap, env: Record<string, string>, port: number): Promise<{ child: ChildProcess; url: string }> {
+export async function spawnServer(t: Tap, env: Record<string, string>,
+  port: number): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
     cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? env.LOG_LEVEL : 'info' },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1',
+      LOG_LEVEL: env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? env.LOG_LEVEL : 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(async () => {
@@ -142,7 +144,9 @@ export const userToken = (sub: string) => signJwt({ sub, exp: Math.floor(Date.no
 
 export interface Res { status: number; body: any; headers: Headers }
 
-export async function http(url: string, init: { method?: string; token?: string; admin?: boolean; body?: unknown; headers?: Record<string, string> } = {}): Promise<Res> {
+export async function http(url: string, init: {
+  method?: string; token?: string; admin?: boolean; body?: unknown; headers?: Record<string, string>
+} = {}): Promise<Res> {
   const headers: Record<string, string> = { ...init.headers }
   if (init.admin) headers.authorization = `Bearer ${ADMIN_TOKEN}`
   if (init.token) headers.authorization = `Bearer ${init.token}`
@@ -166,6 +170,12 @@ export async function createCampaign(url: string, body: Record<string, unknown>)
 
 export const claim = (url: string, campaignId: string, user: string, headers?: Record<string, string>) =>
   http(`${url}/v1/campaigns/${campaignId}/claims`, { method: 'POST', token: userToken(user), headers })
+
+/** The one row a query returns (fails the test when there is none). */
+export function one<T>(rows: readonly T[]): T {
+  if (rows.length === 0) throw new Error('expected a row, got none')
+  return rows[0] as T
+}
 
 export function countBy<T>(items: T[], key: (x: T) => string | number): Record<string, number> {
   const out: Record<string, number> = {}

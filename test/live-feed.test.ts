@@ -15,13 +15,15 @@ interface Feed {
   closed: Promise<void>
   abort: () => void
   /** Resolves with the first event matching pred (already received or coming). */
-  next: (pred: (e: { event: string; data: any }) => boolean, timeoutMs?: number) => Promise<{ event: string; data: any }>
+  next: (pred: (e: { event: string; data: any }) => boolean,
+    timeoutMs?: number) => Promise<{ event: string; data: any }>
 }
 
 /** Opens the feed with fetch (as the page does) and parses its events as they come. */
 async function openFeed(url: string, id: string, token = ADMIN_TOKEN): Promise<Feed> {
   const controller = new AbortController()
-  const res = await fetch(`${url}/admin/campaigns/${id}/live`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal })
+  const res = await fetch(`${url}/admin/campaigns/${id}/live`,
+    { headers: { authorization: `Bearer ${token}` }, signal: controller.signal })
   const events: Feed['events'] = []
   const waiters = new Set<() => void>()
   const closed = (async () => {
@@ -60,7 +62,8 @@ async function openFeed(url: string, id: string, token = ADMIN_TOKEN): Promise<F
 }
 
 t.test('the feed follows a burst to sold out and persisted == stock, from one shared poller', async (t) => {
-  const { config, env, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '2', LIVE_INTERVAL_MS: '200' })
+  const { config, env, sql } = await testEnv(t,
+    { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '2', LIVE_INTERVAL_MS: '200' })
   const { url, app } = await startApp(t, config)
   const id = await createCampaign(url, { name: 'feed', stock: 300 })
 
@@ -96,7 +99,8 @@ t.test('the feed follows a burst to sold out and persisted == stock, from one sh
   await waitUntil('rows', async () => (await rowCount(sql, id)) === 300)
   const drained = await a.next((e) => e.event === 'snapshot' && e.data.persisted === 300 && e.data.stream.backlog === 0)
   const admin = await http(`${url}/admin/campaigns/${id}`, { admin: true })
-  t.match(drained.data, { remaining: admin.body.remaining, persisted: admin.body.persisted, pending: 0, issued: admin.body.issued })
+  t.match(drained.data, { remaining: admin.body.remaining, persisted: admin.body.persisted, pending: 0,
+    issued: admin.body.issued })
 
   t.same(app.liveStats(), { campaigns: 1, viewers: 31 }, 'one poller for 31 viewers')
   for (const f of others) f.abort()

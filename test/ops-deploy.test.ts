@@ -53,7 +53,8 @@ function stripDraft4Ids(node: unknown): void {
 
 const composeText = read('docker-compose.yml')
 const envExample = parseEnvFile(read('.env.example'))
-const SECRETS = { POSTGRES_PASSWORD: 'pw-0123456789', ADMIN_TOKEN: 'admin-0123456789abcdef', JWT_SECRET: 'jwt-0123456789abcdef' }
+const SECRETS = { POSTGRES_PASSWORD: 'pw-0123456789', ADMIN_TOKEN: 'admin-0123456789abcdef',
+  JWT_SECRET: 'jwt-0123456789abcdef' }
 
 t.test('compose file validates against the Compose Specification schema', async (t) => {
   const schema = JSON.parse(read('test/fixtures/compose-spec.schema.json'))
@@ -72,8 +73,10 @@ t.test('compose file validates against the Compose Specification schema', async 
   const ok = validate(doc)
   t.ok(ok, 'valid: ' + ajv.errorsText(validate.errors))
   // The validator is not vacuous: a misspelt key or a wrong type is caught.
-  t.notOk(validate({ ...doc, services: { ...doc.services, api: { ...doc.services.api, replicaz: 2 } } }), 'unknown service key rejected')
-  t.notOk(validate({ ...doc, services: { ...doc.services, redis: { ...doc.services.redis, healthcheck: { interval: 'soon' } } } }), 'bad duration rejected')
+  t.notOk(validate({ ...doc, services: { ...doc.services, api: { ...doc.services.api, replicaz: 2 } } }),
+    'unknown service key rejected')
+  t.notOk(validate({ ...doc, services: { ...doc.services,
+    redis: { ...doc.services.redis, healthcheck: { interval: 'soon' } } } }), 'bad duration rejected')
 
   // The schema accepts much; these are the properties the deployment relies on.
   const s = doc.services
@@ -101,7 +104,8 @@ t.test('compose file validates against the Compose Specification schema', async 
     t.equal(s[name].image, s.migrate.image, `${name} runs the same image as migrate`)
     // A typo in a variable name would silently fall back to the default: every key must be a real setting.
     const known = new Set([...Object.keys(ConfigSchema.properties), 'HEALTHCHECK_PORT'])
-    for (const key of Object.keys(s[name].environment)) t.ok(known.has(key), `${name}: ${key} is a setting src/config.ts reads`)
+    for (const key of Object.keys(s[name].environment)) t.ok(known.has(key),
+      `${name}: ${key} is a setting src/config.ts reads`)
   }
   t.same(s.api.command, ['node', 'dist/src/server.js'])
   t.same(s.worker.command, ['node', 'dist/src/worker/main.js'])
@@ -113,7 +117,8 @@ t.test('every variable the compose file uses is in .env.example, and the secrets
   for (const v of Object.keys(envExample)) t.ok(used.has(v), `.env.example's ${v} is used by docker-compose.yml`)
   for (const v of Object.keys(SECRETS)) {
     t.equal(envExample[v], '', `${v} is empty in .env.example`)
-    t.throws(() => interpolate(composeText, { ...envExample, ...SECRETS, [v]: '' }), new RegExp(v), `compose refuses to start without ${v}`)
+    t.throws(() => interpolate(composeText, { ...envExample, ...SECRETS, [v]: '' }), new RegExp(v),
+      `compose refuses to start without ${v}`)
   }
 })
 
@@ -123,9 +128,11 @@ t.test('docker-compose config accepts the file', { skip: dockerCompose.status ==
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const envFile = path.join(dir, '.env')
   writeFileSync(envFile, Object.entries({ ...envExample, ...SECRETS }).map(([k, v]) => `${k}=${v}`).join('\n') + '\n')
-  const r = spawnSync('docker-compose', ['--env-file', envFile, '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '--quiet'], { cwd: ROOT, encoding: 'utf8' })
+  const r = spawnSync('docker-compose', ['--env-file', envFile, '-f', path.join(ROOT, 'docker-compose.yml'), 'config',
+    '--quiet'], { cwd: ROOT, encoding: 'utf8' })
   t.equal(r.status, 0, r.stderr)
-  const bad = spawnSync('docker-compose', ['--env-file', path.join(ROOT, '.env.example'), '-f', path.join(ROOT, 'docker-compose.yml'), 'config', '--quiet'], { cwd: ROOT, encoding: 'utf8' })
+  const bad = spawnSync('docker-compose', ['--env-file', path.join(ROOT, '.env.example'), '-f',
+    path.join(ROOT, 'docker-compose.yml'), 'config', '--quiet'], { cwd: ROOT, encoding: 'utf8' })
   t.not(bad.status, 0, 'refused with the secrets unset')
   t.match(bad.stderr, /POSTGRES_PASSWORD|ADMIN_TOKEN|JWT_SECRET/)
 })
@@ -141,14 +148,16 @@ t.test('Dockerfile essentials', async (t) => {
   for (const f of froms) {
     const image = resolve(f.getArgumentsContent()!.split(/\s+/)[0]!)
     // An exact version and the manifest digest: a rebuild gets the same base, a moved tag cannot change it.
-    t.match(image, /^node:20\.\d+\.\d+-[a-z]+-slim@sha256:[0-9a-f]{64}$/, `stage ${f.getBuildStage()}: pinned base image (${image})`)
+    t.match(image, /^node:20\.\d+\.\d+-[a-z]+-slim@sha256:[0-9a-f]{64}$/,
+      `stage ${f.getBuildStage()}: pinned base image (${image})`)
   }
 
   // Instructions of the final (runtime) stage.
   const all = df.getInstructions()
   const lastFrom = froms[froms.length - 1]!
   const runtime = all.filter((i) => i.getRange().start.line > lastFrom.getRange().start.line)
-  const build = all.filter((i) => i.getRange().start.line > froms[0]!.getRange().start.line && i.getRange().start.line < lastFrom.getRange().start.line)
+  const line = (i: { getRange(): { start: { line: number } } }) => i.getRange().start.line
+  const build = all.filter((i) => line(i) > line(froms[0]!) && line(i) < line(lastFrom))
   const args0 = (i: Instruction) => i.getArgumentsContent() ?? ''
   const of = (list: Instruction[], kw: string) => list.filter((i) => i.getKeyword() === kw)
 
@@ -166,16 +175,19 @@ t.test('Dockerfile essentials', async (t) => {
     t.notMatch(args0(c), /node_modules/, `runtime COPY ${args0(c)} brings no node_modules (dev dependencies) from the build`)
     const from = c.getFromFlag()?.getValue()
     if (from) t.same(args0(c).split(/\s+/).slice(0, -1), ['/app/dist'], 'only dist/ comes from the build stage')
-    else for (const src of args0(c).split(/\s+/).slice(0, -1)) t.ok(existsSync(path.join(ROOT, src)), `COPY source ${src} exists`)
+    else for (const src of args0(c).split(/\s+/).slice(0, -1)) t.ok(existsSync(path.join(ROOT, src)),
+      `COPY source ${src} exists`)
   }
-  t.match(of(runtime, 'ENV').map(args0).join(' '), /npm_config_ignore_scripts=true/, 'pre-scripts (build) skipped in the runtime image')
+  t.match(of(runtime, 'ENV').map(args0).join(' '), /npm_config_ignore_scripts=true/,
+    'pre-scripts (build) skipped in the runtime image')
   t.match(of(runtime, 'ENV').map(args0).join(' '), /NODE_ENV=production/)
 
   const hc = of(runtime, 'HEALTHCHECK')
   t.equal(hc.length, 1, 'HEALTHCHECK')
   t.match(args0(hc[0]!), /CMD \["node"/, 'health check runs node (no curl in the slim image)')
   t.match(args0(hc[0]!), /\/healthz/)
-  t.same(JSON.parse(args0(cmd)), ['node', 'dist/src/server.js'], 'node is the process that gets SIGTERM (npm would not pass it on)')
+  t.same(JSON.parse(args0(cmd)), ['node', 'dist/src/server.js'],
+    'node is the process that gets SIGTERM (npm would not pass it on)')
 
   const ignore = read('.dockerignore').split('\n').map((l) => l.trim())
   for (const p of ['node_modules', '.git', '.env', 'dist']) t.ok(ignore.includes(p), `.dockerignore excludes ${p}`)

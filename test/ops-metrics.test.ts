@@ -35,7 +35,8 @@ async function scrape(url: string, token?: string) {
 
 t.test('metrics move with 100 claims, on the public port (token) and the private listener', async (t) => {
   const metricsPort = await freePort()
-  const { config, redis, env } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0', METRICS_TOKEN, METRICS_PORT: String(metricsPort) })
+  const { config, redis, env } = await testEnv(t,
+    { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0', METRICS_TOKEN, METRICS_PORT: String(metricsPort) })
   const { url } = await startApp(t, config)
   const privateUrl = `http://127.0.0.1:${metricsPort}`
   const id = await createCampaign(url, { name: 'metrics', stock: 60 })
@@ -71,7 +72,8 @@ t.test('metrics move with 100 claims, on the public port (token) and the private
   const local = after.value('fcfs_claims_sold_out_local_total')!
   t.equal(after.value('fcfs_claims_total', { outcome: 'sold_out' })! + local, statuses['410'] ?? 0)
   t.equal(after.value('fcfs_claims_total', { outcome: 'at_limit' }), statuses['409'] ?? 0)
-  t.equal(after.value('fcfs_redis_script_duration_seconds_count', { script: 'claim' }), 100 - local, 'one script call per claim not answered locally')
+  t.equal(after.value('fcfs_redis_script_duration_seconds_count', { script: 'claim' }), 100 - local,
+    'one script call per claim not answered locally')
   t.ok(after.value('fcfs_redis_script_duration_seconds_sum', { script: 'claim' })! > 0)
   t.equal(after.value('fcfs_claim_request_duration_seconds_count', { status: '201' }), 60)
   t.equal(after.value('fcfs_claim_request_duration_seconds_count', { status: '410' }), statuses['410'] ?? 0)
@@ -90,7 +92,8 @@ t.test('metrics move with 100 claims, on the public port (token) and the private
   t.equal(again.status, first.status)
   const last = await scrape(url, METRICS_TOKEN)
   t.equal(last.value('fcfs_claims_total', { outcome: 'replayed' }), 1)
-  t.equal(last.value('fcfs_redis_script_duration_seconds_count', { script: 'claim' }), 102 - local, 'keyed requests always reach the script')
+  t.equal(last.value('fcfs_redis_script_duration_seconds_count', { script: 'claim' }), 102 - local,
+    'keyed requests always reach the script')
 })
 
 t.test('/metrics is protected', async (t) => {

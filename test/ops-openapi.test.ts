@@ -52,7 +52,8 @@ t.test('OpenAPI document: valid, every route, every status and error code', asyn
     for (const [method, op] of Object.entries(ops)) {
       const statuses = Object.keys(op.responses)
       t.ok(statuses.some((s) => /^2\d\d$/.test(s)), `${method} ${p}: a success response`)
-      t.ok(statuses.includes('500') && statuses.includes('503'), `${method} ${p}: 500 and 503 (SHUTTING_DOWN) documented`)
+      t.ok(statuses.includes('500') && statuses.includes('503'),
+        `${method} ${p}: 500 and 503 (SHUTTING_DOWN) documented`)
       for (const status of statuses.filter((s) => !s.startsWith('2'))) {
         const schema = op.responses[status].content?.['application/json']?.schema
         const codes: string[] = schema?.properties?.code?.enum ?? []
@@ -67,14 +68,17 @@ t.test('OpenAPI document: valid, every route, every status and error code', asyn
     }
   }
   for (const c of Object.values(ErrorCode)) {
-    if (c === ErrorCode.NOT_FOUND) t.match(doc.info.description, /404 NOT_FOUND/, 'unknown-route 404 described once, in info')
+    if (c === ErrorCode.NOT_FOUND) t.match(doc.info.description, /404 NOT_FOUND/,
+      'unknown-route 404 described once, in info')
     else t.ok(seenCodes.has(c), `${c} is documented on a route`)
   }
 
   const claimOp = doc.paths['/v1/campaigns/{id}/claims'].post
-  t.same(Object.keys(claimOp.responses).sort(), ['201', '400', '401', '403', '404', '409', '410', '413', '415', '429', '500', '503'])
+  t.same(Object.keys(claimOp.responses).sort(),
+    ['201', '400', '401', '403', '404', '409', '410', '413', '415', '429', '500', '503'])
   t.same(claimOp.responses['403'].content['application/json'].schema.properties.code.enum, ['NOT_OPEN', 'CLOSED'])
-  t.same(claimOp.responses['503'].content['application/json'].schema.properties.code.enum, ['CAMPAIGN_UNAVAILABLE', 'SHUTTING_DOWN', 'BACKEND_UNAVAILABLE'])
+  t.same(claimOp.responses['503'].content['application/json'].schema.properties.code.enum,
+    ['CAMPAIGN_UNAVAILABLE', 'SHUTTING_DOWN', 'BACKEND_UNAVAILABLE'])
   t.equal(claimOp.requestBody.required, false, 'the claim needs no body')
   t.same(claimOp.security, [{ userJwt: [] }])
   t.same(doc.paths['/admin/campaigns'].post.security, [{ adminToken: [] }])

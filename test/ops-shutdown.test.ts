@@ -7,7 +7,8 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import type { ChildProcess } from 'node:child_process'
-import { testEnv, spawnServer, freePort, createCampaign, userToken, ADMIN_TOKEN, JWT_SECRET, countBy } from './helper.js'
+import { testEnv, spawnServer, freePort, createCampaign, userToken, ADMIN_TOKEN, JWT_SECRET,
+  countBy } from './helper.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
 
@@ -32,7 +33,8 @@ function collect(child: ChildProcess) {
 }
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode,
+    signal: child.signalCode })
   return once(child, 'exit').then(([code, signal]) => ({ code, signal }))
 }
 
@@ -48,9 +50,11 @@ function parseResponses(raw: string) {
     const end = rest.indexOf('\r\n\r\n')
     if (end < 0) break
     const [statusLine, ...lines] = rest.slice(0, end).split('\r\n')
-    const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+    const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(),
+      l.slice(l.indexOf(':') + 1).trim()]))
     const len = Number(headers['content-length'] ?? 0)
-    out.push({ status: Number(statusLine!.split(' ')[1]), headers, body: JSON.parse(rest.slice(end + 4, end + 4 + len)) })
+    out.push({ status: Number(statusLine!.split(' ')[1]), headers,
+      body: JSON.parse(rest.slice(end + 4, end + 4 + len)) })
     rest = rest.slice(end + 4 + len)
   }
   return out
@@ -66,7 +70,8 @@ async function setup(t: { teardown(fn: () => unknown): void }, grace: number, st
   const { child, url } = await spawnServer(t, env, port)
   const out = collect(child)
   const id = await createCampaign(url, { name: 'shutdown', stock })
-  const keys = { campaign: `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:campaign:${id}`, stream: `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:claims` }
+  const keys = { campaign: `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:campaign:${id}`,
+    stream: `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:claims` }
   return { child, url, port, out, id, redis, keys }
 }
 
@@ -88,7 +93,8 @@ t.test('SIGTERM: the in-flight claim finishes, the next request on its connectio
   t.equal(first?.status, 201, 'the in-flight claim completes')
   t.equal(first?.body.userId, 'held')
   t.equal(second?.status, 503)
-  t.same(second?.body, { statusCode: 503, code: 'SHUTTING_DOWN', error: 'Service Unavailable', message: second?.body.message })
+  t.same(second?.body, { statusCode: 503, code: 'SHUTTING_DOWN', error: 'Service Unavailable',
+    message: second?.body.message })
   t.equal(second?.headers.connection, 'close')
   t.same(more, [])
   t.same(await exitOf(child), { code: 0, signal: null }, 'exit 0 within the grace time')
@@ -111,7 +117,8 @@ t.test('SIGTERM during a burst: every answer is correct, exit 0, counter == stre
     while (next < total) {
       const i = next++
       try {
-        const res = await fetch(`${url}/v1/campaigns/${id}/claims`, { method: 'POST', headers: { authorization: `Bearer ${tokens[i]}` } })
+        const res = await fetch(`${url}/v1/campaigns/${id}/claims`,
+          { method: 'POST', headers: { authorization: `Bearer ${tokens[i]}` } })
         results.push({ status: res.status, body: await res.json() })
       } catch (err) {
         results.push({ error: String((err as { cause?: { code?: string } }).cause?.code ?? err) })
@@ -137,7 +144,8 @@ t.test('SIGTERM during a burst: every answer is correct, exit 0, counter == stre
   t.same(wrong, [], 'every answer is 201, 410 SOLD_OUT or 503 SHUTTING_DOWN')
   t.ok(answered.length >= 200, 'the burst was answered until the signal')
   // Requests with no answer never reached a handler: refused connections or sockets closed as idle.
-  t.same(refused.filter((r) => !/ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(r.error)), [], 'no answer only as a connection-level refusal')
+  t.same(refused.filter((r) => !/ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(r.error)), [],
+    'no answer only as a connection-level refusal')
 
   const created = answered.filter((r) => r.status === 201)
   const sequences = created.map((r) => r.body.sequence).sort((a, b) => a - b)
@@ -150,10 +158,13 @@ t.test('SIGTERM during a burst: every answer is correct, exit 0, counter == stre
   // Production logs: JSON lines, the user id on claim lines, request ids; never a token or secret.
   const lines = out.text().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
   const claimLines = lines.filter((l) => l.msg === 'request completed' && l.outcome !== undefined)
-  t.equal(claimLines.filter((l) => l.outcome === 'issued').length, created.length, 'one completion line per issued claim')
-  t.ok(claimLines.every((l) => /^burst-\d+$/.test(l.userId) && l.campaignId === id && l.reqId && l.statusCode), 'claim lines carry userId, campaignId, status and reqId')
+  t.equal(claimLines.filter((l) => l.outcome === 'issued').length, created.length,
+    'one completion line per issued claim')
+  t.ok(claimLines.every((l) => /^burst-\d+$/.test(l.userId) && l.campaignId === id && l.reqId && l.statusCode),
+    'claim lines carry userId, campaignId, status and reqId')
   const text = out.text()
-  for (const secret of [JWT_SECRET, ADMIN_TOKEN, METRICS_TOKEN, tokens[0]!, 'Bearer']) t.notOk(text.includes(secret), `logs never contain ${secret.slice(0, 12)}...`)
+  for (const secret of [JWT_SECRET, ADMIN_TOKEN, METRICS_TOKEN, tokens[0]!, 'Bearer']) t.notOk(text.includes(secret),
+    `logs never contain ${secret.slice(0, 12)}...`)
 })
 
 t.test('a second signal exits at once with code 1', async (t) => {

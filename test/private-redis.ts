@@ -24,12 +24,14 @@ export interface PrivateRedis {
   restart(extra?: string[]): Promise<void>
 }
 
-export async function startPrivateRedis(t: Tap, args: string[] = [], opts: { waitReady?: boolean } = {}): Promise<PrivateRedis> {
+export async function startPrivateRedis(t: Tap, args: string[] = [],
+  opts: { waitReady?: boolean } = {}): Promise<PrivateRedis> {
   const port = await freePort()
   const dir = mkdtempSync(path.join(tmpdir(), 'fcfs-redis-'))
   const launch = async (extra: string[]) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...args, ...extra],
-      { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+      '--appendonly', 'no', ...args, ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] })
     await waitForOutput(child, opts.waitReady === false ? /Server initialized|Ready to accept/ : /Ready to accept connections/, 10_000)
     return child
   }

@@ -6,7 +6,8 @@
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { testEnv, startApp, createCampaign, claim, freePort } from './helper.js'
-import { keysOf, reconcileIn, runReconcile, persistByHand, snapshot, streamEntries, rowsOf } from './reconcile-helper.js'
+import { keysOf, reconcileIn, runReconcile, persistByHand, snapshot, streamEntries,
+  rowsOf } from './reconcile-helper.js'
 
 t.test('reconcile finds and repairs each class', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -56,7 +57,8 @@ t.test('reconcile finds and repairs each class', async (t) => {
     const c = run.campaigns[0]!
     t.equal(c.classes.lost.count, 3)
     t.equal(c.classes.inFlight.count, 3)
-    t.same(c.classes.lost.examples.map((e) => e.claimId).sort(), gone.map((e) => e.claimId).sort(), 'examples name the lost claims')
+    t.same(c.classes.lost.examples.map((e) => e.claimId).sort(), gone.map((e) => e.claimId).sort(),
+      'examples name the lost claims')
     t.equal(c.drift, 3)
 
     const fixed = await check(id, true)
@@ -65,7 +67,8 @@ t.test('reconcile finds and repairs each class', async (t) => {
     t.equal(fixed.campaigns[0]!.remaining, 0)
     const back = (await streamEntries(redis, keys, id)).filter((e) => e.sequence >= 8)
     t.same(back.map(({ claimId, userId, sequence, claimedAt }) => ({ claimId, userId, sequence, claimedAt })),
-      gone.map(({ claimId, userId, sequence, claimedAt }) => ({ claimId, userId, sequence, claimedAt })), 're-enqueued with the same claim, user, sequence and time')
+      gone.map(({ claimId, userId, sequence, claimedAt }) => ({ claimId, userId, sequence,
+        claimedAt })), 're-enqueued with the same claim, user, sequence and time')
     await secondFixIsNoop(t, id)
     await persistByHand(redis, sql, keys, id)
     t.same((await rowsOf(sql, id)).map((r) => r.sequence), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'each claim stored once')
@@ -114,7 +117,8 @@ t.test('reconcile finds and repairs each class', async (t) => {
   await t.test('live state missing: rebuilt from rows and stream', async (t) => {
     const opensAt = new Date(Date.now() - 60_000)
     const closesAt = new Date(Date.now() + 3_600_000)
-    const { id, userAt } = await campaignWith(10, { stock: 12, perUserLimit: 1, opensAt: opensAt.toISOString(), closesAt: closesAt.toISOString() })
+    const { id, userAt } = await campaignWith(10,
+      { stock: 12, perUserLimit: 1, opensAt: opensAt.toISOString(), closesAt: closesAt.toISOString() })
     await persistByHand(redis, sql, keys, id, (e) => e.sequence <= 7)
     const before = await redis.hgetall(keys.campaign(id))
     await redis.del(keys.campaign(id))
@@ -160,7 +164,9 @@ t.test('reconcile finds and repairs each class', async (t) => {
     await persistByHand(redis, sql, keys, id, (e) => e.sequence !== 2)
     await redis.xdel(keys.streamOf(id), entry!.entryId)
     await sql`INSERT INTO failed_claims (stream, entry_id, fields, error, attempts)
-      VALUES (${keys.streamOf(id)}, ${entry!.entryId}, ${sql.json({ claimId: entry!.claimId, campaignId: id, userId: entry!.userId, sequence: String(entry!.sequence), claimedAt: String(entry!.claimedAt) })}, 'boom', 5)`
+      VALUES (${keys.streamOf(id)}, ${entry!.entryId},
+        ${sql.json({ claimId: entry!.claimId, campaignId: id, userId: entry!.userId, sequence: String(entry!.sequence),
+          claimedAt: String(entry!.claimedAt) })}, 'boom', 5)`
     const run = await check(id, true)
     const c = run.campaigns[0]!
     t.equal(c.classes.deadLettered.count, 1)
@@ -228,7 +234,8 @@ t.test('reconcile finds and repairs each class', async (t) => {
     t.equal(again.json?.campaigns[0]?.drift, 0)
 
     const all = await runReconcile(env.env, ['--json'])
-    t.equal(all.json?.campaigns.length, (await sql`SELECT count(*)::int AS n FROM campaigns`)[0]!.n, 'every campaign checked')
+    t.equal(all.json?.campaigns.length, (await sql`SELECT count(*)::int AS n FROM campaigns`)[0]!.n,
+      'every campaign checked')
     t.equal(all.code, 1, 'the unfixable classes above remain')
 
     const bad = await runReconcile(env.env, ['--campaign', 'abc'])

@@ -28,7 +28,8 @@ export async function reconcileIn(env: TestEnv, opts: ReconcileOptions = {}) {
 export interface ProcessResult { code: number | null; stdout: string; stderr: string; json: RunReport | null }
 
 /** The real entry point as a child process (tsx), for exit codes and output. */
-export function runReconcile(env: Record<string, string>, args: string[], nodeArgs: string[] = []): Promise<ProcessResult> {
+export function runReconcile(env: Record<string, string>, args: string[],
+  nodeArgs: string[] = []): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'scripts/reconcile.ts'), ...args], {
       cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -48,7 +49,14 @@ export function runReconcile(env: Record<string, string>, args: string[], nodeAr
   })
 }
 
-export interface Entry { entryId: string; claimId: string; campaignId: string; userId: string; sequence: number; claimedAt: number }
+export interface Entry {
+  entryId: string
+  claimId: string
+  campaignId: string
+  userId: string
+  sequence: number
+  claimedAt: number
+}
 
 export async function streamEntries(redis: Redis, keys: Keys, campaignId: string): Promise<Entry[]> {
   const out: Entry[] = []
@@ -56,7 +64,8 @@ export async function streamEntries(redis: Redis, keys: Keys, campaignId: string
     const f: Record<string, string> = {}
     for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!
     if (f.campaignId === campaignId) {
-      out.push({ entryId, claimId: f.claimId!, campaignId, userId: f.userId!, sequence: Number(f.sequence), claimedAt: Number(f.claimedAt) })
+      out.push({ entryId, claimId: f.claimId!, campaignId, userId: f.userId!, sequence: Number(f.sequence),
+        claimedAt: Number(f.claimedAt) })
     }
   }
   return out
@@ -66,12 +75,14 @@ export async function streamEntries(redis: Redis, keys: Keys, campaignId: string
  * Hand-made state "persisted and acked": copies the campaign's stream entries into claims and deletes
  * them from the stream (what a drained worker leaves behind), for the tests that do not need a worker.
  */
-export async function persistByHand(redis: Redis, sql: postgres.Sql, keys: Keys, campaignId: string, filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
+export async function persistByHand(redis: Redis, sql: postgres.Sql, keys: Keys, campaignId: string,
+  filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
   const entries = (await streamEntries(redis, keys, campaignId)).filter(filter)
   for (let i = 0; i < entries.length; i += 1000) {
     const chunk = entries.slice(i, i + 1000)
     await sql`INSERT INTO claims ${sql(chunk.map((e) => ({
-      claim_id: e.claimId, campaign_id: e.campaignId, user_id: e.userId, sequence: e.sequence, claimed_at: new Date(e.claimedAt),
+      claim_id: e.claimId, campaign_id: e.campaignId, user_id: e.userId, sequence: e.sequence,
+      claimed_at: new Date(e.claimedAt),
     })))} ON CONFLICT DO NOTHING`
     await redis.xdel(keys.streamOf(campaignId), ...chunk.map((e) => e.entryId))
   }
@@ -95,10 +106,12 @@ export async function rowsOf(sql: postgres.Sql, campaignId: string) {
 const WORKER = path.join(ROOT, 'src/worker/main.ts')
 
 /** The real worker (src/worker/main.ts) as a child process, killed at teardown if still running. */
-export async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv, name: string): Promise<ChildProcess> {
+export async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv,
+  name: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
     cwd: ROOT,
-    env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1',
+      LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -125,10 +138,11 @@ export async function drained(env: TestEnv, id: string, rows: number): Promise<v
   const keys = keysOf(env)
   const until = Date.now() + 60_000
   for (;;) {
-    const [left, [{ n }]] = await Promise.all([streamEntries(env.redis, keys, id), env.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${id}`])
+    const [left, counted] = await Promise.all([streamEntries(env.redis, keys, id),
+      env.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM claims WHERE campaign_id = ${id}`])
+    const n = counted[0]?.n
     if (left.length === 0 && n === rows) return
     if (Date.now() > until) throw new Error(`not drained: ${left.length} entries left, ${n}/${rows} rows`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
-

@@ -7,7 +7,8 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { testEnv, startApp, createCampaign, claim, deleteKeys, http, ROOT, countBy, type Res } from './helper.js'
-import { drained, keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, startWorker, stopWorker, streamEntries } from './reconcile-helper.js'
+import { drained, keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, startWorker, stopWorker,
+  streamEntries } from './reconcile-helper.js'
 
 t.test('restore after Redis lost everything, with claims firing during the restore', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -35,7 +36,8 @@ t.test('restore after Redis lost everything, with claims firing during the resto
 
   // Every old user asks twice more (limit 2: at most one can succeed), 600 new users once each:
   // 1,600 possible claims for 500 places. A 503 is retried until the campaign is back.
-  const queue = [...Array.from({ length: 1000 }, (_, i) => [`old${i}`, `old${i}`]).flat(), ...Array.from({ length: 600 }, (_, i) => `new${i}`)]
+  const queue = [...Array.from({ length: 1000 }, (_, i) => [`old${i}`, `old${i}`]).flat(),
+    ...Array.from({ length: 600 }, (_, i) => `new${i}`)]
   const answers: Res[] = []
   let unavailable = 0
   let fixDone = false
@@ -68,9 +70,11 @@ t.test('restore after Redis lost everything, with claims firing during the resto
 
   const byStatus = countBy(answers, (r) => r.status)
   t.equal(byStatus[201], STOCK - 1000, 'exactly the remaining stock was issued')
-  t.equal((byStatus[201] ?? 0) + (byStatus[409] ?? 0) + (byStatus[410] ?? 0), answers.length, 'every claim got 201, 409 or 410 in the end')
+  t.equal((byStatus[201] ?? 0) + (byStatus[409] ?? 0) + (byStatus[410] ?? 0), answers.length,
+    'every claim got 201, 409 or 410 in the end')
   const seqs = answers.filter((r) => r.status === 201).map((r) => r.body.sequence as number).sort((a, b) => a - b)
-  t.same(seqs, Array.from({ length: STOCK - 1000 }, (_, i) => 1001 + i), 'claims continued from 1,001 to the stock, each sequence once')
+  t.same(seqs, Array.from({ length: STOCK - 1000 }, (_, i) => 1001 + i),
+    'claims continued from 1,001 to the stock, each sequence once')
   t.equal(await redis.hget(keys.campaign(id), 'issued'), String(STOCK))
   t.equal((await streamEntries(redis, keys, id)).length, STOCK - 1000)
 
@@ -123,12 +127,14 @@ t.test('failover to a replica that missed writes: --fix while claims fire never 
   t.equal(new Set(issuedSeqs).size, issuedSeqs.length, 'no sequence handed out twice by the claim path')
   const reused = issuedSeqs.filter((s) => s <= 1000).length
   const top = Math.max(...answers.filter((r) => r.status === 201).map((r) => r.body.sequence as number), 1000)
-  t.same(after.map((r) => r.body.sequence).sort(), [top + 1, top + 2, top + 3], 'after the fix, claims continue above every persisted sequence')
+  t.same(after.map((r) => r.body.sequence).sort(), [top + 1, top + 2, top + 3],
+    'after the fix, claims continue above every persisted sequence')
   t.equal(fix.code, reused > 0 ? 1 : 0, `exit code says whether claims re-took persisted sequences before the fix (${reused} did)`)
 
   const check = await reconcileIn(env, { campaignId: id })
   const c = check.campaigns[0]!
-  t.equal(c.classes.conflicts.count, reused, 'every sequence re-issued before the raise is reported as a conflict, no more')
+  t.equal(c.classes.conflicts.count, reused,
+    'every sequence re-issued before the raise is reported as a conflict, no more')
   t.equal(c.classes.redisLost.count, 0, 'every other lost record restored')
   t.equal(c.classes.lost.count, 0)
   t.equal(c.classes.counters.count, 0)

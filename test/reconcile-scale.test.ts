@@ -16,7 +16,8 @@ const HEAP = ['--max-old-space-size=64']
 t.test('200,000 claims in bounded memory', async (t) => {
   const env = await testEnv(t)
   const keys = keysOf(env)
-  const id = await seedCampaign(env.redis, env.sql, keys, { claims: CLAIMS, notPersisted: [1, 77_777, CLAIMS], notInRedis: [2, 123_456] })
+  const id = await seedCampaign(env.redis, env.sql, keys,
+    { claims: CLAIMS, notPersisted: [1, 77_777, CLAIMS], notInRedis: [2, 123_456] })
 
   const check = await runReconcile(env.env, ['--campaign', id, '--json'], HEAP)
   t.equal(check.code, 1, `drift found under a 64 MB heap ${check.code === 1 ? '' : check.stderr}`)

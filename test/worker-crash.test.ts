@@ -1,7 +1,7 @@
 import t from 'tap'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
-import { testEnv, startApp, createCampaign } from './helper.js'
+import { testEnv, startApp, createCampaign, one } from './helper.js'
 import { claimMany, consumers, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
 
 // Small idle times so reclaiming happens within the test; the production default is 30 s.
@@ -21,11 +21,11 @@ async function lockCampaign(sql: postgres.Sql, id: string): Promise<() => Promis
 async function assertExactlyOnce(t: Tap, sql: postgres.Sql, id: string, n: number) {
   const [r] = await sql`SELECT count(*)::int AS n, count(DISTINCT sequence)::int AS seqs, count(DISTINCT claim_id)::int AS ids FROM claims WHERE campaign_id = ${id}`
   t.same({ ...r }, { n, seqs: n, ids: n }, `${n} rows, each sequence and claim once`)
-  const [{ failed }] = await sql`SELECT count(*)::int AS failed FROM failed_claims`
+  const { failed } = one(await sql`SELECT count(*)::int AS failed FROM failed_claims`)
   t.equal(failed, 0, 'nothing dead-lettered')
 }
 
-type Tap = Pick<typeof t, "same" | "equal">
+type Tap = Pick<typeof t, 'same' | 'equal'>
 
 t.test('kill -9 mid-batch: another worker reclaims the orphaned entries, the dead consumer is removed', async (t) => {
   const { config, env, redis, sql } = await testEnv(t, FAST_RECLAIM)
@@ -37,7 +37,8 @@ t.test('kill -9 mid-batch: another worker reclaims the orphaned entries, the dea
   t.same(await claimMany(url, id, Array.from({ length: 300 }, (_, i) => `u${i}`)), { 201: 300 })
   const release = await lockCampaign(sql, id)
   const a = await startedWorker(t, env, 'doomed', { WORKER_COUNT: '150' })
-  await waitUntil('the doomed worker holds every entry', async () => (await streamState(redis, config)).byConsumer.doomed === 300)
+  await waitUntil('the doomed worker holds every entry',
+    async () => (await streamState(redis, config)).byConsumer.doomed === 300)
   a.child.kill('SIGKILL')
   t.same(await a.exited, { code: null, signal: 'SIGKILL' })
   await release()
@@ -63,12 +64,14 @@ t.test('SIGSTOP past the idle time while another worker claims its entries, then
   t.same(await claimMany(url, id, Array.from({ length: 200 }, (_, i) => `u${i}`)), { 201: 200 })
   const release = await lockCampaign(sql, id)
   const a = await startedWorker(t, env, 'sleeper', { WORKER_COUNT: '100' })
-  await waitUntil('the sleeper holds every entry', async () => (await streamState(redis, config)).byConsumer.sleeper === 200)
+  await waitUntil('the sleeper holds every entry',
+    async () => (await streamState(redis, config)).byConsumer.sleeper === 200)
   a.child.kill('SIGSTOP')
 
   const b = await startedWorker(t, env, 'thief', { WORKER_COUNT: '50' })
   // The thief's first reclaimed page is now stuck behind the lock too.
-  await waitUntil('the thief took entries over', async () => ((await streamState(redis, config)).byConsumer.thief ?? 0) > 0)
+  await waitUntil('the thief took entries over',
+    async () => ((await streamState(redis, config)).byConsumer.thief ?? 0) > 0)
   // Both now race for the same rows: the sleeper's statement still sits in Postgres, the thief's queues behind it.
   await release()
   await waitUntil('the thief acked everything', async () => {
@@ -78,9 +81,11 @@ t.test('SIGSTOP past the idle time while another worker claims its entries, then
   a.child.kill('SIGCONT')
   const before = a.logs.filter((l) => l.msg === 'batch persisted').length
   // The sleeper wakes up holding its stale batch (and the one it had prefetched): both must be no-ops.
-  await waitUntil('the sleeper finished its stale batches', async () => a.logs.filter((l) => l.msg === 'batch persisted').length >= before + 1)
+  await waitUntil('the sleeper finished its stale batches',
+    async () => a.logs.filter((l) => l.msg === 'batch persisted').length >= before + 1)
   await assertExactlyOnce(t, sql, id, 200)
-  const inserted = [a, b].flatMap((w) => w.logs).filter((l) => l.msg === 'batch persisted').reduce((n, l) => n + Number(l.inserted), 0)
+  const inserted = [a, b].flatMap((w) => w.logs).filter((l) => l.msg === 'batch persisted').reduce((n,
+    l) => n + Number(l.inserted), 0)
   t.equal(inserted, 200, 'the two workers inserted 200 rows between them, no more')
   const [ea, eb] = await Promise.all([stopWorker(a), stopWorker(b)])
   t.same([ea, eb], [{ code: 0, signal: null }, { code: 0, signal: null }])

@@ -4,15 +4,17 @@ import { once } from 'node:events'
 import path from 'node:path'
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
-import { testEnv, startApp, createCampaign, ROOT } from './helper.js'
+import { testEnv, startApp, createCampaign, ROOT, one } from './helper.js'
 import { claimMany, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
 
 const fieldsOf = (c: { claimId?: string; campaignId: string; userId: string; sequence: number }) =>
-  ['claimId', c.claimId ?? randomUUID(), 'campaignId', c.campaignId, 'userId', c.userId, 'sequence', String(c.sequence), 'claimedAt', String(Date.now())]
+  ['claimId', c.claimId ?? randomUUID(), 'campaignId', c.campaignId, 'userId', c.userId, 'sequence',
+    String(c.sequence), 'claimedAt', String(Date.now())]
 
 /** Runs the real retry-failed entry point; returns its exit code and output. */
 async function retryFailed(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/retry-failed.ts')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/retry-failed.ts')],
+    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d) => { out += d })
   child.stderr.on('data', (d) => { out += d })
@@ -21,26 +23,30 @@ async function retryFailed(env: Record<string, string>): Promise<{ code: number 
 }
 
 t.test('poison entries go to failed_claims, the rest flows on, retry-failed repairs what can be repaired', async (t) => {
-  const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', MAX_DELIVERIES: '3', RECLAIM_IDLE_MS: '300', RECLAIM_INTERVAL_MS: '300' })
+  const { config, env, redis, sql } = await testEnv(t,
+    { RATE_LIMIT_IP_MAX: '0', MAX_DELIVERIES: '3', RECLAIM_IDLE_MS: '300', RECLAIM_INTERVAL_MS: '300' })
   const { url } = await startApp(t, config)
   const id = await createCampaign(url, { name: 'p', stock: 100 })
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
 
   // 1. A claim for a campaign Postgres does not have (yet): fails on every delivery (FK violation).
   const ghost = '424242'
-  const poisonId = await redis.xadd(keys.streamOf(ghost), '*', ...fieldsOf({ campaignId: ghost, userId: 'g', sequence: 1 }))
+  const poisonId = await redis.xadd(keys.streamOf(ghost), '*',
+    ...fieldsOf({ campaignId: ghost, userId: 'g', sequence: 1 }))
   // 2. An entry that cannot be parsed.
   const junkId = await redis.xadd(keys.streamOf(id), '*', 'claimId', 'not-a-uuid', 'campaignId', id)
   // 3. A valid entry that some consumer already received 6 times (a crash loop): dead-lettered unread.
-  const tiredId = await redis.xadd(keys.streamOf(id), '*', ...fieldsOf({ campaignId: id, userId: 'tired', sequence: 100 }))
+  const tiredId = await redis.xadd(keys.streamOf(id), '*',
+    ...fieldsOf({ campaignId: id, userId: 'tired', sequence: 100 }))
   await redis.xgroup('CREATE', keys.streamOf(id), 'persisters', '0', 'MKSTREAM')
-  await redis.call('XCLAIM', keys.streamOf(id), 'persisters', 'crasher', 0, tiredId!, 'RETRYCOUNT', 6, 'FORCE', 'IDLE', 60_000)
+  await redis.call('XCLAIM', keys.streamOf(id), 'persisters', 'crasher', 0, tiredId!, 'RETRYCOUNT', 6, 'FORCE', 'IDLE',
+    60_000)
   // Everything else flows.
   const w = await startedWorker(t, env, 'w', { WORKER_COUNT: '20' })
   t.same(await claimMany(url, id, Array.from({ length: 50 }, (_, i) => `u${i}`)), { 201: 50 })
 
   await waitUntil('all dead letters recorded and the streams drained', async () => {
-    const [{ n }] = await sql`SELECT count(*)::int AS n FROM failed_claims`
+    const { n } = one(await sql`SELECT count(*)::int AS n FROM failed_claims`)
     const s = await streamState(redis, config)
     return n === 3 && s.length === 0 && s.pending === 0
   })
@@ -48,9 +54,12 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
   const failed = await sql`SELECT stream, entry_id, error, attempts, resolved_at FROM failed_claims ORDER BY entry_id`
   // Entry ids are unique per stream only: two XADDs in one millisecond to two streams share one.
   const byId = Object.fromEntries(failed.map((f) => [`${f.stream}/${f.entry_id}`, f]))
-  t.match(byId[`${keys.streamOf(ghost)}/${poisonId}`], { attempts: 3, error: /^23503 .*campaign/, resolved_at: null }, 'poison: dead-lettered on its 3rd delivery')
-  t.match(byId[`${keys.streamOf(id)}/${junkId}`], { attempts: 1, error: /^unparsable entry: bad claimId/ }, 'junk: dead-lettered at once')
-  t.match(byId[`${keys.streamOf(id)}/${tiredId}`], { attempts: 7, error: /delivered 7 times, more than MAX_DELIVERIES \(3\)/ })
+  t.match(byId[`${keys.streamOf(ghost)}/${poisonId}`], { attempts: 3, error: /^23503 .*campaign/, resolved_at: null },
+    'poison: dead-lettered on its 3rd delivery')
+  t.match(byId[`${keys.streamOf(id)}/${junkId}`], { attempts: 1, error: /^unparsable entry: bad claimId/ },
+    'junk: dead-lettered at once')
+  t.match(byId[`${keys.streamOf(id)}/${tiredId}`],
+    { attempts: 7, error: /delivered 7 times, more than MAX_DELIVERIES \(3\)/ })
   const held = w.logs.filter((l) => l.msg === 'entry left pending for redelivery' && l.entryId === poisonId).map((l) => l.deliveries)
   t.same(held, [1, 2], 'the poison entry was retried before it was given up')
   t.same(await stopWorker(w), { code: 0, signal: null })
@@ -63,7 +72,7 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
   t.match(first.out, new RegExp(`still_failing .* ${junkId}: unparsable entry`))
   t.equal(await rowCount(sql, ghost), 1)
   t.equal(await rowCount(sql, id), 51, 'the tired entry is a row too')
-  const [{ open }] = await sql`SELECT count(*)::int AS open FROM failed_claims WHERE resolved_at IS NULL`
+  const { open } = one(await sql`SELECT count(*)::int AS open FROM failed_claims WHERE resolved_at IS NULL`)
   t.equal(open, 1)
 
   // Idempotent: a second run inserts nothing more.
@@ -75,7 +84,7 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
 t.test('the database refuses rows beyond stock or beyond the per-user limit; the rest of the batch persists', async (t) => {
   const { env, redis, sql, config } = await testEnv(t)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
-  const [{ id }] = await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('g', 3, 1) RETURNING id`
+  const { id } = one(await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('g', 3, 1) RETURNING id`)
   const campaignId = String(id)
   const stream = keys.streamOf(campaignId)
   const pipe = redis.pipeline()
@@ -93,8 +102,10 @@ t.test('the database refuses rows beyond stock or beyond the per-user limit; the
     const s = await streamState(redis, config)
     return s.length === 0 && s.pending === 0
   }).catch((err) => { console.error(w.output()); throw err })
-  t.same(w.logs.filter((l) => l.msg === 'batch persisted').map((l) => [l.entries, l.inserted, l.failed]), [[5, 2, 3]], 'one batch: 2 rows, 3 refused')
-  t.same((await sql`SELECT user_id, sequence FROM claims ORDER BY sequence`).map((r) => [r.user_id, r.sequence]), [['a', 1], ['b', 2]])
+  t.same(w.logs.filter((l) => l.msg === 'batch persisted').map((l) => [l.entries, l.inserted, l.failed]), [[5, 2, 3]],
+    'one batch: 2 rows, 3 refused')
+  t.same((await sql`SELECT user_id, sequence FROM claims ORDER BY sequence`).map((r) => [r.user_id, r.sequence]),
+    [['a', 1], ['b', 2]])
   const failed = await sql`SELECT entry_id, error, attempts FROM failed_claims ORDER BY entry_id`
   t.same(failed.map((f) => f.entry_id), ids.slice(2))
   t.match(failed[0]!.error, /^23514 claims_within_user_limit/)
@@ -113,7 +124,7 @@ t.test('the database refuses rows beyond stock or beyond the per-user limit; the
 
 t.test('the per-user guard holds under concurrent transactions', async (t) => {
   const { sql } = await testEnv(t)
-  const [{ id }] = await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('c', 10, 1) RETURNING id`
+  const { id } = one(await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('c', 10, 1) RETURNING id`)
   const insert = (tx: typeof sql, seq: number) =>
     tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at) VALUES (${randomUUID()}, ${String(id)}, 'same-user', ${seq}, now())`
   const c1 = await sql.reserve()
@@ -124,14 +135,14 @@ t.test('the per-user guard holds under concurrent transactions', async (t) => {
   await insert(c1, 1)
   // c2's insert passes its own checks only after c1 ends, and then must see c1's row.
   const second = insert(c2, 2).then(() => 'inserted', (err: { constraint_name?: string }) => err.constraint_name)
-  const [{ waiting }] = (await waitUntil('c2 waits for the campaign lock', async () => {
+  const { waiting } = one((await waitUntil('c2 waits for the campaign lock', async () => {
     const rows = await sql`SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`
     return rows[0]!.waiting > 0 ? rows : null
-  }))!
+  }))!)
   t.ok(waiting > 0)
   await c1`COMMIT`
   t.equal(await second, 'claims_within_user_limit')
   await c2`ROLLBACK`
-  const [{ n }] = await sql`SELECT count(*)::int AS n FROM claims WHERE user_id = 'same-user'`
+  const { n } = one(await sql`SELECT count(*)::int AS n FROM claims WHERE user_id = 'same-user'`)
   t.equal(n, 1)
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
-import { testEnv, startApp, createCampaign, http, claim, userToken, countBy } from './helper.js'
+import { testEnv, startApp, createCampaign, http, claim, userToken, countBy, one } from './helper.js'
 import { claimMany, fetchJson, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
 
 t.test('5,000 claims through HTTP, two workers: every claim persisted exactly once', async (t) => {
@@ -30,9 +30,10 @@ t.test('5,000 claims through HTTP, two workers: every claim persisted exactly on
       count(DISTINCT user_id)::int AS users FROM claims WHERE campaign_id = ${id}`
     t.same({ ...r }, { n: stock, seqs: stock, lo: 1, hi: stock, users: stock }, `campaign ${id}: each sequence once`)
   }
-  const [{ n: failed }] = await sql`SELECT count(*)::int AS n FROM failed_claims`
+  const { n: failed } = one(await sql`SELECT count(*)::int AS n FROM failed_claims`)
   t.equal(failed, 0)
-  const moved = [w1, w2].map((w) => w.logs.filter((l) => l.msg === 'batch persisted').reduce((sum, l) => sum + Number(l.inserted), 0))
+  const moved = [w1, w2].map((w) => w.logs.filter((l) => l.msg === 'batch persisted').reduce((sum,
+    l) => sum + Number(l.inserted), 0))
   t.equal(moved[0]! + moved[1]!, 5000, 'the workers inserted 5,000 rows between them')
 
   // The API reports what the worker did.
@@ -66,19 +67,22 @@ t.test('5,000 claims through HTTP, two workers: every claim persisted exactly on
   // The same entry delivered again (replayed by hand, twice, so one copy may share a batch): still one row.
   const [row] = await sql`SELECT claim_id, campaign_id, user_id, sequence, (extract(epoch from claimed_at) * 1000)::bigint AS at
     FROM claims WHERE campaign_id = ${a} AND sequence = 42`
-  const fields = ['claimId', row!.claim_id, 'campaignId', String(row!.campaign_id), 'userId', row!.user_id, 'sequence', String(row!.sequence), 'claimedAt', String(row!.at)]
+  const fields = ['claimId', row!.claim_id, 'campaignId', String(row!.campaign_id), 'userId', row!.user_id, 'sequence',
+    String(row!.sequence), 'claimedAt', String(row!.at)]
   await redis.pipeline().xadd(keys.streamOf(a), '*', ...fields).xadd(keys.streamOf(a), '*', ...fields).exec()
   await waitUntil('replays acked', async () => {
     const s = await streamState(redis, config)
-    return s.length === 0 && s.pending === 0 && [w1, w2].some((w) => w.logs.some((l) => l.msg === 'batch persisted' && l.duplicates !== 0))
+    return s.length === 0 && s.pending === 0 && [w1,
+      w2].some((w) => w.logs.some((l) => l.msg === 'batch persisted' && l.duplicates !== 0))
   })
   t.equal(await rowCount(sql), 5000, 'replayed entries added no row')
-  const [{ n: failedAfterReplay }] = await sql`SELECT count(*)::int AS n FROM failed_claims`
+  const { n: failedAfterReplay } = one(await sql`SELECT count(*)::int AS n FROM failed_claims`)
   t.equal(failedAfterReplay, 0, 'a duplicate is not a failure')
 
   // Redis lost the group (as after a restart without persistence): the workers recreate it from id 0.
   await redis.xgroup('DESTROY', keys.streamOf(b), 'persisters')
-  t.equal((await http(`${url}/admin/campaigns/${b}/stock`, { method: 'POST', admin: true, body: { add: 10 } })).status, 200)
+  t.equal((await http(`${url}/admin/campaigns/${b}/stock`, { method: 'POST', admin: true, body: { add: 10 } })).status,
+    200)
   t.same(await claimMany(url, b, Array.from({ length: 10 }, (_, i) => `late-${i}`), 5), { 201: 10 })
   await waitUntil('claims after NOGROUP persisted', async () => (await rowCount(sql, b)) === 2010)
   t.ok([w1, w2].some((w) => w.logs.some((l) => /consumer group missing/.test(l.msg))), 'a worker saw NOGROUP')
@@ -89,7 +93,8 @@ t.test('5,000 claims through HTTP, two workers: every claim persisted exactly on
   t.same(e2, { code: 0, signal: null })
   const final = await streamState(redis, config)
   t.same([final.length, final.pending], [0, 0])
-  t.same(countBy([...w1.logs, ...w2.logs].filter((l) => l.msg === 'worker stopped'), (l) => String(l.consumer)), { w1: 1, w2: 1 })
+  t.same(countBy([...w1.logs, ...w2.logs].filter((l) => l.msg === 'worker stopped'), (l) => String(l.consumer)),
+    { w1: 1, w2: 1 })
 })
 
 t.test('GET /admin/campaigns/:id counts issued claims the worker has not written yet as pending', async (t) => {

@@ -12,7 +12,7 @@ import { ROOT, claim } from './helper.js'
 
 interface Tap { teardown(fn: () => unknown): void }
 
-export interface LogLine { msg: string; level: number; [k: string]: unknown }
+interface LogLine { msg: string; level: number; [k: string]: unknown }
 
 export interface WorkerProcess {
   child: ChildProcess
@@ -25,7 +25,8 @@ export interface WorkerProcess {
 }
 
 /** Runs the real worker entry point (src/worker/main.ts through tsx) as a child process. */
-export function spawnWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string, string> = {}): WorkerProcess {
+export function spawnWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string,
+  string> = {}): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/worker/main.ts')], {
     cwd: ROOT,
     env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_NAME: name, WORKER_METRICS_PORT: '-1', ...extra },
@@ -45,7 +46,8 @@ export function spawnWorker(t: Tap, env: Record<string, string>, name: string, e
     for (const w of waiters) w()
   })
   child.stderr!.on('data', (d: Buffer) => { raw += d.toString() })
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null,
+    signal: signal as NodeJS.Signals | null }))
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGCONT')
@@ -68,7 +70,8 @@ export function spawnWorker(t: Tap, env: Record<string, string>, name: string, e
   return { child, name, logs, output: () => raw, waitForLog, exited }
 }
 
-export async function startedWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
+export async function startedWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string,
+  string> = {}): Promise<WorkerProcess> {
   const w = spawnWorker(t, env, name, extra)
   await w.waitForLog((l) => l.msg === 'worker started')
   return w
@@ -126,7 +129,8 @@ export async function rowCount(sql: postgres.Sql, campaignId?: string): Promise<
 }
 
 /** Fires one claim per user, `concurrency` at a time; returns the status counts. */
-export async function claimMany(url: string, campaignId: string, users: string[], concurrency = 50): Promise<Record<number, number>> {
+export async function claimMany(url: string, campaignId: string, users: string[],
+  concurrency = 50): Promise<Record<number, number>> {
   const counts: Record<number, number> = {}
   let next = 0
   await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -140,7 +144,8 @@ export async function claimMany(url: string, campaignId: string, users: string[]
 }
 
 /** A TCP proxy in front of Postgres that a test can cut (down) and restore (up) on the same port. */
-export async function tcpProxy(t: Tap, targetPort: number): Promise<{ port: number; up: () => Promise<void>; down: () => Promise<void> }> {
+export async function tcpProxy(t: Tap, targetPort: number):
+  Promise<{ port: number; up: () => Promise<void>; down: () => Promise<void> }> {
   const sockets = new Set<net.Socket>()
   let server: net.Server | null = null
   let port = 0

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { testEnv, startApp, createCampaign } from './helper.js'
-import { claimMany, fetchJson, rowCount, startedWorker, stopWorker, streamState, tcpProxy, waitUntil } from './worker-helper.js'
+import { testEnv, startApp, createCampaign, one } from './helper.js'
+import { claimMany, fetchJson, rowCount, startedWorker, stopWorker, streamState, tcpProxy,
+  waitUntil } from './worker-helper.js'
 
 t.test('Postgres unreachable while claims keep coming: nothing acked early, all rows once it returns', async (t) => {
   const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0' })
@@ -12,7 +13,8 @@ t.test('Postgres unreachable while claims keep coming: nothing acked early, all 
   const proxy = await tcpProxy(t, Number(pg.port || 5432))
   const viaProxy = new URL(config.DATABASE_URL)
   viaProxy.port = String(proxy.port)
-  const w = await startedWorker(t, { ...env, DATABASE_URL: viaProxy.toString() }, 'patient', { WORKER_COUNT: '50', WORKER_METRICS_PORT: '0' })
+  const w = await startedWorker(t, { ...env, DATABASE_URL: viaProxy.toString() }, 'patient',
+    { WORKER_COUNT: '50', WORKER_METRICS_PORT: '0' })
   const port = (await w.waitForLog((l) => l.msg === 'worker metrics listening')).port
   const readyz = `http://127.0.0.1:${port}/readyz`
 
@@ -22,7 +24,8 @@ t.test('Postgres unreachable while claims keep coming: nothing acked early, all 
   await proxy.down()
   t.same(await claimMany(url, id, Array.from({ length: 300 }, (_, i) => `during-${i}`)), { 201: 300 })
   const failuresBefore = w.logs.filter((l) => l.msg === 'persist batch failed, retrying').length
-  await waitUntil('the worker retried several times', async () => w.logs.filter((l) => l.msg === 'persist batch failed, retrying').length >= failuresBefore + 3)
+  await waitUntil('the worker retried several times',
+    async () => w.logs.filter((l) => l.msg === 'persist batch failed, retrying').length >= failuresBefore + 3)
   t.equal(w.child.exitCode, null, 'still running')
   const during = await streamState(redis, config)
   t.equal(during.length, 300, 'no entry was acked and deleted while Postgres was away')
@@ -38,7 +41,7 @@ t.test('Postgres unreachable while claims keep coming: nothing acked early, all 
   })
   const [r] = await sql`SELECT count(DISTINCT sequence)::int AS seqs, min(sequence) AS lo, max(sequence) AS hi FROM claims WHERE campaign_id = ${id}`
   t.same({ ...r }, { seqs: 500, lo: 1, hi: 500 })
-  const [{ failed }] = await sql`SELECT count(*)::int AS failed FROM failed_claims`
+  const { failed } = one(await sql`SELECT count(*)::int AS failed FROM failed_claims`)
   t.equal(failed, 0)
   await waitUntil('ready again', async () => (await fetchJson(readyz)).status === 200)
   t.same(await stopWorker(w), { code: 0, signal: null })
@@ -52,7 +55,8 @@ t.test('SIGTERM while Postgres is down: the batch in hand stays pending for othe
   const proxy = await tcpProxy(t, Number(pg.port || 5432))
   const viaProxy = new URL(config.DATABASE_URL)
   viaProxy.port = String(proxy.port)
-  const w = await startedWorker(t, { ...env, DATABASE_URL: viaProxy.toString() }, 'stuck', { WORKER_SHUTDOWN_TIMEOUT_MS: '500' })
+  const w = await startedWorker(t, { ...env, DATABASE_URL: viaProxy.toString() }, 'stuck',
+    { WORKER_SHUTDOWN_TIMEOUT_MS: '500' })
   await proxy.down()
   t.same(await claimMany(url, id, Array.from({ length: 50 }, (_, i) => `u${i}`)), { 201: 50 })
   await w.waitForLog((l) => l.msg === 'persist batch failed, retrying')

@@ -4,7 +4,7 @@
  * claims of one campaign run one at a time, each holding the lock for a few database round trips.
  */
 import type postgres from 'postgres'
-import { checkIssued, type BaselineCheck, type BaselineOutcome } from './outcome.js'
+import type { BaselineOutcome } from './outcome.js'
 
 export async function createDbLockTables(sql: postgres.Sql): Promise<void> {
   await sql`CREATE TABLE IF NOT EXISTS bench_stock (id bigserial PRIMARY KEY, stock integer NOT NULL, issued integer NOT NULL DEFAULT 0)`
@@ -31,10 +31,4 @@ export async function dbLockClaim(sql: postgres.Sql, id: string, userId: string)
     await tx`INSERT INTO bench_claims (stock_id, user_id, sequence) VALUES (${id}, ${userId}, ${sequence})`
     return { kind: 'issued', sequence } as const
   })
-}
-
-export async function checkDbLock(sql: postgres.Sql, id: string): Promise<BaselineCheck> {
-  const [s] = await sql<{ stock: number }[]>`SELECT stock FROM bench_stock WHERE id = ${id}`
-  const rows = await sql<{ user: string; sequence: number }[]>`SELECT user_id AS user, sequence FROM bench_claims WHERE stock_id = ${id}`
-  return checkIssued([...rows], s!.stock)
 }

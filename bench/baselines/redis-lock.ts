@@ -30,7 +30,8 @@ export async function createRedisLockCampaign(redis: Redis, prefix: string, id: 
   await redis.hset(baselineKeys(prefix, id).state, 'stock', stock, 'issued', 0)
 }
 
-export async function redisLockClaim(redis: Redis, prefix: string, id: string, userId: string): Promise<BaselineOutcome> {
+export async function redisLockClaim(redis: Redis, prefix: string, id: string,
+  userId: string): Promise<BaselineOutcome> {
   const k = baselineKeys(prefix, id)
   const token = randomUUID()
   const deadline = Date.now() + WAIT_MS
@@ -44,7 +45,8 @@ export async function redisLockClaim(redis: Redis, prefix: string, id: string, u
     if (await redis.sismember(k.users, userId)) return { kind: 'at_limit' }
     if (Number(issued) >= Number(stock)) return { kind: 'sold_out' }
     const sequence = Number(issued) + 1
-    await redis.multi().hset(k.state, 'issued', sequence).sadd(k.users, userId).rpush(k.issued, `${userId}:${sequence}`).exec()
+    await redis.multi().hset(k.state, 'issued', sequence).sadd(k.users, userId).rpush(k.issued,
+      `${userId}:${sequence}`).exec()
     return { kind: 'issued', sequence }
   } finally {
     await redis.benchReleaseLock(k.lock, token)

@@ -9,22 +9,26 @@ import { mirrorCampaign, readLiveState } from './mirror.js'
 import { publishCampaignChanged } from './events.js'
 import type { CampaignRow } from './repository.js'
 import {
-  AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignListQuerySchema, CampaignListSchema,
+  AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignListQuerySchema,
+  CampaignListSchema,
   CampaignSchema, CreateCampaignBodySchema,
 } from './schemas.js'
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
-export const campaignView = (c: CampaignRow) => ({
-  id: String(c.id), name: c.name, stock: c.stock, perUserLimit: c.perUserLimit, opensAt: iso(c.opensAt), closesAt: iso(c.closesAt),
+const campaignView = (c: CampaignRow) => ({
+  id: String(c.id), name: c.name, stock: c.stock, perUserLimit: c.perUserLimit,
+  opensAt: iso(c.opensAt), closesAt: iso(c.closesAt),
 })
 
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema, 500: ErrorSchema }
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema,
+  500: ErrorSchema }
 const writeErrors = { ...errors, 422: ErrorSchema }
 
-export const AdminWriteHeadersSchema = Type.Object({
+const AdminWriteHeadersSchema = Type.Object({
   'idempotency-key': Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9_.:-]{1,128}$',
-    description: 'a retry with the same key gets the first answer and never writes twice (stored in PostgreSQL with the write)',
+    description: 'a retry with the same key gets the first answer and never writes twice ' +
+      '(stored in PostgreSQL with the write)',
   })),
 })
 
@@ -39,7 +43,8 @@ function notMirrored(id: string, what: string, key: string | undefined, cause: s
     ? `retry with the same Idempotency-Key (it mirrors again without writing twice), or run ${reconcileHint(id)}`
     : `do not repeat the request without an Idempotency-Key (it would write again); run ${reconcileHint(id)}`
   return new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
-    `${what} committed in PostgreSQL (campaign ${id}) but not mirrored to Redis (${cause}); ${next}`, { campaignId: id })
+    `${what} committed in PostgreSQL (campaign ${id}) but not mirrored to Redis (${cause}); ${next}`,
+    { campaignId: id })
 }
 
 export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
@@ -47,7 +52,8 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   const idempotency = createAdminIdempotency(ctx.db.db)
 
   /** Mirrors a committed row into Redis, turning any failure into the 503 above. */
-  async function mirrorCommitted(log: FastifyBaseLogger, row: CampaignRow, mode: 'create' | 'update', what: string, key: string | undefined) {
+  async function mirrorCommitted(log: FastifyBaseLogger, row: CampaignRow, mode: 'create' | 'update', what: string,
+    key: string | undefined) {
     const id = String(row.id)
     let live: Awaited<ReturnType<typeof mirrorCampaign>>
     try {
@@ -58,14 +64,17 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     }
     if (!live) {
       throw new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,
-        `${what} committed in PostgreSQL but campaign ${id} has no live state in Redis; run ${reconcileHint(id)}`, { campaignId: id })
+        `${what} committed in PostgreSQL but campaign ${id} has no live state in Redis; run ${reconcileHint(id)}`,
+        { campaignId: id })
     }
-    if (key) await idempotency.markMirrored(key).catch((err: Error) => log.warn({ err, campaignId: id }, 'could not record the mirror; a replay mirrors again'))
+    if (key) await idempotency.markMirrored(key).catch((err: Error) => log.warn({ err, campaignId: id },
+      'could not record the mirror; a replay mirrors again'))
     return live
   }
 
   app.post('/admin/campaigns', {
-    schema: { tags: ['admin'], headers: AdminWriteHeadersSchema, body: CreateCampaignBodySchema, response: { 201: CampaignSchema, ...writeErrors } },
+    schema: { tags: ['admin'], headers: AdminWriteHeadersSchema, body: CreateCampaignBodySchema,
+      response: { 201: CampaignSchema, ...writeErrors } },
   }, async (req, reply) => {
     const b = req.body
     const opensAt = b.opensAt ? new Date(b.opensAt) : null
@@ -104,11 +113,13 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   }, async (req) => ({ campaigns: (await ctx.campaigns.list(Number(req.query.limit ?? 100))).map(campaignView) }))
 
   app.get('/admin/campaigns/:id', {
-    schema: { tags: ['admin'], params: CampaignIdParamsSchema, response: { 200: AdminCampaignSchema, 404: ErrorSchema, ...errors } },
+    schema: { tags: ['admin'], params: CampaignIdParamsSchema,
+      response: { 200: AdminCampaignSchema, 404: ErrorSchema, ...errors } },
   }, async (req) => {
     const row = await ctx.campaigns.get(req.params.id)
     if (!row) throw campaignNotFound(req.params.id)
-    const [live, persisted] = await Promise.all([readLiveState(ctx.redis, ctx.keys, req.params.id), ctx.campaigns.persistedCount(req.params.id)])
+    const [live, persisted] = await Promise.all([readLiveState(ctx.redis, ctx.keys, req.params.id),
+      ctx.campaigns.persistedCount(req.params.id)])
     if (!live) throw campaignUnavailable(req.params.id)
     return {
       ...campaignView(row), stock: live.stock, issued: live.issued, remaining: Math.max(0, live.stock - live.issued),
@@ -136,7 +147,8 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
       if (!row) throw campaignNotFound(id)
     } else {
       let updated: CampaignRow | null = null
-      const { answer, replayed } = await idempotency.once(key, `POST /admin/campaigns/${id}/stock`, req.body, async (tx) => {
+      const route = `POST /admin/campaigns/${id}/stock`
+      const { answer, replayed } = await idempotency.once(key, route, req.body, async (tx) => {
         updated = await ctx.campaigns.addStock(id, req.body.add, tx)
         if (!updated) throw campaignNotFound(id)
         return { statusCode: 200, body: { stock: updated.stock }, campaignId: updated.id }
@@ -153,7 +165,8 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     ctx.soldOut.forget(id)
     // The stock is added already: failing the request now would invite a second addition on retry.
     await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'stock-added', campaignId: id })
-      .catch((err: Error) => req.log.warn({ err }, 'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
+      .catch((err: Error) => req.log.warn({ err },
+        'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
     return { stock, remaining: Math.max(0, live.stock - live.issued) }
   })
 }

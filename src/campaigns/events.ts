@@ -16,7 +16,7 @@ export async function publishCampaignChanged(redis: Redis, keys: Keys, event: Ca
 }
 
 /** The campaign id an event names, or undefined for "forget everything" (unknown or malformed event). */
-export function eventCampaignId(message: string): string | undefined {
+function eventCampaignId(message: string): string | undefined {
   try {
     const e = JSON.parse(message) as Partial<CampaignEvent>
     return typeof e.campaignId === 'string' ? e.campaignId : undefined
@@ -29,10 +29,12 @@ export function eventCampaignId(message: string): string | undefined {
  * Subscribes a dedicated connection (a subscribed connection can run nothing else) and keeps the cache
  * live only while the subscription is: on every (re)connect it subscribes again before going live.
  */
-export function subscribeCampaignEvents(config: Config, keys: Keys, cache: SoldOutCache, log: FastifyBaseLogger): { close: () => Promise<void> } {
+export function subscribeCampaignEvents(config: Config, keys: Keys, cache: SoldOutCache,
+  log: FastifyBaseLogger): { close: () => Promise<void> } {
   // Named after the prefix so an operator (or a test) can tell deployments' subscribers apart.
   const sub = createRedis(config.REDIS_URL, {
-    connectionName: `fcfs-api-events:${keys.prefix}`, maxRetriesPerRequest: null, autoPipelining: false, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    connectionName: `fcfs-api-events:${keys.prefix}`, maxRetriesPerRequest: null, autoPipelining: false, log,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
   })
   const channel = keys.events()
   let closing = false

@@ -14,7 +14,7 @@ export interface StoredAnswer {
 }
 
 /** A canonical fingerprint of the request: the same key with another route or body is a client bug. */
-export function requestHash(route: string, body: unknown): string {
+function requestHash(route: string, body: unknown): string {
   const canon = (v: unknown): unknown => (v && typeof v === 'object' && !Array.isArray(v)
     ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])]))
     : v)
@@ -34,9 +34,11 @@ export function createAdminIdempotency(db: Db) {
     const [row] = await db.select().from(adminIdempotencyKeys).where(eq(adminIdempotencyKeys.key, key))
     if (!row) return null
     if (row.route !== route || row.requestHash !== hash) {
-      throw new AppError(422, ErrorCode.IDEMPOTENCY_KEY_REUSED, 'this Idempotency-Key was used for a different request; use a new key')
+      throw new AppError(422, ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        'this Idempotency-Key was used for a different request; use a new key')
     }
-    return { statusCode: row.statusCode, body: row.response as Record<string, unknown>, campaignId: String(row.campaignId), mirrored: row.mirroredAt !== null }
+    return { statusCode: row.statusCode, body: row.response as Record<string, unknown>,
+      campaignId: String(row.campaignId), mirrored: row.mirroredAt !== null }
   }
 
   return {
@@ -45,7 +47,8 @@ export function createAdminIdempotency(db: Db) {
      * returns the stored answer instead (replayed) and writes nothing.
      */
     async once(key: string, route: string, body: unknown,
-      write: (tx: Tx) => Promise<{ statusCode: number; body: Record<string, unknown>; campaignId: bigint }>): Promise<{ answer: StoredAnswer; replayed: boolean }> {
+      write: (tx: Tx) => Promise<{ statusCode: number; body: Record<string, unknown>; campaignId: bigint }>,
+    ): Promise<{ answer: StoredAnswer; replayed: boolean }> {
       const hash = requestHash(route, body)
       const earlier = await stored(key, route, hash)
       if (earlier) return { answer: earlier, replayed: true }
@@ -53,7 +56,8 @@ export function createAdminIdempotency(db: Db) {
         const answer = await db.transaction(async (tx) => {
           const a = await write(tx)
           const inserted = await tx.insert(adminIdempotencyKeys)
-            .values({ key, route, requestHash: hash, campaignId: a.campaignId, statusCode: a.statusCode, response: a.body })
+            .values({ key, route, requestHash: hash, campaignId: a.campaignId, statusCode: a.statusCode,
+              response: a.body })
             .onConflictDoNothing()
             .returning({ key: adminIdempotencyKeys.key })
           if (inserted.length === 0) throw new KeyTaken() // a concurrent request with this key committed first
@@ -63,7 +67,7 @@ export function createAdminIdempotency(db: Db) {
       } catch (err) {
         if (!(err instanceof KeyTaken)) throw err
         const winner = await stored(key, route, hash)
-        if (!winner) throw new Error('idempotency key vanished after a conflict')
+        if (!winner) throw new Error('idempotency key vanished after a conflict', { cause: err })
         return { answer: winner, replayed: true }
       }
     },
@@ -74,5 +78,3 @@ export function createAdminIdempotency(db: Db) {
     },
   }
 }
-
-export type AdminIdempotency = ReturnType<typeof createAdminIdempotency>

@@ -28,17 +28,26 @@ export interface CampaignSettings {
 export async function mirrorCampaign(redis: Redis, keys: Keys, c: CampaignSettings, mode: 'create' | 'update'):
   Promise<{ stock: number; issued: number } | null> {
   const ms = (d: Date | null) => (d ? String(d.getTime()) : '')
-  const [stock, issued] = await redis.fcfsMirror(keys.campaign(c.id), mode, c.name, c.stock, c.perUserLimit, ms(c.opensAt), ms(c.closesAt))
+  const [stock, issued] = await redis.fcfsMirror(keys.campaign(c.id), mode, c.name, c.stock, c.perUserLimit,
+    ms(c.opensAt), ms(c.closesAt))
   if (stock === -1) return null
   return { stock: stock!, issued: issued! }
 }
 
-export interface LiveState { name: string; stock: number; perUserLimit: number; opensAt: number | null; closesAt: number | null; issued: number }
+export interface LiveState {
+  name: string
+  stock: number
+  perUserLimit: number
+  opensAt: number | null
+  closesAt: number | null
+  issued: number
+}
 
 export async function readLiveState(redis: Redis, keys: Keys, id: string): Promise<LiveState | null> {
   const [name, stock, limit, opensAt, closesAt, issued] = await redis.hmget(keys.campaign(id),
     'name', 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued')
   if (stock == null || issued == null || limit == null) return null
-  const ms = (v: string | null) => (v ? Number(v) : null)
-  return { name: name ?? '', stock: Number(stock), perUserLimit: Number(limit), opensAt: ms(opensAt), closesAt: ms(closesAt), issued: Number(issued) }
+  const ms = (v: string | null | undefined) => (v ? Number(v) : null)
+  return { name: name ?? '', stock: Number(stock), perUserLimit: Number(limit), opensAt: ms(opensAt),
+    closesAt: ms(closesAt), issued: Number(issued) }
 }

@@ -9,7 +9,9 @@ export type Exec = Db | Tx
 
 export function createCampaignsRepository(db: Db) {
   return {
-    async create(input: { name: string; stock: number; perUserLimit: number; opensAt: Date | null; closesAt: Date | null }, exec: Exec = db): Promise<CampaignRow> {
+    async create(input: {
+      name: string; stock: number; perUserLimit: number; opensAt: Date | null; closesAt: Date | null
+    }, exec: Exec = db): Promise<CampaignRow> {
       const [row] = await exec.insert(campaigns).values(input).returning()
       return row!
     },
@@ -23,7 +25,8 @@ export function createCampaignsRepository(db: Db) {
     },
     /** Claims rows the worker has written for the campaign. */
     async persistedCount(id: string): Promise<number> {
-      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(claims).where(eq(claims.campaignId, BigInt(id)))
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(claims).where(eq(claims.campaignId,
+        BigInt(id)))
       return row?.n ?? 0
     },
     /** Which of these claim ids already have a row. */

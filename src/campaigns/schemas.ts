@@ -44,7 +44,8 @@ export const AddStockBodySchema = Type.Object({
 
 export const AddStockResponseSchema = Type.Object({ stock: Type.Integer(), remaining: Type.Integer() })
 
-export const CampaignStateSchema = Type.Union([Type.Literal('scheduled'), Type.Literal('open'), Type.Literal('sold_out'), Type.Literal('closed')])
+const CampaignStateSchema = Type.Union([Type.Literal('scheduled'), Type.Literal('open'),
+  Type.Literal('sold_out'), Type.Literal('closed')])
 
 export const PublicCampaignSchema = Type.Object({
   id: Type.String(),

@@ -7,7 +7,8 @@ export const CLAIM_LUA = readFileSync(new URL('./claim.lua', import.meta.url), '
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     fcfsClaim(campaign: string, users: string, stream: string, idem: string,
-      claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1'): Result<unknown[], Context>
+      claimId: string, campaignId: string, userId: string, idemTtlS: number,
+      useIdem: '0' | '1'): Result<unknown[], Context>
   }
 }
 
@@ -39,11 +40,20 @@ function decode(reply: unknown[]): ClaimOutcome {
   }
 }
 
-export interface ClaimArgs { campaignId: string; userId: string; claimId: string; idempotencyKey?: string; idempotencyTtlS: number }
+export interface ClaimArgs {
+  campaignId: string
+  userId: string
+  claimId: string
+  idempotencyKey?: string
+  idempotencyTtlS: number
+}
 
 export async function runClaim(redis: Redis, keys: Keys, a: ClaimArgs): Promise<ClaimResult> {
-  const idem = a.idempotencyKey ? keys.idempotency(a.campaignId, a.userId, a.idempotencyKey) : keys.campaign(a.campaignId)
-  const reply = await redis.fcfsClaim(keys.campaign(a.campaignId), keys.users(a.campaignId), keys.streamOf(a.campaignId), idem,
+  const idem = a.idempotencyKey
+    ? keys.idempotency(a.campaignId, a.userId, a.idempotencyKey)
+    : keys.campaign(a.campaignId)
+  const reply = await redis.fcfsClaim(keys.campaign(a.campaignId), keys.users(a.campaignId),
+    keys.streamOf(a.campaignId), idem,
     a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0')
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }

@@ -36,7 +36,8 @@ export function createRoutingStore(redis: Redis, namespace: string, timeoutMs: n
       if (key.startsWith(IP_KEY)) return this.local.incr(key, cb, timeWindow, max)
       // Redis not connected: fail at once (RATE_LIMIT_FAIL_OPEN decides) instead of spending the claim's
       // command timeout on the limiter before the claim itself waits for it again.
-      if (redis.status !== 'ready') return cb(Object.assign(new Error(`redis connection is ${redis.status}`), { code: 'CONNECTION_CLOSED' }))
+      if (redis.status !== 'ready') return cb(Object.assign(new Error(`redis connection is ${redis.status}`),
+        { code: 'CONNECTION_CLOSED' }))
       // A frozen Redis: the limiter gives up well before the command timeout, so the claim behind it still
       // answers within one REDIS_COMMAND_TIMEOUT_MS.
       let done = false

@@ -26,13 +26,17 @@ function answer(outcome: ClaimOutcome, campaignId: string, userId: string):
     case 'issued':
       return [201, { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }]
     case 'at_limit':
-      return [409, errorBody(409, ErrorCode.ALREADY_CLAIMED, `user already holds ${outcome.sequences.length} claim(s), the campaign's per-user limit`, { sequences: outcome.sequences })]
+      return [409, errorBody(409, ErrorCode.ALREADY_CLAIMED,
+        `user already holds ${outcome.sequences.length} claim(s), the campaign's per-user limit`,
+        { sequences: outcome.sequences })]
     case 'sold_out':
       return [410, soldOutBody(campaignId)]
     case 'not_open':
-      return [403, errorBody(403, ErrorCode.NOT_OPEN, `campaign ${campaignId} opens at ${iso(outcome.opensAt)}`, { opensAt: iso(outcome.opensAt) })]
+      return [403, errorBody(403, ErrorCode.NOT_OPEN, `campaign ${campaignId} opens at ${iso(outcome.opensAt)}`,
+        { opensAt: iso(outcome.opensAt) })]
     case 'closed':
-      return [403, errorBody(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`, { closesAt: iso(outcome.closesAt) })]
+      return [403, errorBody(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`,
+        { closesAt: iso(outcome.closesAt) })]
     case 'unavailable':
       throw new Error('unreachable: unavailable is resolved by the caller')
   }
@@ -42,7 +46,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   const { config, redis, keys, soldOut } = ctx
   await app.register(rateLimit, {
     global: false,
-    store: createRoutingStore(redis, keys.rateLimitNamespace(), Math.min(250, Math.ceil(config.REDIS_COMMAND_TIMEOUT_MS / 4))),
+    store: createRoutingStore(redis, keys.rateLimitNamespace(),
+      Math.min(250, Math.ceil(config.REDIS_COMMAND_TIMEOUT_MS / 4))),
     skipOnError: config.RATE_LIMIT_FAIL_OPEN,
   })
   // createRateLimit checkers rather than rateLimit() hooks: the plugin runs only the first of several
@@ -113,7 +118,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     let result: Awaited<ReturnType<typeof runClaim>>
     try {
       result = await runClaim(redis, keys, {
-        campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey, idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
+        campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey,
+        idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
       })
     } catch (err) {
       ctx.metrics.countClaim('error')
@@ -124,7 +130,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     const { outcome, replayed } = result
     ctx.metrics.countClaim(replayed ? 'replayed' : outcome.kind)
     // Joins the request's one completion line (with the user id): no extra line per claim.
-    req.logFields = { campaignId, outcome: outcome.kind, replayed, sequence: outcome.kind === 'issued' ? outcome.sequence : undefined }
+    req.logFields = { campaignId, outcome: outcome.kind, replayed,
+      sequence: outcome.kind === 'issued' ? outcome.sequence : undefined }
     if (replayed) reply.header('idempotent-replayed', 'true')
     if (outcome.kind === 'unavailable') throw await ctx.errorForMissing(campaignId)
     // A replayed SOLD_OUT is an old answer: the campaign may have been restocked since.
@@ -135,15 +142,18 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
 
   app.get('/v1/campaigns/:id/claims/me', {
     onRequest: authenticate,
-    schema: { tags: ['claims'], params: CampaignIdParamsSchema, response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
+    schema: { tags: ['claims'], params: CampaignIdParamsSchema,
+      response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const id = req.params.id
-    const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)), redis.hget(keys.users(id), req.userId)])
+    const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)),
+      redis.hget(keys.users(id), req.userId)])
     if (!exists) throw await ctx.errorForMissing(id)
     const mine = parseUserRecord(record)
     const persisted = await ctx.campaigns.persistedClaimIds(mine.map((c) => c.claimId))
     return {
-      claims: mine.map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt), status: persisted.has(c.claimId) ? 'persisted' as const : 'pending' as const })),
+      claims: mine.map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt),
+        status: persisted.has(c.claimId) ? 'persisted' as const : 'pending' as const })),
     }
   })
 }

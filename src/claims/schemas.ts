@@ -1,10 +1,12 @@
 import { Type } from 'typebox'
 
 export const ClaimHeadersSchema = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$', description: 'repeat within 24 h replays the first answer' })),
+  'idempotency-key': Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$',
+    description: 'repeat within 24 h replays the first answer' })),
 })
 
-export const ClaimBodySchema = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()], { description: 'no body needed' })
+export const ClaimBodySchema = Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()],
+  { description: 'no body needed' })
 
 export const ClaimSchema = Type.Object({
   claimId: Type.String({ format: 'uuid' }),
@@ -13,7 +15,7 @@ export const ClaimSchema = Type.Object({
   sequence: Type.Integer({ minimum: 1, description: "the user's place in line, 1..stock" }),
 })
 
-export const ClaimStatusSchema = Type.Union([Type.Literal('pending'), Type.Literal('persisted')])
+const ClaimStatusSchema = Type.Union([Type.Literal('pending'), Type.Literal('persisted')])
 
 export const MyClaimsSchema = Type.Object({
   claims: Type.Array(Type.Object({

@@ -19,7 +19,7 @@ function migrationsFolder(): string {
 const MIGRATION_LOCK = 72_163_001
 
 /** Creates the database if missing; tolerates another process creating it at the same moment. */
-export async function ensureDatabase(url: string): Promise<void> {
+async function ensureDatabase(url: string): Promise<void> {
   const u = new URL(url)
   const name = decodeURIComponent(u.pathname.replace(/^\//, ''))
   if (!name) throw new Error('DATABASE_URL names no database')

@@ -2,7 +2,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { LiveSnapshot } from './snapshot.js'
 
 /** What a viewer receives: a snapshot, or the end of the feed (campaign gone or archived). */
-export type LiveMessage = { type: 'snapshot'; snapshot: LiveSnapshot } | { type: 'error'; message: string } | { type: 'end'; reason: string }
+export type LiveMessage =
+  | { type: 'snapshot'; snapshot: LiveSnapshot }
+  | { type: 'error'; message: string }
+  | { type: 'end'; reason: string }
 
 export interface Viewer { send: (m: LiveMessage) => void }
 
@@ -38,7 +41,8 @@ export function createLiveHub(opts: HubOptions) {
 
   function start(id: string) {
     const next = opts.snapshotter(id)
-    const entry = { viewers: new Set<Viewer>(), timer: undefined as unknown as NodeJS.Timeout, last: null as LiveSnapshot | null }
+    const entry = { viewers: new Set<Viewer>(), timer: undefined as unknown as NodeJS.Timeout,
+      last: null as LiveSnapshot | null }
     pollers.set(id, entry)
     // Ticks are chained (not setInterval): a slow Redis or PostgreSQL never stacks reads up.
     const tick = async () => {
@@ -62,7 +66,8 @@ export function createLiveHub(opts: HubOptions) {
         opts.log.warn({ err, campaignId: id }, 'live feed: read failed')
         broadcast(id, { type: 'error', message: 'could not read the campaign\'s numbers; retrying' })
       }
-      if (pollers.get(id) === entry) entry.timer = setTimeout(tick, Math.max(0, opts.intervalMs - (Date.now() - started)))
+      if (pollers.get(id) === entry) entry.timer = setTimeout(tick,
+        Math.max(0, opts.intervalMs - (Date.now() - started)))
     }
     entry.timer = setTimeout(tick, 0)
     return entry

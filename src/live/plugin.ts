@@ -48,5 +48,6 @@ export async function registerLive(app: FastifyInstance, deps: LiveDeps): Promis
   app.decorate('liveStats', () => hub.stats())
   // Open event streams would keep the server from closing: end them first.
   app.addHook('preClose', (done) => { hub.closeAll('server shutting down'); done() })
-  await app.register(liveRoutes, { hub, adminAuth: deps.adminAuth, campaignExists: deps.campaignActive, intervalMs: deps.intervalMs })
+  await app.register(liveRoutes, { hub, adminAuth: deps.adminAuth, campaignExists: deps.campaignActive,
+    intervalMs: deps.intervalMs })
 }

@@ -25,9 +25,11 @@ const ASSETS = {
 } as const
 const PAGE = asset('live.html')
 // Only this origin's files run; the admin token never leaves the page except as a header to this origin.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-const SseSchema = { description: 'Server-Sent Events: `snapshot` (JSON, see docs/operations.md), `problem`, `end`', content: { 'text/event-stream': { schema: Type.String() } } }
+const SseSchema = { description: 'Server-Sent Events: `snapshot` (JSON, see docs/operations.md), `problem`, `end`',
+  content: { 'text/event-stream': { schema: Type.String() } } }
 
 export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (app, opts) => {
   app.get('/admin/live', {
@@ -36,18 +38,22 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
       response: { 200: { description: 'HTML page', content: { 'text/html': { schema: Type.String() } } } },
     },
   }, async (_req, reply) => reply
-    .header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer')
+    .header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy',
+    'no-referrer')
     .header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(PAGE))
 
   app.get('/admin/live/:file', {
     schema: {
       tags: ['admin'], summary: 'Script and style of the live page',
       params: Type.Object({ file: Type.Union([Type.Literal('live.js'), Type.Literal('live.css')]) }),
-      response: { 200: { description: 'asset', content: { 'text/javascript': { schema: Type.String() }, 'text/css': { schema: Type.String() } } }, 400: ErrorSchema },
+      response: { 200: { description: 'asset',
+        content: { 'text/javascript': { schema: Type.String() },
+          'text/css': { schema: Type.String() } } }, 400: ErrorSchema },
     },
   }, async (req, reply) => {
     const a = ASSETS[req.params.file]
-    return reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').type(a.type).send(a.body)
+    return reply.header('x-content-type-options', 'nosniff').header('cache-control',
+      'no-cache').type(a.type).send(a.body)
   })
 
   app.get('/admin/campaigns/:id/live', {
@@ -55,7 +61,8 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     schema: {
       tags: ['admin'],
       summary: 'Live numbers of a campaign as Server-Sent Events, one `snapshot` event per LIVE_INTERVAL_MS',
-      description: 'Needs `Authorization: Bearer <ADMIN_TOKEN>`. Ends with an `end` event when the campaign is archived or deleted. A client that reads too slowly misses snapshots instead of queueing them.',
+      description: 'Needs `Authorization: Bearer <ADMIN_TOKEN>`. Ends with an `end` event when the campaign is ' +
+        'archived or deleted. A client that reads too slowly misses snapshots instead of queueing them.',
       params: CampaignIdParamsSchema,
       response: { 200: SseSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema },
     },
@@ -88,7 +95,9 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
         else if (m.type === 'error') sse.event('problem', { message: m.message })
         else {
           // The end must arrive: it is written even behind a queued snapshot (once per feed).
-          if (!res.destroyed && !res.writableEnded) res.write(`event: end\ndata: ${JSON.stringify({ reason: m.reason })}\n\n`)
+          if (!res.destroyed && !res.writableEnded) {
+            res.write(`event: end\ndata: ${JSON.stringify({ reason: m.reason })}\n\n`)
+          }
           finish(m.reason)
         }
       },

@@ -4,7 +4,7 @@ import type { Keys } from '../redis/keys.js'
 import { campaignState } from '../campaigns/public-routes.js'
 
 /** Answer classes the page charts. */
-export const OUTCOMES = ['201', '409', '410', '429', 'errors'] as const
+const OUTCOMES = ['201', '409', '410', '429', 'errors'] as const
 export type Outcome = (typeof OUTCOMES)[number]
 
 /** One event of the feed (GET /admin/campaigns/:id/live) and what the page shows. */
@@ -39,7 +39,7 @@ export interface LiveSnapshot {
 }
 
 /** What the poller needs from PostgreSQL (one query answers both). */
-export interface DurableCounts { persisted: number; deadLettered: number }
+interface DurableCounts { persisted: number; deadLettered: number }
 
 export interface SnapshotSources {
   redis: Redis
@@ -70,7 +70,7 @@ export type RedisReading = { live: null } | {
  * One pipelined round trip, every key in the campaign's slot: the campaign hash, and the length, group
  * info and oldest entry of its stream. Redis TIME dates the oldest entry with the clock that made its id.
  */
-export async function readRedis(src: SnapshotSources, campaignId: string): Promise<RedisReading> {
+async function readRedis(src: SnapshotSources, campaignId: string): Promise<RedisReading> {
   const stream = src.keys.streamOf(campaignId)
   const pipe = src.redis.pipeline()
     .hmget(src.keys.campaign(campaignId), 'name', 'stock', 'opensAt', 'closesAt', 'issued')
@@ -86,7 +86,8 @@ export async function readRedis(src: SnapshotSources, campaignId: string): Promi
   if (stock == null || issued == null) return { live: null }
   const ms = (v: string | null | undefined) => (v ? Number(v) : null)
   const [timeErr, time] = res[4]!
-  const nowMs = timeErr ? Date.now() : Number((time as string[])[0]) * 1000 + Math.floor(Number((time as string[])[1]) / 1000)
+  const [sec, usec] = (time ?? []) as string[]
+  const nowMs = timeErr ? Date.now() : Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
   const backlog = res[1]![0] ? 0 : Number(res[1]![1])
   let lag: number | null = null
   const [groupsErr, groups] = res[2]!
@@ -100,7 +101,8 @@ export async function readRedis(src: SnapshotSources, campaignId: string): Promi
   const first = !rangeErr && Array.isArray(range) ? (range as [string, string[]][])[0] : undefined
   if (first) oldestAgeMs = Math.max(0, nowMs - Number(first[0].split('-')[0]))
   return {
-    live: { name: name ?? '', stock: Number(stock), issued: Number(issued), opensAt: ms(opensAt), closesAt: ms(closesAt) },
+    live: { name: name ?? '', stock: Number(stock), issued: Number(issued), opensAt: ms(opensAt),
+      closesAt: ms(closesAt) },
     backlog, lag, oldestAgeMs, nowMs,
   }
 }

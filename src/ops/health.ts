@@ -17,7 +17,8 @@ export interface Readiness {
  * a client is reconnecting (ioredis would otherwise queue the PING until the connection returns).
  * A failing `required` check fails readiness; a failing `optional` one only marks the answer degraded.
  */
-export async function checkReadiness(required: Record<string, Check>, timeoutMs: number, optional: Record<string, Check> = {}): Promise<Readiness> {
+export async function checkReadiness(required: Record<string, Check>, timeoutMs: number, optional: Record<string,
+  Check> = {}): Promise<Readiness> {
   const all = { ...required, ...optional }
   const names = Object.keys(all)
   const results = await Promise.allSettled(names.map((n) => withTimeout(all[n]!(), timeoutMs, n)))

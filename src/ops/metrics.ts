@@ -6,7 +6,8 @@ import { withTimeout } from './timeout.js'
 import { collectProcessMetrics } from './process-metrics.js'
 
 /** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
-export const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed', 'error'] as const
+const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed',
+  'error'] as const
 export type ClaimMetricOutcome = (typeof CLAIM_OUTCOMES)[number]
 
 // Claims answer in about a millisecond when healthy; the upper buckets catch Redis stalls and queueing.
@@ -29,7 +30,8 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     registers: [registry],
   })
   // Children resolved once: a labelled inc() otherwise hashes the label set on every claim.
-  const claimBy = Object.fromEntries(CLAIM_OUTCOMES.map((o) => [o, claims.labels(o)])) as Record<ClaimMetricOutcome, Counter.Internal>
+  const claimBy = Object.fromEntries(CLAIM_OUTCOMES.map((o) => [o,
+    claims.labels(o)])) as Record<ClaimMetricOutcome, Counter.Internal>
   // Every outcome is exported from the start, so rate() and alerts see 0 rather than a missing series.
   for (const o of CLAIM_OUTCOMES) claims.inc({ outcome: o }, 0)
 
@@ -60,28 +62,32 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
   // max, not sum). The workers export what is theirs: fcfs_stream_pending per consumer.
   const streamBacklog = new Gauge({
     name: 'fcfs_stream_backlog',
-    help: 'Entries in each claims stream (XLEN): issued in Redis and not yet persisted (workers delete what they ack); same on every API instance, aggregate with max',
+    help: 'Entries in each claims stream (XLEN): issued in Redis and not yet persisted (workers delete what they ' +
+      'ack); same on every API instance, aggregate with max',
     labelNames: ['stream'] as const,
     registers: [registry],
     collect: () => collectOnce(),
   })
   const streamLag = new Gauge({
     name: 'fcfs_stream_lag',
-    help: 'Entries not yet delivered to a consumer group (what the workers still have to read), per stream and group; same on every API instance, aggregate with max',
+    help: 'Entries not yet delivered to a consumer group (what the workers still have to read), per stream and ' +
+      'group; same on every API instance, aggregate with max',
     labelNames: ['stream', 'group'] as const,
     registers: [registry],
     collect: () => collectOnce(),
   })
   const scrapeErrors = new Counter({
     name: 'fcfs_metrics_collect_errors_total',
-    help: 'Scrapes whose Redis stream statistics could not be read, wholly or for one stream (Redis down or slow, or a command the ACL user may not run)',
+    help: 'Scrapes whose Redis stream statistics could not be read, wholly or for one stream ' +
+      '(Redis down or slow, or a command the ACL user may not run)',
     registers: [registry],
   })
   // Up/down as the last readiness probe or scrape saw it: PostgreSQL down is degraded, not unready.
   let probeBackends: (() => Promise<void>) | null = null
   const backendUp = new Gauge({
     name: 'fcfs_backend_up',
-    help: '1 when the backend answered the last readiness probe or scrape, 0 when it did not (postgres down = API degraded: admin routes 503, claims go on)',
+    help: '1 when the backend answered the last readiness probe or scrape, 0 when it did not ' +
+      '(postgres down = API degraded: admin routes 503, claims go on)',
     labelNames: ['backend'] as const,
     registers: [registry],
     collect: async () => { await probeBackends?.() },
@@ -138,7 +144,8 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     countClaim: (outcome: ClaimMetricOutcome) => claimBy[outcome].inc(),
     /** A 410 answered from the sold-out cache. */
     countSoldOutLocal: () => soldOutLocal.inc(),
-    observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) }, seconds),
+    observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) },
+      seconds),
     setBackendUp: (backend: 'postgres' | 'redis', up: boolean) => backendUp.set({ backend }, up ? 1 : 0),
     /** What a scrape runs to refresh fcfs_backend_up (set by the readiness plugin). */
     setBackendProbe: (fn: () => Promise<void>) => { probeBackends = fn },

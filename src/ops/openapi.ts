@@ -19,11 +19,12 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   422: [ErrorCode.IDEMPOTENCY_KEY_REUSED],
   429: [ErrorCode.RATE_LIMITED],
   500: [ErrorCode.INTERNAL],
-  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE],
+  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED,
+    ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE],
 }
 
 /** The codes a route can answer with at a status (some codes belong to one family of routes only). */
-export function codesFor(url: string, status: string): ErrorCode[] {
+function codesFor(url: string, status: string): ErrorCode[] {
   const admin = url.startsWith('/admin/')
   const campaign = url.includes(':id')
   return (CODES_BY_STATUS[status] ?? []).filter((c) => {
@@ -91,30 +92,39 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
       ],
       components: {
         securitySchemes: {
-          userJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'HS256 JWT whose `sub` is the user id (or the TRUSTED_USER_HEADER behind a gateway)' },
+          userJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT',
+            description: 'HS256 JWT whose `sub` is the user id (or the TRUSTED_USER_HEADER behind a gateway)' },
           adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
           metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' },
         },
       },
     },
-    transformObject: (documentObject) => optionalNullableBodies(('openapiObject' in documentObject ? documentObject.openapiObject : {}) as Parameters<typeof optionalNullableBodies>[0]) as never,
+    transformObject: (documentObject) => {
+      const doc = 'openapiObject' in documentObject ? documentObject.openapiObject : {}
+      return optionalNullableBodies(doc as Parameters<typeof optionalNullableBodies>[0]) as never
+    },
     transform: ({ schema, url }) => {
       const documented = documentErrors(schema, url)
-      const security = url.startsWith('/admin/') ? [{ adminToken: [] }] : url.startsWith('/v1/') && url.includes('/claims') ? [{ userJwt: [] }] : undefined
-      return { schema: (security && !('security' in documented) ? { ...documented, security } : documented) as FastifySchema, url }
+      const security = url.startsWith('/admin/') ? [{ adminToken: [] }]
+        : url.startsWith('/v1/') && url.includes('/claims') ? [{ userJwt: [] }] : undefined
+      const withSecurity = security && !('security' in documented) ? { ...documented, security } : documented
+      return { schema: withSecurity as FastifySchema, url }
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 }
 
-type Operation = { requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }> } }
+type Operation = {
+  requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }> }
+}
 
 /** @fastify/swagger marks every declared body required; a body schema that admits null is optional. */
 function optionalNullableBodies(doc: { paths?: Record<string, Record<string, Operation>> }) {
   for (const item of Object.values(doc.paths ?? {})) {
     for (const op of Object.values(item)) {
       const schemas = Object.values(op.requestBody?.content ?? {}).map((c) => c.schema)
-      if (op.requestBody && schemas.some((s) => s?.anyOf?.some((a) => a.type === 'null'))) op.requestBody.required = false
+      const nullable = schemas.some((s) => s?.anyOf?.some((a) => a.type === 'null'))
+      if (op.requestBody && nullable) op.requestBody.required = false
     }
   }
   return doc

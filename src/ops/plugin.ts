@@ -27,7 +27,8 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
     if (!closing) return done()
-    reply.header('connection', 'close').code(503).send(errorBody(503, ErrorCode.SHUTTING_DOWN, 'server is shutting down, retry on another instance'))
+    reply.header('connection', 'close').code(503).send(errorBody(503, ErrorCode.SHUTTING_DOWN,
+      'server is shutting down, retry on another instance'))
   })
 
   // Readiness follows what claims need (Redis, its scripts, a policy that never evicts them). PostgreSQL is
@@ -56,18 +57,21 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   let lastPolicyError = ''
   const policyTimer = setInterval(() => {
     eviction().then(() => { lastPolicyError = '' }, (err: Error) => {
-      if (err.message !== lastPolicyError) app.log.error({ err: err.message }, 'redis eviction policy check failed; /readyz answers 503')
+      if (err.message !== lastPolicyError) app.log.error({ err: err.message },
+        'redis eviction policy check failed; /readyz answers 503')
       lastPolicyError = err.message
     })
   }, config.REDIS_POLICY_CHECK_INTERVAL_MS)
   app.addHook('onClose', (_app, done) => { clearInterval(policyTimer); done() })
 
-  const routeOpts: OpsRoutesOptions = { readiness, metrics: ctx.metrics, metricsToken: config.METRICS_TOKEN, metricsOpenWithoutToken: false }
+  const routeOpts: OpsRoutesOptions = { readiness, metrics: ctx.metrics, metricsToken: config.METRICS_TOKEN,
+    metricsOpenWithoutToken: false }
   await app.register(opsRoutes, routeOpts)
 
   app.decorate('opsServer', null)
   if (config.METRICS_PORT === undefined) return
-  const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }), ...httpTimeouts(config) }).withTypeProvider<TypeBoxTypeProvider>()
+  const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }),
+    ...httpTimeouts(config) }).withTypeProvider<TypeBoxTypeProvider>()
   ops.addHook('onSend', (_req, reply, payload, done) => {
     if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(RETRY_AFTER_S))
     done(null, payload)
@@ -83,6 +87,9 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   await ops.register(opsRoutes, { ...routeOpts, metricsOpenWithoutToken: true })
   app.opsServer = ops
   // Listening follows the app's lifecycle: a port already taken fails start-up like the API port would.
-  app.addHook('onReady', async () => { await ops.listen({ port: config.METRICS_PORT!, host: config.METRICS_HOST ?? config.HOST }) })
+  app.addHook('onReady', async () => {
+    await ops.listen({ port: config.METRICS_PORT!,
+      host: config.METRICS_HOST ?? config.HOST })
+  })
   app.addHook('onClose', async () => { await ops.close() })
 }

@@ -6,16 +6,19 @@ import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
 import type { ApiMetrics } from './metrics.js'
 import type { Readiness } from './health.js'
 
-export const HealthSchema = Type.Object({ status: Type.Literal('ok') })
+const HealthSchema = Type.Object({ status: Type.Literal('ok') })
 
 const ChecksSchema = Type.Record(Type.String(), Type.String(), { description: "each check: 'ok' or why it failed" })
-export const ReadySchema = Type.Object({
+const ReadySchema = Type.Object({
   status: Type.Literal('ready'),
   checks: ChecksSchema,
-  degraded: Type.Optional(Type.Array(Type.String(), { description: 'dependencies that failed without failing readiness (postgres: admin routes answer 503, claims go on)' })),
+  degraded: Type.Optional(Type.Array(Type.String(),
+    { description: 'dependencies that failed without failing readiness (postgres: admin routes answer 503, ' +
+      'claims go on)' })),
 })
-export const NotReadySchema = Type.Object({
-  statusCode: Type.Integer(), code: Type.String(), error: Type.String(), message: Type.String(), checks: Type.Optional(ChecksSchema),
+const NotReadySchema = Type.Object({
+  statusCode: Type.Integer(), code: Type.String(), error: Type.String(), message: Type.String(),
+  checks: Type.Optional(ChecksSchema),
 })
 
 export interface OpsRoutesOptions {
@@ -49,12 +52,14 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     logLevel: 'warn',
     schema: {
       tags: ['ops'],
-      summary: 'Redis answers, the Lua scripts are loaded and the eviction policy is noeviction; 503 otherwise (within about READY_TIMEOUT_MS). PostgreSQL trouble only marks the answer degraded',
+      summary: 'Redis answers, the Lua scripts are loaded and the eviction policy is noeviction; 503 otherwise ' +
+        '(within about READY_TIMEOUT_MS). PostgreSQL trouble only marks the answer degraded',
       response: { 200: ReadySchema, 503: NotReadySchema },
     },
   }, async (_req, reply) => {
     const r = await opts.readiness()
-    if (r.ready) return { status: 'ready' as const, checks: r.checks, ...(r.degraded.length ? { degraded: r.degraded } : {}) }
+    if (r.ready) return { status: 'ready' as const, checks: r.checks,
+      ...(r.degraded.length ? { degraded: r.degraded } : {}) }
     const failed = Object.entries(r.checks).filter(([, v]) => v !== 'ok').map(([k, v]) => `${k}: ${v}`)
     return reply.code(503).send({ ...errorBody(503, ErrorCode.NOT_READY, failed.join('; ')), checks: r.checks })
   })
@@ -66,16 +71,19 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     schema: {
       tags: ['ops'],
       summary: 'Prometheus metrics (text exposition format)',
-      description: 'Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set. On the public port it answers 503 METRICS_DISABLED without METRICS_TOKEN; scrape METRICS_PORT instead.',
+      description: 'Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set. On the public port it ' +
+        'answers 503 METRICS_DISABLED without METRICS_TOKEN; scrape METRICS_PORT instead.',
       security: [{ metricsToken: [] }],
       response: {
-        200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: Type.String() } } },
+        200: { description: 'Prometheus text exposition format 0.0.4',
+          content: { 'text/plain': { schema: Type.String() } } },
         401: ErrorSchema, 503: ErrorSchema,
       },
     },
   }, async (_req, reply) => {
     if (!opts.metricsToken && !opts.metricsOpenWithoutToken) {
-      throw new AppError(503, ErrorCode.METRICS_DISABLED, 'set METRICS_TOKEN to scrape this port, or scrape METRICS_PORT')
+      throw new AppError(503, ErrorCode.METRICS_DISABLED,
+        'set METRICS_TOKEN to scrape this port, or scrape METRICS_PORT')
     }
     const { contentType, body } = await opts.metrics.render()
     return reply.type(contentType).send(body)

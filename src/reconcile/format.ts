@@ -27,8 +27,9 @@ export function formatCampaign(r: CampaignReport, fix: boolean): string {
   const issued = r.issued === null ? 'no live state' : `issued ${r.issued}`
   let status = r.drift === 0 ? 'agrees' : `drift ${r.drift}`
   if (fix && r.drift > 0) {
-    if (r.classes.evicted.count > 0) status += ', NOT repaired: Redis evicted keys, a rebuild would hand out sequences again'
-    else status += r.remaining === 0 ? ', all fixed' : `, ${r.remaining} left after --fix`
+    if (r.classes.evicted.count > 0) {
+      status += ', NOT repaired: Redis evicted keys, a rebuild would hand out sequences again'
+    } else status += r.remaining === 0 ? ', all fixed' : `, ${r.remaining} left after --fix`
   }
   lines.push(`campaign ${r.campaignId} ${JSON.stringify(r.name)}: ${issued}, ${r.persisted} rows; ${status}`)
   const w = Math.max(...CLASS_NAMES.map((c) => LABELS[c].length))
@@ -45,9 +46,14 @@ export function formatCampaign(r: CampaignReport, fix: boolean): string {
 export function formatSummary(run: RunReport): string {
   if (run.error) return `reconcile failed: ${run.error}`
   const withDrift = run.campaigns.filter((c) => c.drift > 0).length
-  const evicted = run.evictedKeys ? `Redis has evicted ${run.evictedKeys} key(s) since it started (maxmemory-policy must be noeviction); ` +
-    `answered claims may be lost and nothing was rebuilt. See docs/operations.md ("Redis evicted keys"). ` : ''
-  const verdict = evicted ? evicted + (withDrift > 0 ? 'drift left unrepaired' : 'no drift seen, but the evidence stays until an operator clears it') : run.exitCode === 0
+  const evicted = run.evictedKeys
+    ? `Redis has evicted ${run.evictedKeys} key(s) since it started (maxmemory-policy must be noeviction); ` +
+      'answered claims may be lost and nothing was rebuilt. See docs/operations.md ("Redis evicted keys"). '
+    : ''
+  const evictedVerdict = withDrift > 0
+    ? 'drift left unrepaired'
+    : 'no drift seen, but the evidence stays until an operator clears it'
+  const verdict = evicted ? evicted + evictedVerdict : run.exitCode === 0
     ? (withDrift > 0 ? 'all drift fixed' : 'Redis and the database agree')
     : (run.fix ? 'drift remains after --fix' : 'drift found (run with --fix to repair)')
   return `${run.campaigns.length} campaign(s) checked, ${withDrift} with drift: ${verdict}. ` +

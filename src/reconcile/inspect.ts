@@ -92,7 +92,8 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
       for (const c of parsed.claims) {
         const fp = fingerprint(c.claimId)
         // Two different claims recorded at one sequence (HSCAN repeating a field repeats the same claim).
-        if (inUsers.has(c.sequence) && heldBy.get(c.sequence) !== fp) markConflict(c, 'two Redis records hold this sequence')
+        if (inUsers.has(c.sequence) && heldBy.get(c.sequence) !== fp) markConflict(c,
+          'two Redis records hold this sequence')
         heldBy.set(c.sequence, fp)
         inUsers.add(c.sequence)
         if (c.sequence > maxUsersSeq) maxUsersSeq = c.sequence
@@ -186,7 +187,8 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   classes.redisLost.count = restore.count()
   classes.conflicts.count = conflict.count()
   classes.gaps.count = gaps
-  for (const s of gapExamples) addExample(classes.gaps, { sequence: s, detail: 'issued, held by no record, stream entry or row' })
+  for (const s of gapExamples) addExample(classes.gaps,
+    { sequence: s, detail: 'issued, held by no record, stream entry or row' })
 
   const needIssued = Math.max(maxUsersSeq, maxStreamSeq, maxDbSeq, dead.max())
   let repairLiveState = false
@@ -200,24 +202,33 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   if (!hasLive) {
     classes.liveStateMissing.count = 1
     addExample(classes.liveStateMissing, {
-      detail: raw === null ? 'no campaign hash in Redis (claims answer 503)' : 'campaign hash incomplete (claims answer 503)',
+      detail: raw === null
+        ? 'no campaign hash in Redis (claims answer 503)'
+        : 'campaign hash incomplete (claims answer 503)',
     })
   } else {
     const r = raw!
     const issuedEnd = await issuedNow()
     if (beyondCounter.count() > 0) {
-      problem(`issued ${issuedEnd} is below the highest sequence Redis holds (${Math.max(maxUsersSeq, maxStreamSeq)})`, true)
+      problem(`issued ${issuedEnd} is below the highest sequence Redis holds (${Math.max(maxUsersSeq, maxStreamSeq)})`,
+        true)
     }
     const stock = num(r.stock)
     if (stock < campaign.stock) problem(`stock in Redis ${stock} < stock in the database ${campaign.stock}`, true)
-    if (stock > campaign.stock) problem(`stock in Redis ${stock} > stock in the database ${campaign.stock} (never lowered: check the database)`, false)
-    if (issuedEnd > Math.max(stock, campaign.stock)) problem(`issued ${issuedEnd} exceeds stock ${Math.max(stock, campaign.stock)} (oversold in Redis)`, false)
+    if (stock > campaign.stock) {
+      problem(`stock in Redis ${stock} > stock in the database ${campaign.stock} ` +
+        '(never lowered: check the database)', false)
+    }
+    const maxStock = Math.max(stock, campaign.stock)
+    if (issuedEnd > maxStock) problem(`issued ${issuedEnd} exceeds stock ${maxStock} (oversold in Redis)`, false)
     const want: Record<string, string> = {
       name: campaign.name, perUserLimit: String(campaign.perUserLimit),
       opensAt: settingMs(campaign.opensAt), closesAt: settingMs(campaign.closesAt),
     }
     for (const [field, value] of Object.entries(want)) {
-      if ((r[field] ?? '') !== value) problem(`${field} in Redis ${JSON.stringify(r[field] ?? null)} != database ${JSON.stringify(value)}`, true)
+      if ((r[field] ?? '') !== value) {
+        problem(`${field} in Redis ${JSON.stringify(r[field] ?? null)} != database ${JSON.stringify(value)}`, true)
+      }
     }
     // Rows beyond the counter are restored by raising issued; the raise is live-state.lua's job too.
     if (needIssued > issuedEnd) repairLiveState = true
@@ -261,4 +272,3 @@ export async function* lostClaims(deps: ReconcileDeps, id: string, lost: SeqBits
 export function exampleOf(c: ClaimRecord): Parameters<typeof addExample>[1] {
   return { claimId: c.claimId, userId: c.userId, sequence: c.sequence }
 }
-

@@ -26,9 +26,9 @@ export interface ReconcileOptions {
   evictionPolicyAck?: string
 }
 
-export class CampaignNotFoundError extends Error {}
+class CampaignNotFoundError extends Error {}
 
-export function defineReconcileScripts(redis: Redis): void {
+function defineReconcileScripts(redis: Redis): void {
   defineRestoreUsersScript(redis)
   defineLiveStateScript(redis)
   defineReenqueueScript(redis)
@@ -51,7 +51,8 @@ async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<Campaign
 }
 
 /** Runs the whole check; throws on an infrastructure error (the caller maps that to exit code 2). */
-export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: ReconcileOptions = {}): Promise<Omit<RunReport, 'elapsedMs' | 'peakRssBytes'>> {
+export async function reconcile(redis: Redis, db: Db, keys: Keys,
+  opts: ReconcileOptions = {}): Promise<Omit<RunReport, 'elapsedMs' | 'peakRssBytes'>> {
   defineReconcileScripts(redis)
   // Both sides must answer before anything is judged: an empty database must not make a dead Redis "agree".
   await redis.ping().catch((err: Error) => { throw new Error(`Redis unreachable: ${err.message}`) })
@@ -63,7 +64,8 @@ export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: Reconcil
   // rows would hand the same sequences out again, so --fix repairs nothing while the evidence stands.
   await assertNoEviction(redis, opts.evictionPolicyAck)
   const evicted = await evictedKeys(redis)
-  const deps: ReconcileDeps = { redis, db, keys, pageSize: opts.pageSize ?? PAGE_SIZE, progress: opts.progress ?? silentProgress }
+  const deps: ReconcileDeps = { redis, db, keys, pageSize: opts.pageSize ?? PAGE_SIZE,
+    progress: opts.progress ?? silentProgress }
   const fix = opts.fix ?? false
   const reports: CampaignReport[] = []
   const totals = Object.fromEntries(CLASS_NAMES.map((c) => [c, 0])) as Record<ClassName, number>
@@ -82,13 +84,17 @@ export async function reconcile(redis: Redis, db: Db, keys: Keys, opts: Reconcil
     }
     if (evicted > 0 && report.drift > 0) {
       report.classes.evicted.count = 1
-      addExample(report.classes.evicted, { detail: `Redis evicted ${evicted} key(s); this campaign's state cannot be trusted to rebuild from` })
+      addExample(report.classes.evicted, {
+        detail: `Redis evicted ${evicted} key(s); this campaign's state cannot be trusted to rebuild from`,
+      })
       report.drift += 1
     }
     if (report.drift > 0 && fix && evicted > 0) {
       report.remaining = report.drift
       report.remainingClasses = {}
-      for (const c of CLASS_NAMES) if (c !== 'inFlight' && report.classes[c].count > 0) report.remainingClasses[c] = report.classes[c].count
+      for (const c of CLASS_NAMES) {
+        if (c !== 'inFlight' && report.classes[c].count > 0) report.remainingClasses[c] = report.classes[c].count
+      }
     } else if (report.drift > 0 && fix) {
       await repairCampaign(deps, ins)
       const after = await inspectCampaign(deps, campaign)

@@ -7,7 +7,8 @@ const REENQUEUE_LUA = readFileSync(new URL('./reenqueue.lua', import.meta.url), 
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcfsReenqueue(users: string, stream: string, campaignId: string, ...quads: (string | number)[]): Result<number, Context>
+    fcfsReenqueue(users: string, stream: string, campaignId: string,
+      ...quads: (string | number)[]): Result<number, Context>
   }
 }
 
@@ -16,7 +17,8 @@ export function defineReenqueueScript(redis: Redis): void {
 }
 
 /** XADDs LOST claims again (same claimId and sequence); returns how many the script confirmed and added. */
-export async function reenqueueClaims(redis: Redis, keys: Keys, campaignId: string, claims: ClaimRecord[]): Promise<number> {
+export async function reenqueueClaims(redis: Redis, keys: Keys, campaignId: string,
+  claims: ClaimRecord[]): Promise<number> {
   if (claims.length === 0) return 0
   const quads: (string | number)[] = []
   for (const c of claims) quads.push(c.userId, c.claimId, c.sequence, c.claimedAt)

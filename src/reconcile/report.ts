@@ -1,7 +1,7 @@
 /** What reconcile found, per campaign and class: the table and the --json document are both made from this. */
 
 /** The classes, in the order the table shows them. Only inFlight is not drift. */
-export const CLASSES = {
+const CLASSES = {
   inFlight: 'issued in Redis, not yet in the database, still in the stream (fine)',
   lost: 'issued in Redis, in no stream and not in the database (--fix re-enqueues)',
   redisLost: 'in the database or stream but missing from Redis records or beyond issued (--fix restores)',
@@ -10,7 +10,8 @@ export const CLASSES = {
   deadLettered: 'issued, not persisted: in failed_claims (run npm run retry-failed)',
   conflicts: 'one sequence held by two different claims (needs a person)',
   gaps: 'sequences issued but held by no claim anywhere (lost for good)',
-  evicted: 'drift while Redis reports evicted keys (INFO evicted_keys > 0): answered claims may be gone from every place; --fix refuses to rebuild (docs/operations.md)',
+  evicted: 'drift while Redis reports evicted keys (INFO evicted_keys > 0): answered claims may be gone from ' +
+    'every place; --fix refuses to rebuild (docs/operations.md)',
 } as const
 
 export type ClassName = keyof typeof CLASSES

@@ -6,7 +6,8 @@ const RESTORE_USERS_LUA = readFileSync(new URL('./restore-users.lua', import.met
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcfsRestoreUsers(campaign: string, users: string, top: number, ...pairs: string[]): Result<[number, number], Context>
+    fcfsRestoreUsers(campaign: string, users: string, top: number, ...pairs: string[]): Result<[number,
+      number], Context>
   }
 }
 
@@ -29,6 +30,7 @@ export async function restoreUserRecords(redis: Redis, keys: Keys, campaignId: s
     if (c.sequence > top) top = c.sequence
     pairs.push(c.userId, `${c.sequence}:${c.claimId}:${c.claimedAt}`)
   }
-  const [restored, issued] = await redis.fcfsRestoreUsers(keys.campaign(campaignId), keys.users(campaignId), top, ...pairs)
+  const [restored, issued] = await redis.fcfsRestoreUsers(keys.campaign(campaignId), keys.users(campaignId), top,
+    ...pairs)
   return { restored, issued: issued < 0 ? null : issued }
 }

@@ -23,7 +23,8 @@ export function parseRecord(userId: string, record: string): { claims: ClaimReco
 }
 
 /** HSCAN pages of the users hash. A field may come twice (HSCAN's guarantee is at least once). */
-export async function* scanUsers(redis: Redis, usersKey: string, count = PAGE_SIZE): AsyncGenerator<[string, string][]> {
+export async function* scanUsers(redis: Redis, usersKey: string, count = PAGE_SIZE): AsyncGenerator<[string,
+  string][]> {
   let cursor = '0'
   do {
     const [next, flat] = await redis.hscan(usersKey, cursor, 'COUNT', count)
@@ -79,12 +80,14 @@ export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SI
   }
   let after: number | null = 0
   while (after !== null) {
-    const rows = await db.select({ claimId: claims.claimId, userId: claims.userId, sequence: claims.sequence, claimedAt: claims.claimedAt })
+    const rows = await db.select({ claimId: claims.claimId, userId: claims.userId, sequence: claims.sequence,
+      claimedAt: claims.claimedAt })
       .from(claims)
       .where(and(eq(claims.campaignId, campaign), gt(claims.sequence, after), lte(claims.sequence, after + pageSize)))
       .orderBy(asc(claims.sequence))
     if (rows.length > 0) {
-      yield rows.map((r) => ({ claimId: r.claimId, userId: r.userId, sequence: r.sequence, claimedAt: r.claimedAt.getTime() }))
+      yield rows.map((r) => ({ claimId: r.claimId, userId: r.userId, sequence: r.sequence,
+        claimedAt: r.claimedAt.getTime() }))
       after += pageSize
     } else {
       // An empty window: jump over the gap to the next row, or stop when there is none.
@@ -94,7 +97,8 @@ export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SI
 }
 
 export async function claimStats(db: Db, campaignId: string): Promise<{ rows: number; maxSequence: number }> {
-  const [r] = await db.select({ rows: sql<number>`count(*)::int`, maxSequence: sql<number>`coalesce(max(${claims.sequence}), 0)::int` })
+  const [r] = await db.select({ rows: sql<number>`count(*)::int`,
+    maxSequence: sql<number>`coalesce(max(${claims.sequence}), 0)::int` })
     .from(claims).where(eq(claims.campaignId, BigInt(campaignId)))
   return { rows: r!.rows, maxSequence: r!.maxSequence }
 }
@@ -109,7 +113,8 @@ export async function* scanDeadLetters(db: Db, campaignId: string, pageSize = PA
   for (;;) {
     const rows = await db.select({ id: failedClaims.id, fields: failedClaims.fields })
       .from(failedClaims)
-      .where(and(isNull(failedClaims.resolvedAt), gt(failedClaims.id, after), sql`${failedClaims.fields}->>'campaignId' = ${campaignId}`))
+      .where(and(isNull(failedClaims.resolvedAt), gt(failedClaims.id, after),
+        sql`${failedClaims.fields}->>'campaignId' = ${campaignId}`))
       .orderBy(asc(failedClaims.id))
       .limit(pageSize)
     if (rows.length === 0) return
@@ -117,7 +122,9 @@ export async function* scanDeadLetters(db: Db, campaignId: string, pageSize = PA
     for (const r of rows) {
       const f = r.fields as Record<string, unknown>
       const sequence = Number(f.sequence)
-      if (typeof f.claimId === 'string' && Number.isSafeInteger(sequence) && sequence >= 1) page.push({ claimId: f.claimId, sequence })
+      if (typeof f.claimId === 'string' && Number.isSafeInteger(sequence) && sequence >= 1) {
+        page.push({ claimId: f.claimId, sequence })
+      }
     }
     yield page
     if (rows.length < pageSize) return

@@ -24,5 +24,6 @@ export const ACL_COMMANDS = [
 
 /** The ACL rule (ACL SETUSER <user> <rule>, or `user <user> <rule>` in an ACL file) for a KEY_PREFIX. */
 export function aclRule(prefix: string, password = '<password>'): string {
-  return `on >${password} resetkeys ~${prefix}:* resetchannels &${prefix}:events -@all ${ACL_COMMANDS.map((c) => `+${c}`).join(' ')}`
+  const commands = ACL_COMMANDS.map((c) => `+${c}`).join(' ')
+  return `on >${password} resetkeys ~${prefix}:* resetchannels &${prefix}:events -@all ${commands}`
 }

@@ -1,7 +1,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 
 /** The part of a pino/fastify logger the clients log through (never ioredis's raw stderr lines). */
-export interface RedisLog {
+interface RedisLog {
   warn(obj: object, msg: string): void
   error(obj: object, msg: string): void
 }
@@ -42,7 +42,7 @@ export function createRedis(url: string, opts: RedisClientOptions): Redis {
  * One JSON line for the first error after a healthy spell, then at most one every 10 s with a count, so a
  * Redis outage cannot flood the log with a line per reconnect attempt.
  */
-export function logConnectionErrors(client: Redis | Cluster, log: RedisLog, connection: string): void {
+function logConnectionErrors(client: Redis | Cluster, log: RedisLog, connection: string): void {
   let last = 0
   let suppressed = 0
   client.on('error', (err: Error & { code?: string }) => {

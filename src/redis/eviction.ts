@@ -40,11 +40,14 @@ export async function checkEvictionPolicy(client: Redis | Cluster, ack: string |
   if (evicting.length > 0) {
     return {
       ok: false, policies,
-      message: `Redis maxmemory-policy is "${evicting[0]}": under memory pressure Redis would evict campaign counters, users and streams (answered claims lost, sequences handed out twice); set maxmemory-policy noeviction`,
+      message: `Redis maxmemory-policy is "${evicting[0]}": under memory pressure Redis would evict campaign ` +
+        'counters, users and streams (answered claims lost, sequences handed out twice); ' +
+        'set maxmemory-policy noeviction',
     }
   }
   if (policies.includes('unknown')) {
-    if (ack === 'noeviction') return { ok: true, policies, message: 'policy unknown (CONFIG GET refused); noeviction acknowledged by REDIS_EVICTION_POLICY_ACK' }
+    if (ack === 'noeviction') return { ok: true, policies,
+      message: 'policy unknown (CONFIG GET refused); noeviction acknowledged by REDIS_EVICTION_POLICY_ACK' }
     return { ok: false, policies, message: `Redis maxmemory-policy unknown: CONFIG GET was refused; ${ACK_HINT}` }
   }
   return { ok: true, policies, message: 'noeviction' }

@@ -15,7 +15,8 @@ export function createKeys(prefix: string, partitions: number) {
     /** Hash: userId -> "seq:claimId:claimedAtMs,..." (the user's claims, in order). */
     users: (id: string | bigint) => `${campaign(id)}:users`,
     /** String: the stored answer for (user, Idempotency-Key), expires after IDEMPOTENCY_TTL_S. */
-    idempotency: (id: string | bigint, userId: string, key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,
+    idempotency: (id: string | bigint, userId: string,
+      key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,
     /** Stream of issued claims of every campaign in partition p. */
     stream: (p: number) => `${tag(p)}:claims`,
     streamOf: (id: string | bigint) => `${tag(partitionOf(id))}:claims`,

@@ -35,9 +35,13 @@ export function parseClaim(f: Record<string, string>): ClaimRow | string {
   const { claimId, campaignId, userId } = f
   if (!claimId || !UUID.test(claimId)) return `bad claimId ${JSON.stringify(claimId ?? null)}`
   if (!campaignId || !CAMPAIGN_ID.test(campaignId)) return `bad campaignId ${JSON.stringify(campaignId ?? null)}`
-  if (!userId || userId.length > 1024 || userId.includes('\u0000')) return `bad userId ${JSON.stringify(userId?.slice(0, 64) ?? null)}`
+  if (!userId || userId.length > 1024 || userId.includes('\u0000')) {
+    return `bad userId ${JSON.stringify(userId?.slice(0, 64) ?? null)}`
+  }
   const sequence = Number(f.sequence)
-  if (!Number.isInteger(sequence) || sequence < 1 || sequence > INT4_MAX) return `bad sequence ${JSON.stringify(f.sequence ?? null)}`
+  if (!Number.isInteger(sequence) || sequence < 1 || sequence > INT4_MAX) {
+    return `bad sequence ${JSON.stringify(f.sequence ?? null)}`
+  }
   const claimedAt = Number(f.claimedAt)
   if (!Number.isSafeInteger(claimedAt) || claimedAt < 0) return `bad claimedAt ${JSON.stringify(f.claimedAt ?? null)}`
   return { claimId: claimId.toLowerCase(), campaignId, userId, sequence, claimedAt }

@@ -14,7 +14,8 @@ try {
 const log = pino({ level: config.LOG_LEVEL, base: { role: 'worker' } })
 const worker = createWorker(config, log)
 
-closeWithGrace({ delay: config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS + 5000 }, async ({ signal, err }) => {
+const graceMs = config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS + 5000
+closeWithGrace({ delay: graceMs }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'worker shutting down after error')
   else log.info({ signal }, 'worker shutting down')
   await worker.close()

@@ -18,8 +18,10 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
     name: 'fcfs_worker_insert_seconds', help: 'Time to persist one batch (insert and commit)', registers: [register],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   })
-  const persisted = new Counter({ name: 'fcfs_worker_claims_persisted_total', help: 'Claims rows inserted by this worker', registers: [register] })
-  const failed = new Counter({ name: 'fcfs_worker_failed_total', help: 'Entries this worker moved to failed_claims', registers: [register] })
+  const persisted = new Counter({ name: 'fcfs_worker_claims_persisted_total',
+    help: 'Claims rows inserted by this worker', registers: [register] })
+  const failed = new Counter({ name: 'fcfs_worker_failed_total', help: 'Entries this worker moved to failed_claims',
+    registers: [register] })
   // Gauges read live state when scraped; a failing source leaves the previous values.
   const read = async <T>(f: () => Promise<T>): Promise<T | undefined> => {
     try { return await withTimeout(f(), 800) } catch { return undefined }
@@ -36,7 +38,9 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
     },
   })
   new Gauge({
-    name: 'fcfs_failed_claims', help: 'Unresolved rows in failed_claims (dead letters); same on every worker, aggregate with max', registers: [register],
+    name: 'fcfs_failed_claims',
+    help: 'Unresolved rows in failed_claims (dead letters); same on every worker, aggregate with max',
+    registers: [register],
     async collect() {
       const n = await read(sources.unresolvedFailures)
       if (n !== undefined) this.set(n)
@@ -45,11 +49,11 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
   return { register, batchSize, insertSeconds, persisted, failed }
 }
 
-export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>
-
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) })
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+  })
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }
 

@@ -15,7 +15,8 @@ export async function insertClaims(db: Db, rows: ClaimRow[]): Promise<number> {
   const res = await db.execute(sql`
     INSERT INTO ${claims} (claim_id, campaign_id, user_id, sequence, claimed_at)
     SELECT c, ca, u, s, to_timestamp(at / 1000.0)
-    FROM unnest(${col((r) => r.claimId)}::uuid[], ${col((r) => r.campaignId)}::bigint[], ${col((r) => r.userId)}::text[],
+    FROM unnest(${col((r) => r.claimId)}::uuid[], ${col((r) => r.campaignId)}::bigint[],
+      ${col((r) => r.userId)}::text[],
       ${col((r) => r.sequence)}::int[], ${col((r) => r.claimedAt)}::float8[]) AS t(c, ca, u, s, at)
     ON CONFLICT (claim_id) DO NOTHING`)
   return (res as unknown as { count: number }).count
@@ -24,7 +25,7 @@ export async function insertClaims(db: Db, rows: ClaimRow[]): Promise<number> {
 export interface PgError { code?: string; constraint_name?: string; message: string }
 
 /** Drizzle wraps the driver's error (DrizzleQueryError, whose message repeats the query): take the driver's. */
-export function pgError(err: unknown): PgError {
+function pgError(err: unknown): PgError {
   let e = err as PgError & { cause?: unknown }
   for (let i = 0; i < 5 && e && !e.code && e.cause; i++) e = e.cause as PgError & { cause?: unknown }
   return (e ?? { message: String(err) }) as PgError
@@ -38,7 +39,7 @@ export const isRowError = (err: unknown): boolean => /^2[23]/.test(pgError(err).
  * Retrying cannot help, so the row is dead-lettered at once. Other row errors (a campaign missing from
  * Postgres: FK violation) may heal, so those entries stay pending and are redelivered.
  */
-export const isRefusal = (err: unknown): boolean => {
+const isRefusal = (err: unknown): boolean => {
   const e = pgError(err)
   return e.code === '23514' || (e.code === '23505' && e.constraint_name === 'claims_campaign_sequence_key')
 }
@@ -53,7 +54,7 @@ const cmpEntryId = (x: string, y: string): number => {
 }
 
 export interface Item { entry: StreamEntry; row: ClaimRow }
-export interface RowFailure { item: Item; error: string; refused: boolean }
+interface RowFailure { item: Item; error: string; refused: boolean }
 export interface PersistResult { inserted: number; failures: RowFailure[] }
 
 /**
@@ -65,7 +66,8 @@ export async function persistBatch(db: Db, items: Item[]): Promise<PersistResult
   // A stable order makes two workers holding overlapping batches lock index entries in the same order,
   // and (campaign, sequence) order means that when the guard must refuse one of two claims, the row by
   // row retry keeps the earlier one in line (the earlier stream entry when both carry one sequence).
-  items.sort((a, b) => cmp(a.row.campaignId, b.row.campaignId) || a.row.sequence - b.row.sequence || cmpEntryId(a.entry.id, b.entry.id))
+  items.sort((a, b) => cmp(a.row.campaignId,
+    b.row.campaignId) || a.row.sequence - b.row.sequence || cmpEntryId(a.entry.id, b.entry.id))
   try {
     return { inserted: await insertClaims(db, items.map((i) => i.row)), failures: [] }
   } catch (err) {
@@ -88,7 +90,8 @@ export async function persistBatch(db: Db, items: Item[]): Promise<PersistResult
 
 export const errorText = (err: unknown): string => {
   const e = pgError(err)
-  return e.code ? `${e.code}${e.constraint_name ? ` ${e.constraint_name}` : ''}: ${e.message}` : String(e.message ?? err)
+  if (!e.code) return String(e.message ?? err)
+  return `${e.code}${e.constraint_name ? ` ${e.constraint_name}` : ''}: ${e.message}`
 }
 
 export interface DeadLetter { entry: StreamEntry; error: string }
@@ -97,9 +100,11 @@ export interface DeadLetter { entry: StreamEntry; error: string }
 export async function recordFailures(db: Db, letters: DeadLetter[]): Promise<void> {
   if (letters.length === 0) return
   await db.insert(failedClaims)
-    .values(letters.map((l) => ({ stream: l.entry.stream, entryId: l.entry.id, fields: l.entry.fields, error: l.error, attempts: l.entry.deliveries })))
+    .values(letters.map((l) => ({ stream: l.entry.stream, entryId: l.entry.id, fields: l.entry.fields, error: l.error,
+      attempts: l.entry.deliveries })))
     .onConflictDoUpdate({
       target: [failedClaims.stream, failedClaims.entryId],
-      set: { error: sql`excluded.error`, attempts: sql`excluded.attempts`, failedAt: sql`now()`, resolvedAt: sql`NULL` },
+      set: { error: sql`excluded.error`, attempts: sql`excluded.attempts`, failedAt: sql`now()`,
+        resolvedAt: sql`NULL` },
     })
 }

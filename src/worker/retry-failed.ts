@@ -4,7 +4,7 @@ import { failedClaims } from '../db/schema.js'
 import { parseClaim } from './entry.js'
 import { errorText, insertClaims, isRowError } from './persist.js'
 
-export type RetryOutcome = 'inserted' | 'already_present' | 'still_failing'
+type RetryOutcome = 'inserted' | 'already_present' | 'still_failing'
 
 export interface RetryReport {
   examined: number
@@ -43,7 +43,8 @@ export async function retryFailedClaims(db: Db, opts: { limit?: number } = {}): 
           error = errorText(err)
         }
       }
-      await tx.update(failedClaims).set({ error, attempts: sql`${failedClaims.attempts} + 1`, failedAt: sql`now()` }).where(eq(failedClaims.id, f.id))
+      await tx.update(failedClaims).set({ error, attempts: sql`${failedClaims.attempts} + 1`,
+        failedAt: sql`now()` }).where(eq(failedClaims.id, f.id))
       return { ...base, outcome: 'still_failing' as RetryOutcome, error }
     })
     if (!detail) continue

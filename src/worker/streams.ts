@@ -23,7 +23,9 @@ function streamPairs(reply: unknown[]): [string, RawEntry[]][] {
 export const isNoGroup = (err: unknown): boolean => /^NOGROUP/.test((err as Error)?.message ?? '')
 
 /** Stream operations of one consumer in one group over a fixed set of streams. */
-export function createStreamOps(opts: { redis: Redis; blocking: Redis; streams: string[]; group: string; consumer: string }) {
+export function createStreamOps(opts: {
+  redis: Redis; blocking: Redis; streams: string[]; group: string; consumer: string
+}) {
   const { redis, blocking, streams, group, consumer } = opts
   redis.defineCommand('fcfsDeleteIdleConsumer', { numberOfKeys: 1, lua: DELETE_IDLE_CONSUMER_LUA })
 
@@ -50,7 +52,8 @@ export function createStreamOps(opts: { redis: Redis; blocking: Redis; streams: 
       const reply = (await blocking.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs,
         'STREAMS', ...streams, ...streams.map(() => '>'))) as unknown[] | null
       const out: StreamEntry[] = []
-      if (reply) for (const [stream, entries] of streamPairs(reply)) for (const e of entries) out.push(toEntry(stream, e, 1))
+      if (reply) for (const [stream, entries] of streamPairs(reply)) for (const e of entries) out.push(toEntry(stream,
+        e, 1))
       return out
     },
 
@@ -58,10 +61,13 @@ export function createStreamOps(opts: { redis: Redis; blocking: Redis; streams: 
      * Takes over entries idle longer than minIdleMs from any consumer (dead or stuck), one page per call.
      * XAUTOCLAIM does not report delivery counts, so XPENDING fetches them for the claimed range.
      */
-    async claimIdle(stream: string, minIdleMs: number, cursor: string, count: number): Promise<{ next: string; entries: StreamEntry[] }> {
-      const [next, raw] = (await redis.call('XAUTOCLAIM', stream, group, consumer, minIdleMs, cursor, 'COUNT', count)) as [string, RawEntry[], string[]?]
+    async claimIdle(stream: string, minIdleMs: number, cursor: string,
+      count: number): Promise<{ next: string; entries: StreamEntry[] }> {
+      const [next, raw] = (await redis.call('XAUTOCLAIM', stream, group, consumer, minIdleMs, cursor, 'COUNT',
+        count)) as [string, RawEntry[], string[]?]
       if (raw.length === 0) return { next, entries: [] }
-      const pending = (await redis.call('XPENDING', stream, group, raw[0]![0], raw[raw.length - 1]![0], raw.length, consumer)) as [string, string, number, number][]
+      const pending = (await redis.call('XPENDING', stream, group, raw[0]![0], raw[raw.length - 1]![0], raw.length,
+        consumer)) as [string, string, number, number][]
       const deliveries = new Map(pending.map(([id, , , n]) => [id, Number(n)]))
       return { next, entries: raw.map((e) => toEntry(stream, e, deliveries.get(e[0]) ?? 1)) }
     },
@@ -116,5 +122,3 @@ export function createStreamOps(opts: { redis: Redis; blocking: Redis; streams: 
     },
   }
 }
-
-export type StreamOps = ReturnType<typeof createStreamOps>

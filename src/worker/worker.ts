@@ -13,7 +13,7 @@ import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
 import { createStreamOps, isNoGroup } from './streams.js'
 
-export interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
+interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
 
 export interface WorkerOptions {
   /** Called after each batch is committed and acked (benchmarks use it). */
@@ -23,10 +23,11 @@ export interface WorkerOptions {
 class GiveUp extends Error {}
 
 /** Redis refused a command to the worker's ACL user: retrying cannot help, so the worker stops and says which. */
-export class CommandRefusedError extends Error {}
+class CommandRefusedError extends Error {}
 const isNoPerm = (err: unknown) => /^NOPERM/.test((err as Error)?.message ?? '')
 const refused = (what: string, err: unknown) => new CommandRefusedError(
-  `${what}: Redis refused a command the worker needs (${(err as Error).message}); grant it to the ACL user (docs/security.md)`)
+  `${what}: Redis refused a command the worker needs (${(err as Error).message}); ` +
+    'grant it to the ACL user (docs/security.md)')
 
 /**
  * The persistence worker: moves claims from the partition streams into PostgreSQL, exactly once per
@@ -37,7 +38,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const group = config.WORKER_GROUP
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const streams = keys.streams()
-  const redis = createRedis(config.REDIS_URL, { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  const redis = createRedis(config.REDIS_URL,
+    { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   // Blocking reads get their own connection; it waits through reconnects rather than failing reads, and its
   // timeout leaves room for the BLOCK itself.
   const blocking = createRedis(config.REDIS_URL, {
@@ -49,7 +51,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),
     unresolvedFailures: async () => {
-      const [row] = await db.db.select({ n: sql<number>`count(*)::int` }).from(failedClaims).where(isNull(failedClaims.resolvedAt))
+      const [row] = await db.db.select({ n: sql<number>`count(*)::int` }).from(failedClaims)
+        .where(isNull(failedClaims.resolvedAt))
       return row?.n ?? 0
     },
   })
@@ -79,7 +82,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         return await Promise.race([pending, expired])
       } catch (err) {
         if (isNoPerm(err)) throw refused(what, err)
-        if (err === deadlinePassed || (stopping && Date.now() >= stopDeadline)) throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
+        if (err === deadlinePassed || (stopping && Date.now() >= stopDeadline)) {
+          throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
+        }
         const delayMs = Math.min(2000, 100 * 2 ** Math.min(attempt - 1, 5)) * (0.5 + Math.random() / 2)
         log.warn({ what, attempt, delayMs: Math.round(delayMs), err: errorText(err) }, `${what} failed, retrying`)
         await sleep(stopping ? Math.max(0, Math.min(delayMs, stopDeadline - Date.now())) : delayMs)
@@ -116,7 +121,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     const dead: DeadLetter[] = []
     for (const entry of batch) {
       if (entry.deliveries > config.MAX_DELIVERIES) {
-        dead.push({ entry, error: `delivered ${entry.deliveries} times, more than MAX_DELIVERIES (${config.MAX_DELIVERIES})` })
+        const error = `delivered ${entry.deliveries} times, more than MAX_DELIVERIES (${config.MAX_DELIVERIES})`
+        dead.push({ entry, error })
         continue
       }
       const row = parseClaim(entry.fields)
@@ -128,7 +134,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       const letters = [...dead]
       const held = new Set<StreamEntry>()
       for (const f of r.failures) {
-        if (f.refused || f.item.entry.deliveries >= config.MAX_DELIVERIES) letters.push({ entry: f.item.entry, error: f.error })
+        if (f.refused || f.item.entry.deliveries >= config.MAX_DELIVERIES) letters.push({ entry: f.item.entry,
+          error: f.error })
         else held.add(f.item.entry)
       }
       await recordFailures(db.db, letters)
@@ -147,10 +154,13 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     metrics.persisted.inc(inserted)
     if (letters.length) metrics.failed.inc(letters.length)
     const oldest = Math.min(...batch.map((e) => Number(e.id.slice(0, e.id.indexOf('-')))))
-    log.info({ entries: batch.length, inserted, duplicates: items.length - inserted - (letters.length - dead.length) - held.size, failed: letters.length,
+    log.info({ entries: batch.length, inserted,
+      duplicates: items.length - inserted - (letters.length - dead.length) - held.size, failed: letters.length,
       held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldest }, 'batch persisted')
-    for (const l of letters) log.warn({ stream: l.entry.stream, entryId: l.entry.id, attempts: l.entry.deliveries, error: l.error }, 'entry moved to failed_claims')
-    for (const e of held) log.warn({ stream: e.stream, entryId: e.id, deliveries: e.deliveries }, 'entry left pending for redelivery')
+    for (const l of letters) log.warn({ stream: l.entry.stream, entryId: l.entry.id, attempts: l.entry.deliveries,
+      error: l.error }, 'entry moved to failed_claims')
+    for (const e of held) log.warn({ stream: e.stream, entryId: e.id, deliveries: e.deliveries },
+      'entry left pending for redelivery')
     opts.onBatch?.({ entries: batch.length, inserted, failed: letters.length, held: held.size, ms })
   }
 
@@ -171,7 +181,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         }
         if (res.entries.length) {
           stats.reclaimed += res.entries.length
-          log.info({ stream, entries: res.entries.length, maxDeliveries: Math.max(...res.entries.map((e) => e.deliveries)) }, 'reclaimed idle entries')
+          log.info({ stream, entries: res.entries.length,
+            maxDeliveries: Math.max(...res.entries.map((e) => e.deliveries)) }, 'reclaimed idle entries')
           await handle(res.entries)
         }
         cursor = res.next
@@ -187,7 +198,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
 
   async function run(): Promise<void> {
     // An evicting policy would drop streams of answered claims: refuse to run (Redis down: keep retrying).
-    const policy = await retrying('check eviction policy', () => checkEvictionPolicy(redis, config.REDIS_EVICTION_POLICY_ACK))
+    const policy = await retrying('check eviction policy',
+      () => checkEvictionPolicy(redis, config.REDIS_EVICTION_POLICY_ACK))
     if (!policy.ok) throw new EvictionPolicyError(`refusing to start: ${policy.message}`)
     await ensureGroups()
     await reclaim()
@@ -230,13 +242,22 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
 
     async start(): Promise<void> {
       if (config.WORKER_METRICS_PORT >= 0) {
-        metricsServer = await startMetricsServer({ host: config.HOST, port: config.WORKER_METRICS_PORT, register: metrics.register, log, ready: () => this.ready() })
+        metricsServer = await startMetricsServer({ host: config.HOST, port: config.WORKER_METRICS_PORT,
+          register: metrics.register, log, ready: () => this.ready() })
       }
-      log.info({ consumer: name, group, streams: streams.length, count: config.WORKER_COUNT, blockMs: config.WORKER_BLOCK_MS }, 'worker started')
+      log.info({ consumer: name, group, streams: streams.length, count: config.WORKER_COUNT,
+        blockMs: config.WORKER_BLOCK_MS }, 'worker started')
       loop = run().catch((err) => {
-        if (err instanceof GiveUp) log.warn({ err: err.message }, 'left the batch in hand pending for another worker')
-        else if (err instanceof EvictionPolicyError || err instanceof CommandRefusedError) { log.error({ err: { message: err.message } }, err.message); throw err }
-        else { log.error({ err }, 'worker loop crashed'); throw err }
+        if (err instanceof GiveUp) {
+          log.warn({ err: err.message }, 'left the batch in hand pending for another worker')
+          return
+        }
+        if (err instanceof EvictionPolicyError || err instanceof CommandRefusedError) {
+          log.error({ err: { message: err.message } }, err.message)
+        } else {
+          log.error({ err }, 'worker loop crashed')
+        }
+        throw err
       })
     },
 
@@ -246,7 +267,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     /** Redis and Postgres reachable; answers within about a second even while either reconnects. */
     async ready(): Promise<{ redis: boolean; postgres: boolean }> {
       const [r, p] = await Promise.all([
-        redis.status === 'ready' ? withTimeout(redis.ping(), 800).then(() => true, () => false) : Promise.resolve(false),
+        redis.status === 'ready' ? withTimeout(redis.ping(), 800).then(() => true,
+          () => false) : Promise.resolve(false),
         withTimeout(db.sql`SELECT 1`.execute(), 800).then(() => true, () => false),
       ])
       return { redis: r, postgres: p }
@@ -260,7 +282,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         const deadline = setTimeout(() => expire(deadlinePassed), config.WORKER_SHUTDOWN_TIMEOUT_MS)
         log.info({ consumer: name }, 'worker stopping: finishing the batch in hand')
         if (loop) {
-          const finished = await Promise.race([loop.then(() => true, () => true), sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])
+          const finished = await Promise.race([loop.then(() => true, () => true),
+            sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])
           // A read stuck on a dead Redis never returns by itself; closing its connection ends it.
           if (!finished) blocking.disconnect()
           await loop.catch(() => {})
@@ -281,5 +304,3 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     },
   }
 }
-
-export type Worker = ReturnType<typeof createWorker>

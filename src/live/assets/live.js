@@ -158,7 +158,8 @@ function render(s) {
   for (const k of ['remaining', 'issued', 'persisted', 'pending', 'deadLettered', 'stock']) setField(k, s[k])
   setField('backlog', s.stream.backlog)
   setField('lag', s.stream.lag)
-  setField('oldestAge', s.stream.oldestAgeMs, s.stream.oldestAgeMs === null ? '–' : `${(s.stream.oldestAgeMs / 1000).toFixed(1)} s`)
+  setField('oldestAge', s.stream.oldestAgeMs,
+    s.stream.oldestAgeMs === null ? '–' : `${(s.stream.oldestAgeMs / 1000).toFixed(1)} s`)
   for (const o of OUTCOMES) document.querySelector(`[data-rate="${o}"]`).textContent = fmt(s.claimsPerSecond[o])
   $('#updated').textContent = `last update ${new Date(s.at).toLocaleTimeString()}`
   points.push({ t: Date.parse(s.at), rates: s.claimsPerSecond })
