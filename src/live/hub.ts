@@ -66,8 +66,9 @@ export function createLiveHub(opts: HubOptions) {
         opts.log.warn({ err, campaignId: id }, 'live feed: read failed')
         broadcast(id, { type: 'error', message: 'could not read the campaign\'s numbers; retrying' })
       }
-      if (pollers.get(id) === entry) entry.timer = setTimeout(tick,
-        Math.max(0, opts.intervalMs - (Date.now() - started)))
+      if (pollers.get(id) === entry) {
+        entry.timer = setTimeout(tick, Math.max(0, opts.intervalMs - (Date.now() - started)))
+      }
     }
     entry.timer = setTimeout(tick, 0)
     return entry

@@ -38,22 +38,26 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
       response: { 200: { description: 'HTML page', content: { 'text/html': { schema: Type.String() } } } },
     },
   }, async (_req, reply) => reply
-    .header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy',
-    'no-referrer')
+    .header('content-security-policy', CSP).header('x-content-type-options', 'nosniff')
+    .header('referrer-policy', 'no-referrer')
     .header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(PAGE))
 
   app.get('/admin/live/:file', {
     schema: {
       tags: ['admin'], summary: 'Script and style of the live page',
       params: Type.Object({ file: Type.Union([Type.Literal('live.js'), Type.Literal('live.css')]) }),
-      response: { 200: { description: 'asset',
-        content: { 'text/javascript': { schema: Type.String() },
-          'text/css': { schema: Type.String() } } }, 400: ErrorSchema },
+      response: {
+        200: {
+          description: 'asset',
+          content: { 'text/javascript': { schema: Type.String() }, 'text/css': { schema: Type.String() } },
+        },
+        400: ErrorSchema,
+      },
     },
   }, async (req, reply) => {
     const a = ASSETS[req.params.file]
-    return reply.header('x-content-type-options', 'nosniff').header('cache-control',
-      'no-cache').type(a.type).send(a.body)
+    return reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache')
+      .type(a.type).send(a.body)
   })
 
   app.get('/admin/campaigns/:id/live', {
