@@ -107,7 +107,10 @@ async function readRedis(src: SnapshotSources, campaignId: string): Promise<Redi
   }
 }
 
-/** Computes successive snapshots of one campaign. Rates come from differences between two readings, so the first snapshot reports 0/s. */
+/**
+ * Computes successive snapshots of one campaign. Rates come from differences between two readings, so the first
+ * snapshot reports 0/s.
+ */
 export function createSnapshotter(src: SnapshotSources, campaignId: string, durableEveryMs: number) {
   let prev: { at: number; issued: number; answers: Map<number, number> } | null = null
   let durable: DurableCounts | null = null

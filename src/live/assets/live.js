@@ -167,7 +167,8 @@ function render(s) {
   drawChart()
 }
 
-// Plain SVG: x spans the time since the first point (at least 30 s, at most the last WINDOW seconds), y 0..a round maximum.
+// Plain SVG: x spans the time since the first point (at least 30 s, at most the last WINDOW seconds),
+// y 0..a round maximum.
 function drawChart() {
   const svg = $('#chart')
   svg.dataset.points = String(points.length)
