@@ -54,7 +54,7 @@ function stripDraft4Ids(node: unknown): void {
 const composeText = read('docker-compose.yml')
 const envExample = parseEnvFile(read('.env.example'))
 const SECRETS = { POSTGRES_PASSWORD: 'pw-0123456789', ADMIN_TOKEN: 'admin-0123456789abcdef',
-  JWT_SECRET: 'jwt-0123456789abcdef' }
+  JWT_SECRET: 'jwt-0123456789abcdef', GRAFANA_ADMIN_PASSWORD: 'grafana-0123456789' }
 
 t.test('compose file validates against the Compose Specification schema', async (t) => {
   const schema = JSON.parse(read('test/fixtures/compose-spec.schema.json'))
@@ -80,7 +80,7 @@ t.test('compose file validates against the Compose Specification schema', async 
 
   // The schema accepts much; these are the properties the deployment relies on.
   const s = doc.services
-  t.same(Object.keys(s).sort(), ['api', 'migrate', 'postgres', 'redis', 'worker'])
+  t.same(Object.keys(s).sort(), ['api', 'grafana', 'migrate', 'postgres', 'prometheus', 'redis', 'worker'])
   const redisCmd: string[] = s.redis.command
   const flag = (name: string) => redisCmd[redisCmd.indexOf(name) + 1]
   t.equal(flag('--appendonly'), 'yes')
@@ -106,6 +106,15 @@ t.test('compose file validates against the Compose Specification schema', async 
     const known = new Set([...Object.keys(ConfigSchema.properties), 'HEALTHCHECK_PORT'])
     for (const key of Object.keys(s[name].environment)) t.ok(known.has(key),
       `${name}: ${key} is a setting src/config.ts reads`)
+  }
+  // Prometheus reads the repo's config and rules; Grafana its provisioning and dashboards (checked in
+  // test/ops-prometheus.test.ts). Both listen on the host's loopback only.
+  t.ok(s.prometheus.volumes.includes('./deploy/prometheus:/etc/prometheus:ro'))
+  t.ok(s.prometheus.command.includes('--config.file=/etc/prometheus/prometheus.yml'))
+  t.ok(s.grafana.volumes.includes('./deploy/grafana/provisioning:/etc/grafana/provisioning:ro'))
+  t.ok(s.grafana.volumes.includes('./deploy/grafana/dashboards:/etc/grafana/dashboards:ro'))
+  for (const name of ['prometheus', 'grafana']) {
+    t.ok(s[name].ports.every((p: string) => p.startsWith('127.0.0.1:')), `${name} on loopback`)
   }
   t.same(s.api.command, ['node', 'dist/src/server.js'])
   t.same(s.worker.command, ['node', 'dist/src/worker/main.js'])

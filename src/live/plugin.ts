@@ -1,7 +1,9 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { Redis } from 'ioredis'
+import type { Registry } from 'prom-client'
 import type postgres from 'postgres'
 import type { Keys } from '../redis/keys.js'
+import { registerCampaignGauges } from './campaign-gauges.js'
 import { createLiveHub } from './hub.js'
 import { liveRoutes } from './routes.js'
 import { createSnapshotter } from './snapshot.js'
@@ -22,6 +24,8 @@ export interface LiveDeps {
   answersByStatus: () => Promise<Map<number, number>>
   /** Whether the campaign exists and is not archived, from PostgreSQL. */
   campaignActive: (id: string) => Promise<boolean>
+  /** The API's Prometheus registry: gets fcfs_campaign_remaining. */
+  registry: Registry
   intervalMs: number
   timeoutMs: number
   workerGroup: string
@@ -45,6 +49,7 @@ export async function registerLive(app: FastifyInstance, deps: LiveDeps): Promis
     }, id, 5 * deps.intervalMs),
     whyMissing: async (id) => ((await deps.campaignActive(id)) ? 'unavailable' : 'gone'),
   })
+  registerCampaignGauges(deps.registry, { redis: deps.redis, sql, keys: deps.keys, timeoutMs: deps.timeoutMs })
   app.decorate('liveStats', () => hub.stats())
   // Open event streams would keep the server from closing: end them first.
   app.addHook('preClose', (done) => { hub.closeAll('server shutting down'); done() })
