@@ -1,0 +1,167 @@
+/**
+ * npm run bench:live -- [--viewers 100] [--rounds 3] [--duration 8] [--connections 50]
+ *
+ * Does the live feed slow claims? One API process, one campaign with more stock than the run can issue
+ * (every claim is a 201 that writes to Redis and its stream), claim throughput measured by autocannon in
+ * alternating rounds with 0 and with N open viewers of that campaign's feed (GET
+ * /admin/campaigns/:id/live, read as the page reads it). Alternating rounds in the same run cancel most
+ * of the drift of a shared machine; the figure is the ratio of the medians (1.00 = no difference).
+ * Everything it starts (API, private database, key prefix) is removed at the end.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import postgres from 'postgres'
+import { ConfigError, loadConfig } from '../src/config.js'
+import { migrateDatabase } from '../src/db/migrate.js'
+
+const { values: args } = parseArgs({
+  options: {
+    viewers: { type: 'string', default: '100' },
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '50' },
+    help: { type: 'boolean', short: 'h' },
+  },
+})
+if (args.help) {
+  console.log('npm run bench:live -- [--viewers 100] [--rounds 3] [--duration 8] [--connections 50]')
+  process.exit(0)
+}
+const VIEWERS = Number(args.viewers)
+const ROUNDS = Number(args.rounds)
+const DURATION = Number(args.duration)
+const CONNECTIONS = Number(args.connections)
+for (const [k, v] of Object.entries({ VIEWERS, ROUNDS, DURATION, CONNECTIONS })) {
+  if (!Number.isInteger(v) || v < (k === 'VIEWERS' ? 0 : 1)) { console.error(`--${k.toLowerCase()}: a positive integer`); process.exit(2) }
+}
+
+let config
+try {
+  config = loadConfig(process.env, 'script')
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err)
+  process.exit(2)
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const runId = randomBytes(4).toString('hex')
+const prefix = `benchlive${runId}`
+const dbUrl = new URL(config.DATABASE_URL)
+dbUrl.pathname = `/fcfs_benchlive_${runId}`
+const adminToken = randomBytes(24).toString('hex')
+const log = (s: string) => process.stderr.write(`${s}\n`)
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address()
+      srv.close(() => (a && typeof a !== 'string' ? resolve(a.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+/** One viewer: the feed read to the end, as the page does (fetch with the admin header). */
+function openViewer(url: string, id: string, counter: { events: number }) {
+  const controller = new AbortController()
+  const done = (async () => {
+    const res = await fetch(`${url}/admin/campaigns/${id}/live`, { headers: { authorization: `Bearer ${adminToken}` }, signal: controller.signal })
+    if (res.status !== 200 || !res.body) throw new Error(`viewer: HTTP ${res.status}`)
+    for await (const chunk of res.body) counter.events += (Buffer.from(chunk as Uint8Array).toString().match(/^event: snapshot$/gm) ?? []).length
+  })().catch((err: Error) => { if (err.name !== 'AbortError') throw err })
+  return { close: () => controller.abort(), done }
+}
+
+let userSeq = 0
+function claims(url: string, id: string): Promise<{ rps: number; p99: number; non201: number }> {
+  return new Promise((resolve, reject) => {
+    autocannon({
+      url: `${url}/v1/campaigns/${id}/claims`, method: 'POST', connections: CONNECTIONS, duration: DURATION,
+      requests: [{ setupRequest: (req) => ({ ...req, headers: { 'x-user-id': `u${runId}-${userSeq++}` } }) }],
+    }, (err, r) => {
+      if (err) return reject(err)
+      resolve({ rps: r.requests.average, p99: r.latency.p99, non201: r.non2xx + r.errors })
+    })
+  })
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
+
+const redis = new Redis(config.REDIS_URL)
+const port = await freePort()
+const url = `http://127.0.0.1:${port}`
+await migrateDatabase(dbUrl.toString())
+const api = spawn(process.execPath, [path.join(ROOT, 'dist/src/server.js')], {
+  env: {
+    ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: dbUrl.toString(), KEY_PREFIX: prefix, ADMIN_TOKEN: adminToken,
+    TRUSTED_USER_HEADER: 'x-user-id', RATE_LIMIT_USER_MAX: '0', RATE_LIMIT_IP_MAX: '0', LOG_LEVEL: 'warn', NODE_ENV: 'production', LIVE_INTERVAL_MS: '1000',
+  },
+  stdio: ['ignore', 'ignore', 'inherit'],
+})
+const exited = once(api, 'exit')
+
+async function cleanup() {
+  if (api.exitCode === null) { api.kill('SIGTERM'); await exited }
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length) await redis.unlink(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+  const admin = new URL(dbUrl)
+  admin.pathname = '/postgres'
+  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} })
+  await sql.unsafe(`DROP DATABASE IF EXISTS "${dbUrl.pathname.slice(1)}" WITH (FORCE)`)
+  await sql.end({ timeout: 5 })
+}
+
+try {
+  for (let i = 0; ; i++) {
+    if (i > 200) throw new Error('the API did not start')
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  const created = await fetch(`${url}/admin/campaigns`, {
+    method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench live viewers', stock: 100_000_000 }),
+  })
+  const { id } = (await created.json()) as { id: string }
+  log(`live-viewers bench: API ${url}, campaign ${id}, ${ROUNDS} rounds x (0 | ${VIEWERS} viewers), ${DURATION} s each, ${CONNECTIONS} connections`)
+  await claims(url, id) // warm-up: JIT, connection pools, script cache
+
+  const results: Record<'without' | 'with', { rps: number; p99: number }[]> = { without: [], with: [] }
+  for (let r = 0; r < ROUNDS; r++) {
+    const base = await claims(url, id)
+    results.without.push(base)
+    log(`round ${r + 1}: 0 viewers: ${base.rps.toFixed(0)} claims/s, p99 ${base.p99} ms${base.non201 ? ` (${base.non201} non-2xx)` : ''}`)
+    const counter = { events: 0 }
+    const viewers = Array.from({ length: VIEWERS }, () => openViewer(url, id, counter))
+    await new Promise((res) => setTimeout(res, 1500)) // every viewer connected and served
+    const watched = await claims(url, id)
+    results.with.push(watched)
+    for (const v of viewers) v.close()
+    await Promise.all(viewers.map((v) => v.done))
+    log(`round ${r + 1}: ${VIEWERS} viewers: ${watched.rps.toFixed(0)} claims/s, p99 ${watched.p99} ms; the viewers received ${counter.events} snapshots`)
+    if (VIEWERS > 0 && counter.events < VIEWERS * (DURATION - 1)) log(`  warning: fewer snapshots than one per viewer per second`)
+  }
+  const w = median(results.with.map((x) => x.rps))
+  const wo = median(results.without.map((x) => x.rps))
+  const table = [
+    '| | claims/s (median) | p99 ms (median) |',
+    '|---|---|---|',
+    `| 0 viewers | ${wo.toFixed(0)} | ${median(results.without.map((x) => x.p99))} |`,
+    `| ${VIEWERS} viewers | ${w.toFixed(0)} | ${median(results.with.map((x) => x.p99))} |`,
+    `| ratio | **${(w / wo).toFixed(3)}** | |`,
+  ]
+  console.log(table.join('\n'))
+} finally {
+  await cleanup()
+}
