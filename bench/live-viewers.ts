@@ -4,14 +4,15 @@
  * Does the live feed slow claims? One API process, one campaign with more stock than the run can issue
  * (every claim is a 201 that writes to Redis and its stream), claim throughput measured by autocannon in
  * alternating rounds with 0 and with N open viewers of that campaign's feed (GET
- * /admin/campaigns/:id/live, read as the page reads it). Alternating rounds in the same run cancel most
+ * /admin/campaigns/:id/live, read as the page reads it, from a process of their own). Alternating rounds in the same run cancel most
  * of the drift of a shared machine; the figure is the ratio of the medians (1.00 = no difference).
  * Everything it starts (API, private database, key prefix) is removed at the end.
  */
-import { spawn } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -20,6 +21,7 @@ import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { migrateDatabase } from '../src/db/migrate.js'
+import { cpuSeconds } from './cpu-usage.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -68,19 +70,31 @@ function freePort(): Promise<number> {
   })
 }
 
-/** One viewer: the feed read to the end, as the page does (fetch with the admin header). */
-function openViewer(url: string, id: string, counter: { events: number }) {
-  const controller = new AbortController()
-  const done = (async () => {
-    const res = await fetch(`${url}/admin/campaigns/${id}/live`, { headers: { authorization: `Bearer ${adminToken}` }, signal: controller.signal })
-    if (res.status !== 200 || !res.body) throw new Error(`viewer: HTTP ${res.status}`)
-    for await (const chunk of res.body) counter.events += (Buffer.from(chunk as Uint8Array).toString().match(/^event: snapshot$/gm) ?? []).length
-  })().catch((err: Error) => { if (err.name !== 'AbortError') throw err })
-  return { close: () => controller.abort(), done }
+/** Asks the viewers' process and waits for its answer of the given type. */
+function ask<T>(child: ChildProcess, message: object, answer: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: { type: string; message?: string }) => {
+      if (m.type === answer) { child.off('message', onMessage); resolve(m as T) }
+      if (m.type === 'error') { child.off('message', onMessage); reject(new Error(m.message)) }
+    }
+    child.on('message', onMessage)
+    child.send(message)
+  })
 }
 
 let userSeq = 0
-function claims(url: string, id: string): Promise<{ rps: number; p99: number; non201: number }> {
+interface Round { rps: number; p99: number; non201: number; cpuUsPerClaim: number | null }
+
+/** One autocannon round; also the API process's CPU per claim, which a busy shared machine disturbs less than throughput. */
+async function claims(url: string, id: string): Promise<Round> {
+  const cpu0 = cpuSeconds(api.pid)
+  const r = await autocannonRound(url, id)
+  const cpu1 = cpuSeconds(api.pid)
+  const n = r.rps * DURATION
+  return { ...r, cpuUsPerClaim: cpu0 === null || cpu1 === null || n === 0 ? null : ((cpu1 - cpu0) * 1e6) / n }
+}
+
+function autocannonRound(url: string, id: string): Promise<{ rps: number; p99: number; non201: number }> {
   return new Promise((resolve, reject) => {
     autocannon({
       url: `${url}/v1/campaigns/${id}/claims`, method: 'POST', connections: CONNECTIONS, duration: DURATION,
@@ -106,8 +120,10 @@ const api = spawn(process.execPath, [path.join(ROOT, 'dist/src/server.js')], {
   stdio: ['ignore', 'ignore', 'inherit'],
 })
 const exited = once(api, 'exit')
+const viewersProc = fork(path.join(ROOT, 'dist/bench/live-viewers-client.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
 
 async function cleanup() {
+  viewersProc.disconnect()
   if (api.exitCode === null) { api.kill('SIGTERM'); await exited }
   let cursor = '0'
   do {
@@ -137,29 +153,31 @@ try {
   log(`live-viewers bench: API ${url}, campaign ${id}, ${ROUNDS} rounds x (0 | ${VIEWERS} viewers), ${DURATION} s each, ${CONNECTIONS} connections`)
   await claims(url, id) // warm-up: JIT, connection pools, script cache
 
-  const results: Record<'without' | 'with', { rps: number; p99: number }[]> = { without: [], with: [] }
+  const results: Record<'without' | 'with', Round[]> = { without: [], with: [] }
   for (let r = 0; r < ROUNDS; r++) {
     const base = await claims(url, id)
     results.without.push(base)
-    log(`round ${r + 1}: 0 viewers: ${base.rps.toFixed(0)} claims/s, p99 ${base.p99} ms${base.non201 ? ` (${base.non201} non-2xx)` : ''}`)
-    const counter = { events: 0 }
-    const viewers = Array.from({ length: VIEWERS }, () => openViewer(url, id, counter))
-    await new Promise((res) => setTimeout(res, 1500)) // every viewer connected and served
+    log(`round ${r + 1}: 0 viewers: ${base.rps.toFixed(0)} claims/s, p99 ${base.p99} ms, API CPU ${base.cpuUsPerClaim?.toFixed(0)} µs/claim${base.non201 ? ` (${base.non201} non-2xx)` : ''}`)
+    if (VIEWERS > 0) await ask(viewersProc, { type: 'open', url, id, token: adminToken, viewers: VIEWERS }, 'opened')
+    await new Promise((res) => setTimeout(res, 1500)) // every viewer has had a snapshot
     const watched = await claims(url, id)
     results.with.push(watched)
-    for (const v of viewers) v.close()
-    await Promise.all(viewers.map((v) => v.done))
-    log(`round ${r + 1}: ${VIEWERS} viewers: ${watched.rps.toFixed(0)} claims/s, p99 ${watched.p99} ms; the viewers received ${counter.events} snapshots`)
-    if (VIEWERS > 0 && counter.events < VIEWERS * (DURATION - 1)) log(`  warning: fewer snapshots than one per viewer per second`)
+    const counter = VIEWERS > 0 ? await ask<{ events: number }>(viewersProc, { type: 'close' }, 'closed') : { events: 0 }
+    log(`round ${r + 1}: ${VIEWERS} viewers: ${watched.rps.toFixed(0)} claims/s, p99 ${watched.p99} ms, API CPU ${watched.cpuUsPerClaim?.toFixed(0)} µs/claim; the viewers received ${counter.events} snapshots`)
+    if (VIEWERS > 0 && counter.events < VIEWERS * DURATION) log('  warning: fewer snapshots than one per viewer per second')
   }
   const w = median(results.with.map((x) => x.rps))
   const wo = median(results.without.map((x) => x.rps))
+  const cw = median(results.with.map((x) => x.cpuUsPerClaim ?? NaN))
+  const cwo = median(results.without.map((x) => x.cpuUsPerClaim ?? NaN))
   const table = [
-    '| | claims/s (median) | p99 ms (median) |',
-    '|---|---|---|',
-    `| 0 viewers | ${wo.toFixed(0)} | ${median(results.without.map((x) => x.p99))} |`,
-    `| ${VIEWERS} viewers | ${w.toFixed(0)} | ${median(results.with.map((x) => x.p99))} |`,
-    `| ratio | **${(w / wo).toFixed(3)}** | |`,
+    '| | claims/s (median) | p99 ms (median) | API CPU µs per claim (median) |',
+    '|---|---|---|---|',
+    `| 0 viewers | ${wo.toFixed(0)} | ${median(results.without.map((x) => x.p99))} | ${cwo.toFixed(0)} |`,
+    `| ${VIEWERS} viewers | ${w.toFixed(0)} | ${median(results.with.map((x) => x.p99))} | ${cw.toFixed(0)} |`,
+    `| ratio (${VIEWERS} / 0) | **${(w / wo).toFixed(3)}** | | **${(cw / cwo).toFixed(3)}** |`,
+    '',
+    `load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`,
   ]
   console.log(table.join('\n'))
 } finally {

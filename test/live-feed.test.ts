@@ -176,7 +176,7 @@ t.test('a viewer that does not read holds at most one queued event', async (t) =
   // A socket whose peer never reads: every write after the first stays queued.
   const stalled = new Writable({ highWaterMark: 1024, write(_chunk, _enc, _cb) { /* never completes */ } })
   const sse = createSseWriter(stalled)
-  const payload = { numbers: 'x'.repeat(500) }
+  const payload = JSON.stringify({ numbers: 'x'.repeat(500) })
   t.ok(sse.event('snapshot', payload), 'the first event is written')
   for (let i = 0; i < 10_000; i++) sse.event('snapshot', payload)
   const s = sse.stats()
@@ -188,7 +188,7 @@ t.test('a viewer that does not read holds at most one queued event', async (t) =
   const chunks: string[] = []
   const fine = new Writable({ write(chunk, _enc, cb) { chunks.push(String(chunk)); cb() } })
   const ok = createSseWriter(fine)
-  for (let i = 0; i < 100; i++) ok.event('snapshot', { i })
+  for (let i = 0; i < 100; i++) ok.event('snapshot', JSON.stringify({ i }))
   t.equal(ok.stats().sent, 100)
   t.equal(chunks.length, 100)
   t.equal(chunks[7], 'event: snapshot\ndata: {"i":7}\n\n')

@@ -2,8 +2,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { LiveSnapshot } from './snapshot.js'
 
 /** What a viewer receives: a snapshot, or the end of the feed (campaign gone or archived). */
+/** A snapshot travels with its JSON, serialized once for every viewer. */
 export type LiveMessage =
-  | { type: 'snapshot'; snapshot: LiveSnapshot }
+  | { type: 'snapshot'; snapshot: LiveSnapshot; json: string }
   | { type: 'error'; message: string }
   | { type: 'end'; reason: string }
 
@@ -24,7 +25,7 @@ export interface HubOptions {
  * someone watches; with nobody watching the instance does no work at all.
  */
 export function createLiveHub(opts: HubOptions) {
-  const pollers = new Map<string, { viewers: Set<Viewer>; timer: NodeJS.Timeout; last: LiveSnapshot | null }>()
+  const pollers = new Map<string, { viewers: Set<Viewer>; timer: NodeJS.Timeout; last: LiveMessage | null }>()
 
   function broadcast(id: string, m: LiveMessage) {
     const p = pollers.get(id)
@@ -42,7 +43,7 @@ export function createLiveHub(opts: HubOptions) {
   function start(id: string) {
     const next = opts.snapshotter(id)
     const entry = { viewers: new Set<Viewer>(), timer: undefined as unknown as NodeJS.Timeout,
-      last: null as LiveSnapshot | null }
+      last: null as LiveMessage | null }
     pollers.set(id, entry)
     // Ticks are chained (not setInterval): a slow Redis or PostgreSQL never stacks reads up.
     const tick = async () => {
@@ -52,8 +53,8 @@ export function createLiveHub(opts: HubOptions) {
         const s = await next()
         if (pollers.get(id) !== entry) return
         if (s) {
-          entry.last = s
-          broadcast(id, { type: 'snapshot', snapshot: s })
+          entry.last = { type: 'snapshot', snapshot: s, json: JSON.stringify(s) }
+          broadcast(id, entry.last)
         } else if ((await opts.whyMissing(id)) === 'gone') {
           broadcast(id, { type: 'end', reason: 'campaign archived or deleted' })
           for (const v of entry.viewers) entry.viewers.delete(v)
@@ -80,7 +81,7 @@ export function createLiveHub(opts: HubOptions) {
       const p = pollers.get(id) ?? start(id)
       p.viewers.add(viewer)
       // A newcomer sees the last numbers at once instead of waiting for the next tick.
-      if (p.last) viewer.send({ type: 'snapshot', snapshot: p.last })
+      if (p.last) viewer.send(p.last)
       return () => {
         const cur = pollers.get(id)
         if (cur !== p) return

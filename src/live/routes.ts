@@ -95,8 +95,8 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     }
     unwatch = opts.hub.watch(id, {
       send(m: LiveMessage) {
-        if (m.type === 'snapshot') sse.event('snapshot', m.snapshot)
-        else if (m.type === 'error') sse.event('problem', { message: m.message })
+        if (m.type === 'snapshot') sse.event('snapshot', m.json)
+        else if (m.type === 'error') sse.event('problem', JSON.stringify({ message: m.message }))
         else {
           // The end must arrive: it is written even behind a queued snapshot (once per feed).
           if (!res.destroyed && !res.writableEnded) {

@@ -10,14 +10,14 @@ export function createSseWriter(out: Writable) {
   let sent = 0
   let skipped = 0
   return {
-    /** Sends one event unless the previous one is still queued; returns whether it was written. */
-    event(name: string, data: unknown): boolean {
+    /** Sends one event (data: JSON text) unless the previous one is still queued; returns whether it was written. */
+    event(name: string, json: string): boolean {
       if (out.destroyed || out.writableEnded) return false
       if (out.writableNeedDrain || out.writableLength > 0) {
         skipped++
         return false
       }
-      out.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+      out.write(`event: ${name}\ndata: ${json}\n\n`)
       sent++
       return true
     },
