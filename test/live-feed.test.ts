@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { createSseWriter } from '../src/live/sse.js'
 import { testEnv, startApp, createCampaign, http, ADMIN_TOKEN, countBy, claim } from './helper.js'
-import { rowCount, startedWorker, waitUntil } from './worker-helper.js'
+import { rowCount, spawnWorker, waitUntil } from './worker-helper.js'
 
 interface Feed {
   events: { event: string; data: any }[]
@@ -95,7 +95,8 @@ t.test('the feed follows a burst to sold out and persisted == stock, from one sh
   t.ok(peak('410') + peak('409') > 0, `refusals seen (409: ${peak('409')}, 410: ${peak('410')})`)
 
   // A worker persists; the feed reaches persisted == stock, as the admin API does.
-  await startedWorker(t, env, 'feed-w1')
+  // Generous: a busy shared machine can take long to start a tsx process.
+  await spawnWorker(t, env, 'feed-w1').waitForLog((l) => l.msg === 'worker started', 120_000)
   await waitUntil('rows', async () => (await rowCount(sql, id)) === 300)
   const drained = await a.next((e) => e.event === 'snapshot' && e.data.persisted === 300 && e.data.stream.backlog === 0)
   const admin = await http(`${url}/admin/campaigns/${id}`, { admin: true })
