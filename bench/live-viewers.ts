@@ -4,7 +4,8 @@
  * Does the live feed slow claims? One API process, one campaign with more stock than the run can issue
  * (every claim is a 201 that writes to Redis and its stream), claim throughput measured by autocannon in
  * alternating rounds with 0 and with N open viewers of that campaign's feed (GET
- * /admin/campaigns/:id/live, read as the page reads it, from a process of their own). Alternating rounds in the same run cancel most
+ * /admin/campaigns/:id/live, read as the page reads it, from a process of their own). Alternating rounds
+ * in the same run cancel most
  * of the drift of a shared machine; the figure is the ratio of the medians (1.00 = no difference).
  * Everything it starts (API, private database, key prefix) is removed at the end.
  */
@@ -85,7 +86,10 @@ function ask<T>(child: ChildProcess, message: object, answer: string): Promise<T
 let userSeq = 0
 interface Round { rps: number; p99: number; non201: number; cpuUsPerClaim: number | null }
 
-/** One autocannon round; also the API process's CPU per claim, which a busy shared machine disturbs less than throughput. */
+/**
+ * One autocannon round; also the API process's CPU per claim, which a busy shared machine disturbs less
+ * than throughput.
+ */
 async function claims(url: string, id: string): Promise<Round> {
   const cpu0 = cpuSeconds(api.pid)
   const r = await autocannonRound(url, id)
@@ -106,7 +110,10 @@ function autocannonRound(url: string, id: string): Promise<{ rps: number; p99: n
   })
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
 
 const redis = new Redis(config.REDIS_URL)
 const port = await freePort()

@@ -193,7 +193,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(publicCampaignRoutes, { ctx })
   await app.register(claimRoutes, { ctx })
   await registerLive(app, {
-    redis, sql: db.sql, keys, adminAuth: adminAuthenticator(config), answersByStatus: metrics.answersByStatus, registry: metrics.registry,
+    redis, sql: db.sql, keys, adminAuth: adminAuthenticator(config),
+    answersByStatus: metrics.answersByStatus, registry: metrics.registry,
     campaignActive: async (id) => (await campaigns.get(id)) !== null,
     intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })

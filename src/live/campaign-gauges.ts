@@ -12,11 +12,13 @@ const MAX_CAMPAIGNS = 50
  * (no end, or ended within the last hour). Read when Prometheus scrapes: one PostgreSQL query for the ids,
  * then one HMGET per campaign (each in its own slot, so this also works on a Redis Cluster).
  */
-export function registerCampaignGauges(registry: Registry, deps: { redis: Redis; sql: postgres.Sql; keys: Keys; timeoutMs: number }): void {
+export function registerCampaignGauges(registry: Registry,
+  deps: { redis: Redis; sql: postgres.Sql; keys: Keys; timeoutMs: number }): void {
   const { redis, sql, keys } = deps
   new Gauge({
     name: 'fcfs_campaign_remaining',
-    help: `Stock left per campaign (Redis), for the ${MAX_CAMPAIGNS} newest campaigns open or closed within the hour; same on every API instance, aggregate with max`,
+    help: `Stock left per campaign (Redis), for the ${MAX_CAMPAIGNS} newest campaigns open or closed within the hour;`
+      + ' same on every API instance, aggregate with max',
     labelNames: ['campaign'] as const,
     registers: [registry],
     async collect() {
@@ -25,7 +27,8 @@ export function registerCampaignGauges(registry: Registry, deps: { redis: Redis;
           SELECT id FROM campaigns WHERE closes_at IS NULL OR closes_at > now() - interval '1 hour'
           ORDER BY id DESC LIMIT ${MAX_CAMPAIGNS}`, deps.timeoutMs, 'campaign ids')
         const ids = rows.map((r) => String(r.id))
-        const values = await withTimeout(Promise.all(ids.map((id) => redis.hmget(keys.campaign(id), 'stock', 'issued'))), deps.timeoutMs, 'campaign stock')
+        const reads = Promise.all(ids.map((id) => redis.hmget(keys.campaign(id), 'stock', 'issued')))
+        const values = await withTimeout(reads, deps.timeoutMs, 'campaign stock')
         this.reset()
         ids.forEach((id, i) => {
           const [stock, issued] = values[i]!
