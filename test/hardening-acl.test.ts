@@ -11,7 +11,7 @@ import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { testEnv, startApp, spawnServer, freePort, http, createCampaign, claim, ROOT } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
-import { spawnWorker, startedWorker, waitUntil, rowCount } from './worker-helper.js'
+import { spawnWorker, waitUntil, rowCount } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 import { ACL_COMMANDS, aclRule } from '../src/redis/acl.js'
 
@@ -32,7 +32,8 @@ t.test('API, worker and reconcile as the ACL user: claim, persisted, reconcile c
   const as = (name: string) => ({ ...env, REDIS_URL: `redis://${name}:${PASSWORD}@127.0.0.1:${r.port}` })
 
   const port = await freePort()
-  const [{ url }] = await Promise.all([spawnServer(t, as('fcfs'), port), startedWorker(t, as('fcfs'), 'acl-worker')])
+  const worker = spawnWorker(t, as('fcfs'), 'acl-worker')
+  const [{ url }] = await Promise.all([spawnServer(t, as('fcfs'), port), worker.waitForLog((l) => l.msg === 'worker started', 90_000)])
   const id = await createCampaign(url, { name: 'acl', stock: 5 })
   const c = await claim(url, id, 'alice')
   t.equal(c.status, 201)

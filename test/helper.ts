@@ -42,6 +42,11 @@ export async function testEnv(t: Tap, overrides: Record<string, string> = {}): P
     ADMIN_TOKEN,
     JWT_SECRET,
     LOG_LEVEL: 'silent',
+    // Deadlines for a shared, busy test machine (seconds-long stalls happen there); the tests of these
+    // deadlines (test/hardening-*.test.ts) set the production values explicitly.
+    REDIS_COMMAND_TIMEOUT_MS: '5000',
+    HTTP_HEADERS_TIMEOUT_MS: '60000',
+    HTTP_REQUEST_TIMEOUT_MS: '120000',
     ...overrides,
   }
   const config = loadConfig(env)
