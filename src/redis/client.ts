@@ -29,7 +29,6 @@ export function createRedis(url: string, opts: RedisClientOptions): Redis {
     // CLIENT SETINFO (Redis >= 7.2) is one more command the ACL would have to allow, for a label only.
     disableClientInfo: true,
     commandTimeout: opts.commandTimeoutMs,
-    connectTimeout: Math.max(1000, opts.commandTimeoutMs),
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     lazyConnect: false,
   }
