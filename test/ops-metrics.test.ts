@@ -139,5 +139,5 @@ t.test('healthz, request ids', async (t) => {
   t.ok(generated.headers.get('x-request-id'), 'a request id is generated when none is sent')
   const ready = await http(`${url}/readyz`)
   t.equal(ready.status, 200)
-  t.same(ready.body, { status: 'ready', checks: { redis: 'ok', postgres: 'ok', scripts: 'ok' } })
+  t.same(ready.body, { status: 'ready', checks: { redis: 'ok', postgres: 'ok', scripts: 'ok', eviction: 'ok' } })
 })
