@@ -6,13 +6,12 @@
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/config.js'
 import { createDb, type DbHandle } from '../src/db/client.js'
-import { createRedis } from '../src/redis/client.js'
+import { createRedis, type RedisClient } from '../src/redis/client.js'
 import { createKeys } from '../src/redis/keys.js'
 import { reconcile } from '../src/reconcile/reconcile.js'
 import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
 import { silentProgress, terminalProgress } from '../src/reconcile/progress.js'
 import type { RunReport } from '../src/reconcile/report.js'
-import type { Redis } from 'ioredis'
 import { pino } from 'pino'
 
 class UsageError extends Error {}
@@ -22,7 +21,7 @@ const started = Date.now()
 const peakRss = () => process.resourceUsage().maxRSS * 1024
 
 let json = false
-let redis: Redis | undefined
+let redis: RedisClient | undefined
 let db: DbHandle | undefined
 let run: RunReport
 
@@ -45,7 +44,7 @@ try {
   const config = loadConfig(process.env, 'script')
   // Failed commands reject and end the run with exit 2; connection errors are logged (JSON, stderr, throttled).
   // A generous command timeout: a restore batch is one script over up to --page-size claims.
-  redis = createRedis(config.REDIS_URL, {
+  redis = createRedis(config, {
     connectionName: 'fcfs-reconcile', autoPipelining: false, log: pino({ base: { role: 'reconcile' } },
       pino.destination(2)),
     commandTimeoutMs: Math.max(10_000, config.REDIS_COMMAND_TIMEOUT_MS), maxRetriesPerRequest: 1,

@@ -23,7 +23,7 @@ if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
 // the campaign they belong to (and the operator needs to hear about it first).
 {
   const log = pino({ base: { role: 'retry-failed' } }, pino.destination(2))
-  const redis = createRedis(config.REDIS_URL,
+  const redis = createRedis(config,
     { connectionName: 'fcfs-retry-failed', log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
       autoPipelining: false })
   try {

@@ -1,10 +1,9 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
   type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Redis } from 'ioredis'
 import { parseTrustProxy, type Config } from './config.js'
 import { createDb, type DbHandle } from './db/client.js'
-import { createRedis } from './redis/client.js'
+import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
 import { createKeys } from './redis/keys.js'
 import { AppError, ErrorCode, RETRY_AFTER_S, errorBody, isBackendDown } from './errors.js'
@@ -123,7 +122,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
   }
 }
 
-export interface AppDeps { redis?: Redis; db?: DbHandle }
+export interface AppDeps { redis?: RedisClient; db?: DbHandle }
 
 /** Builds the API without listening. Owns the Redis and database clients it creates and closes them. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -131,7 +130,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerRequestLog(app)
   app.decorateRequest('userId', '') // set by the user authenticator (src/auth.ts)
 
-  const redis = deps.redis ?? createRedis(config.REDIS_URL,
+  const redis = deps.redis ?? createRedis(config,
     { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   const db = deps.db ?? createDb(config.DATABASE_URL)
   defineClaimScript(redis)

@@ -8,10 +8,14 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
+  // Set = Redis Cluster: comma-separated host:port seeds; every role then uses ioredis' Cluster client
+  // (REDIS_URL's user, password and rediss:// still apply to every node). Unset = the one Redis of REDIS_URL.
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:\\[\\], -]+$' })),
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/fcfs', pattern: '^postgres(ql)?://' }),
   KEY_PREFIX: Type.String({ default: 'fcfs', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
   // Fixed once campaigns exist: a campaign's keys and stream live in partition (id mod STREAM_PARTITIONS).
-  STREAM_PARTITIONS: Type.Integer({ default: 8, minimum: 1, maximum: 1024 }),
+  // 12 splits evenly over 1, 2, 3, 4, 6 or 12 cluster masters (each partition's slot is placed, see keys.ts).
+  STREAM_PARTITIONS: Type.Integer({ default: 12, minimum: 1, maximum: 1024 }),
   // A Redis command (also one queued while reconnecting) fails after this long: requests answer 503
   // BACKEND_UNAVAILABLE within about this bound instead of waiting out the reconnect.
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis'
 import type { Config } from './config.js'
 import type { DbHandle } from './db/client.js'
 import type { Keys } from './redis/keys.js'
@@ -6,11 +5,12 @@ import type { CampaignsRepository } from './campaigns/repository.js'
 import type { AppError } from './errors.js'
 import type { ApiMetrics } from './ops/metrics.js'
 import type { SoldOutCache } from './claims/sold-out-cache.js'
+import type { RedisClient } from './redis/client.js'
 
 /** What route plugins share: built once by buildApp, closed by it. */
 export interface AppContext {
   config: Config
-  redis: Redis
+  redis: RedisClient
   db: DbHandle
   keys: Keys
   campaigns: CampaignsRepository

@@ -73,6 +73,13 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 
   '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200'])
 
 /**
+ * Redis Cluster while it converges (a master failed, a slot migrates): ioredis follows MOVED/ASK and retries
+ * CLUSTERDOWN/TRYAGAIN and closed connections itself, and reports what is left once its retries run out.
+ * MOVED or ASK reaching here means a single-node client pointed at a cluster (REDIS_CLUSTER_NODES unset).
+ */
+const CLUSTER_DOWN = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK) |^Too many Cluster redirections|^Failed to refresh slots cache|^None of startup nodes is available|^Cluster isn't ready/
+
+/**
  * True for "Redis or PostgreSQL cannot serve this now, retry shortly": unreachable, a command timed out
  * (REDIS_COMMAND_TIMEOUT_MS), or Redis answered OOM, LOADING, READONLY, BUSY, MASTERDOWN and the like.
  */
@@ -85,6 +92,7 @@ export function isBackendDown(err: unknown): boolean {
     if (m?.startsWith("Stream isn't writeable")) return true
     if (e.name === 'ReplyError' && isRedisUnavailableReply(e.message)) return true
     if (e instanceof TimeoutError || e.name === 'ClusterAllFailedError') return true
+    if (e.message && CLUSTER_DOWN.test(e.message)) return true
   }
   return false
 }

@@ -48,7 +48,7 @@ t.test('the script run twice with the same claimId returns one claim, the same a
   const { url } = await startApp(t, config)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const id = await createCampaign(url, { name: 'resend', stock: 5, perUserLimit: 2 })
-  const client = createRedis(config.REDIS_URL, { log: console, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  const client = createRedis(config, { log: console, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   t.teardown(() => client.quit())
   defineClaimScript(client)
   const args = { campaignId: id, userId: 'u1', claimId: randomUUID(), idempotencyTtlS: 60 }

@@ -84,8 +84,7 @@ export async function startApp(t: Tap, config: Config): Promise<{ app: FastifyIn
 }
 
 /** Starts the real server entry point in a child process (tsx), resolves once it listens. */
-export async function spawnServer(t: Tap, env: Record<string, string>,
-  port: number): Promise<{ child: ChildProcess; url: string }> {
+export async function spawnServer(t: Tap, env: Record<string, string>, port: number, startTimeoutMs = 60_000): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1',
@@ -98,7 +97,7 @@ export async function spawnServer(t: Tap, env: Record<string, string>,
       await once(child, 'exit')
     }
   })
-  await waitForOutput(child, /Server listening/, 60_000) // only bounds a hang: tsx start-up is slow on a busy machine
+  await waitForOutput(child, /Server listening/, startTimeoutMs) // only bounds a hang: tsx start-up is slow on a busy machine
   return { child, url: `http://127.0.0.1:${port}` }
 }
 

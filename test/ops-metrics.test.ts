@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, claim, http, freePort, countBy } from './helper.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
@@ -40,7 +41,7 @@ t.test('metrics move with 100 claims, on the public port (token) and the private
   const { url } = await startApp(t, config)
   const privateUrl = `http://127.0.0.1:${metricsPort}`
   const id = await createCampaign(url, { name: 'metrics', stock: 60 })
-  const stream = `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:claims`
+  const stream = createKeys(env.KEY_PREFIX!, config.STREAM_PARTITIONS).streamOf(id)
 
   const before = await scrape(url, METRICS_TOKEN)
   t.match(before.contentType, /^text\/plain; version=0\.0\.4/)

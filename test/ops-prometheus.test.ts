@@ -161,7 +161,7 @@ t.test('fcfs_stream_pending: each consumer exports its own share', async (t) => 
   t.teardown(() => { redis.disconnect(); blocking.disconnect() })
   const keys = createKeys(config.KEY_PREFIX, 2)
   const streams = keys.streams()
-  const ops = (consumer: string) => createStreamOps({ redis, blocking, streams, group: 'g', consumer })
+  const ops = (consumer: string) => createStreamOps({ redis, readers: [{ streams, blocking }], group: 'g', consumer })
   const a = ops('a')
   const b = ops('b')
   await a.ensureGroups()

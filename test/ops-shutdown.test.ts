@@ -7,6 +7,7 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import type { ChildProcess } from 'node:child_process'
+import { createKeys } from '../src/redis/keys.js'
 import { testEnv, spawnServer, freePort, createCampaign, userToken, ADMIN_TOKEN, JWT_SECRET,
   countBy } from './helper.js'
 
@@ -70,8 +71,8 @@ async function setup(t: { teardown(fn: () => unknown): void }, grace: number, st
   const { child, url } = await spawnServer(t, env, port)
   const out = collect(child)
   const id = await createCampaign(url, { name: 'shutdown', stock })
-  const keys = { campaign: `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:campaign:${id}`,
-    stream: `${env.KEY_PREFIX}:{p${Number(id) % config.STREAM_PARTITIONS}}:claims` }
+  const k = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
+  const keys = { campaign: k.campaign(id), stream: k.streamOf(id) }
   return { child, url, port, out, id, redis, keys }
 }
 

@@ -2,20 +2,19 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import path from 'node:path'
-import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import { createDb } from '../src/db/client.js'
-import { createRedis } from '../src/redis/client.js'
+import { createRedis, type RedisClient } from '../src/redis/client.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
 import { reconcile, type ReconcileOptions } from '../src/reconcile/reconcile.js'
 import type { RunReport } from '../src/reconcile/report.js'
 import { ROOT, type TestEnv } from './helper.js'
 
-export const keysOf = (env: TestEnv): Keys => createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
+export const keysOf = (env: Pick<TestEnv, 'config'>): Keys => createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
 
 /** reconcile() with its own clients, as the script builds them. */
-export async function reconcileIn(env: TestEnv, opts: ReconcileOptions = {}) {
-  const redis = createRedis(env.config.REDIS_URL, { autoPipelining: false, log: console, commandTimeoutMs: 10_000 })
+export async function reconcileIn(env: Pick<TestEnv, 'config'>, opts: ReconcileOptions = {}) {
+  const redis = createRedis(env.config, { autoPipelining: false, log: console, commandTimeoutMs: 10_000 })
   const db = createDb(env.config.DATABASE_URL, { max: 2 })
   try {
     return await reconcile(redis, db.db, keysOf(env), opts)
@@ -58,7 +57,7 @@ export interface Entry {
   claimedAt: number
 }
 
-export async function streamEntries(redis: Redis, keys: Keys, campaignId: string): Promise<Entry[]> {
+export async function streamEntries(redis: RedisClient, keys: Keys, campaignId: string): Promise<Entry[]> {
   const out: Entry[] = []
   for (const [entryId, flat] of await redis.xrange(keys.streamOf(campaignId), '-', '+')) {
     const f: Record<string, string> = {}
@@ -75,8 +74,7 @@ export async function streamEntries(redis: Redis, keys: Keys, campaignId: string
  * Hand-made state "persisted and acked": copies the campaign's stream entries into claims and deletes
  * them from the stream (what a drained worker leaves behind), for the tests that do not need a worker.
  */
-export async function persistByHand(redis: Redis, sql: postgres.Sql, keys: Keys, campaignId: string,
-  filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
+export async function persistByHand(redis: RedisClient, sql: postgres.Sql, keys: Keys, campaignId: string, filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
   const entries = (await streamEntries(redis, keys, campaignId)).filter(filter)
   for (let i = 0; i < entries.length; i += 1000) {
     const chunk = entries.slice(i, i + 1000)
@@ -90,7 +88,7 @@ export async function persistByHand(redis: Redis, sql: postgres.Sql, keys: Keys,
 }
 
 /** Everything Redis holds for a campaign, to prove a second --fix changes nothing. */
-export async function snapshot(redis: Redis, keys: Keys, campaignId: string) {
+export async function snapshot(redis: RedisClient, keys: Keys, campaignId: string) {
   return {
     campaign: await redis.hgetall(keys.campaign(campaignId)),
     users: await redis.hgetall(keys.users(campaignId)),

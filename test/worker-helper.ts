@@ -4,9 +4,9 @@ import { once } from 'node:events'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
+import type { RedisClient } from '../src/redis/client.js'
 import type { Config } from '../src/config.js'
 import { ROOT, claim } from './helper.js'
 
@@ -55,7 +55,7 @@ export function spawnWorker(t: Tap, env: Record<string, string>, name: string, e
     }
     await exited
   })
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 20_000) => new Promise<LogLine>((resolve, reject) => {
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 60_000) => new Promise<LogLine>((resolve, reject) => {
     const check = () => {
       const hit = logs.find(pred)
       if (hit) { cleanup(); resolve(hit) }
@@ -70,10 +70,9 @@ export function spawnWorker(t: Tap, env: Record<string, string>, name: string, e
   return { child, name, logs, output: () => raw, waitForLog, exited }
 }
 
-export async function startedWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string,
-  string> = {}): Promise<WorkerProcess> {
+export async function startedWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string, string> = {}, startTimeoutMs = 60_000): Promise<WorkerProcess> {
   const w = spawnWorker(t, env, name, extra)
-  await w.waitForLog((l) => l.msg === 'worker started')
+  await w.waitForLog((l) => l.msg === 'worker started', startTimeoutMs)
   return w
 }
 
@@ -97,7 +96,7 @@ export async function waitUntil<T>(what: string, fn: () => Promise<T>, timeoutMs
 export interface StreamState { length: number; pending: number; byConsumer: Record<string, number> }
 
 /** Total length and pending entries over all partition streams of the test's prefix. */
-export async function streamState(redis: Redis, config: Config, group = 'persisters'): Promise<StreamState> {
+export async function streamState(redis: RedisClient, config: Config, group = 'persisters'): Promise<StreamState> {
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const state: StreamState = { length: 0, pending: 0, byConsumer: {} }
   for (const s of keys.streams()) {
@@ -116,7 +115,7 @@ export async function streamState(redis: Redis, config: Config, group = 'persist
   return state
 }
 
-export async function consumers(redis: Redis, stream: string, group = 'persisters'): Promise<string[]> {
+export async function consumers(redis: RedisClient, stream: string, group = 'persisters'): Promise<string[]> {
   const infos = (await redis.call('XINFO', 'CONSUMERS', stream, group)) as unknown[][]
   return infos.map((info) => String(info[info.indexOf('name') + 1]))
 }

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Keys } from '../redis/keys.js'
-import { createRedis } from '../redis/client.js'
+import { createRedis, type RedisClient } from '../redis/client.js'
 import type { Config } from '../config.js'
 import type { SoldOutCache } from '../claims/sold-out-cache.js'
 
@@ -11,7 +10,7 @@ import type { SoldOutCache } from '../claims/sold-out-cache.js'
  */
 export interface CampaignEvent { type: 'stock-added' | 'rebuilt'; campaignId: string }
 
-export async function publishCampaignChanged(redis: Redis, keys: Keys, event: CampaignEvent): Promise<void> {
+export async function publishCampaignChanged(redis: RedisClient, keys: Keys, event: CampaignEvent): Promise<void> {
   await redis.publish(keys.events(), JSON.stringify(event))
 }
 
@@ -32,7 +31,7 @@ function eventCampaignId(message: string): string | undefined {
 export function subscribeCampaignEvents(config: Config, keys: Keys, cache: SoldOutCache,
   log: FastifyBaseLogger): { close: () => Promise<void> } {
   // Named after the prefix so an operator (or a test) can tell deployments' subscribers apart.
-  const sub = createRedis(config.REDIS_URL, {
+  const sub = createRedis(config, {
     connectionName: `fcfs-api-events:${keys.prefix}`, maxRetriesPerRequest: null, autoPipelining: false, log,
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
   })

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
 
 export const MIRROR_LUA = readFileSync(new URL('./mirror.lua', import.meta.url), 'utf8')
 
@@ -11,7 +12,7 @@ declare module 'ioredis' {
   }
 }
 
-export function defineMirrorScript(redis: Redis): void {
+export function defineMirrorScript(redis: RedisClient): void {
   redis.defineCommand('fcfsMirror', { numberOfKeys: 1, lua: MIRROR_LUA })
 }
 
@@ -25,7 +26,7 @@ export interface CampaignSettings {
 }
 
 /** Writes a campaign's settings into Redis; null when mode is 'update' and the live state is gone. */
-export async function mirrorCampaign(redis: Redis, keys: Keys, c: CampaignSettings, mode: 'create' | 'update'):
+export async function mirrorCampaign(redis: RedisClient, keys: Keys, c: CampaignSettings, mode: 'create' | 'update'):
   Promise<{ stock: number; issued: number } | null> {
   const ms = (d: Date | null) => (d ? String(d.getTime()) : '')
   const [stock, issued] = await redis.fcfsMirror(keys.campaign(c.id), mode, c.name, c.stock, c.perUserLimit,
@@ -43,7 +44,7 @@ export interface LiveState {
   issued: number
 }
 
-export async function readLiveState(redis: Redis, keys: Keys, id: string): Promise<LiveState | null> {
+export async function readLiveState(redis: RedisClient, keys: Keys, id: string): Promise<LiveState | null> {
   const [name, stock, limit, opensAt, closesAt, issued] = await redis.hmget(keys.campaign(id),
     'name', 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued')
   if (stock == null || issued == null || limit == null) return null

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
 
 export const CLAIM_LUA = readFileSync(new URL('./claim.lua', import.meta.url), 'utf8')
 
@@ -13,7 +14,7 @@ declare module 'ioredis' {
 }
 
 /** Registers claim.lua; ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after SCRIPT FLUSH). */
-export function defineClaimScript(redis: Redis): void {
+export function defineClaimScript(redis: RedisClient): void {
   redis.defineCommand('fcfsClaim', { numberOfKeys: 4, lua: CLAIM_LUA })
 }
 
@@ -48,7 +49,7 @@ export interface ClaimArgs {
   idempotencyTtlS: number
 }
 
-export async function runClaim(redis: Redis, keys: Keys, a: ClaimArgs): Promise<ClaimResult> {
+export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Promise<ClaimResult> {
   const idem = a.idempotencyKey
     ? keys.idempotency(a.campaignId, a.userId, a.idempotencyKey)
     : keys.campaign(a.campaignId)

@@ -87,8 +87,11 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   const preHandler: preHandlerHookHandler[] = []
   if (config.RATE_LIMIT_USER_MAX > 0) {
     // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
-    preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS,
-      (req) => `u:${(req.params as { id: string }).id}:${req.userId}`))
+    // The key carries the campaign's hash tag, so on a cluster the counter lives in the campaign's slot.
+    preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS, (req) => {
+      const id = (req.params as { id: string }).id
+      return `u:${keys.tagOf(id)}:${id}:${req.userId}`
+    }))
   }
 
   app.post('/v1/campaigns/:id/claims', {

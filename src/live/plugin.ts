@@ -1,6 +1,6 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Registry } from 'prom-client'
+import type { RedisClient } from '../redis/client.js'
 import type postgres from 'postgres'
 import type { Keys } from '../redis/keys.js'
 import { registerCampaignGauges } from './campaign-gauges.js'
@@ -16,7 +16,7 @@ declare module 'fastify' {
 }
 
 export interface LiveDeps {
-  redis: Redis
+  redis: RedisClient
   sql: postgres.Sql
   keys: Keys
   adminAuth: onRequestHookHandler

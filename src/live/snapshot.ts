@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../redis/client.js'
 import { withTimeout } from '../ops/timeout.js'
 import type { Keys } from '../redis/keys.js'
 import { campaignState } from '../campaigns/public-routes.js'
@@ -42,7 +42,7 @@ export interface LiveSnapshot {
 interface DurableCounts { persisted: number; deadLettered: number }
 
 export interface SnapshotSources {
-  redis: Redis
+  redis: RedisClient
   keys: Keys
   workerGroup: string
   timeoutMs: number

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import { withTimeout } from './timeout.js'
 import { checkEvictionPolicy } from '../redis/eviction.js'
+import { masters, type RedisClient } from '../redis/client.js'
 
 export type Check = () => Promise<void>
 export interface Readiness {
@@ -38,19 +38,24 @@ export async function checkReadiness(required: Record<string, Check>, timeoutMs:
 }
 
 /** The eviction policy (see src/redis/eviction.ts) is noeviction, or an unknown one is acknowledged. */
-export function evictionCheck(redis: Redis, ack: string | undefined): Check {
+export function evictionCheck(redis: RedisClient, ack: string | undefined): Check {
   return async () => {
-    if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
+    assertReady(redis)
     const status = await checkEvictionPolicy(redis, ack)
     if (!status.ok) throw new Error(status.message)
   }
 }
 
-export function redisCheck(redis: Redis): Check {
+/** Not connected: fail at once instead of queueing behind the reconnect. */
+function assertReady(redis: RedisClient): void {
+  if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
+}
+
+/** Every master answers PING (on a cluster, a dead master's slots are claims that would fail). */
+export function redisCheck(redis: RedisClient): Check {
   return async () => {
-    // Not connected: fail at once instead of queueing a PING behind the reconnect.
-    if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
-    await redis.ping()
+    assertReady(redis)
+    await Promise.all(masters(redis).map((node) => node.ping()))
   }
 }
 
@@ -60,13 +65,15 @@ export function postgresCheck(sql: postgres.Sql): Check {
 
 /**
  * The Lua scripts are in Redis's script cache. ioredis would re-send a missing script on NOSCRIPT anyway;
- * loading it here (after a failover or SCRIPT FLUSH) also proves this Redis compiles it before traffic arrives.
+ * loading it here (after a failover or SCRIPT FLUSH) also proves this Redis compiles it before traffic arrives. On a cluster each master has its own script cache.
  */
-export function scriptsCheck(redis: Redis, sources: string[]): Check {
+export function scriptsCheck(redis: RedisClient, sources: string[]): Check {
   const shas = sources.map((lua) => createHash('sha1').update(lua).digest('hex'))
   return async () => {
-    if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`)
-    const exists = (await redis.script('EXISTS', ...shas)) as number[]
-    await Promise.all(sources.map((lua, i) => (exists[i] ? null : redis.script('LOAD', lua))))
+    assertReady(redis)
+    await Promise.all(masters(redis).map(async (node) => {
+      const exists = (await node.script('EXISTS', ...shas)) as number[]
+      await Promise.all(sources.map((lua, i) => (exists[i] ? null : node.script('LOAD', lua))))
+    }))
   }
 }

@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Keys } from '../redis/keys.js'
 import { withTimeout } from './timeout.js'
 import { collectProcessMetrics } from './process-metrics.js'
+import type { RedisClient } from '../redis/client.js'
 
 /** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
 const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed',
@@ -18,7 +18,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  * several apps in one process do not collide. The hot path only increments counters and observes
  * histograms; stream gauges are read from Redis when Prometheus scrapes.
  */
-export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogger, timeoutMs: number) {
+export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBaseLogger, timeoutMs: number) {
   const registry = new Registry()
   // Default process metrics include nodejs_eventloop_lag_seconds and its percentiles (monitorEventLoopDelay).
   collectProcessMetrics(registry)
@@ -93,22 +93,21 @@ export function createApiMetrics(redis: Redis, keys: Keys, log: FastifyBaseLogge
     collect: async () => { await probeBackends?.() },
   })
 
-  // Reading the streams is one pipelined round trip for all partitions, done once per scrape.
+  // Per-stream commands, concurrent: auto-pipelining sends them in one round trip per node (a single Redis,
+  // or each master of a cluster), with no multi-slot pipeline. Done once per scrape.
   async function collectStreams(): Promise<void> {
     streamBacklog.reset()
     streamLag.reset()
     const streams = keys.streams()
-    const pipe = redis.pipeline()
-    for (const s of streams) pipe.xlen(s).xinfo('GROUPS', s)
-    let replies: [Error | null, unknown][] | null
+    const settled = <T>(p: Promise<T>): Promise<[Error | null, T | undefined]> => p.then((v) => [null, v], (err: Error) => [err, undefined])
+    let replies: [Error | null, unknown][]
     try {
-      replies = await withTimeout(pipe.exec(), timeoutMs, 'stream statistics')
+      replies = await withTimeout(Promise.all(streams.flatMap((s) => [settled(redis.xlen(s)), settled(redis.xinfo('GROUPS', s))])), timeoutMs, 'stream statistics')
     } catch (err) {
       scrapeErrors.inc()
       log.warn({ err }, 'metrics: could not read stream statistics')
       return
     }
-    if (!replies) return
     // A refused command (NOPERM) must not look like an empty stream: count it and say which.
     const failures: string[] = []
     streams.forEach((stream, i) => {

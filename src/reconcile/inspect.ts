@@ -10,7 +10,6 @@
  * began (sequence above the issued counter read first) are left out of LOST: they may not have
  * reached the stream page we read.
  */
-import type { Redis } from 'ioredis'
 import type { Db } from '../db/client.js'
 import type { CampaignRow } from '../campaigns/repository.js'
 import type { Keys } from '../redis/keys.js'
@@ -20,9 +19,10 @@ import { addExample, driftOf, emptyClasses, type CampaignReport } from './report
 import { claimStats, parseRecord, scanClaims, scanDeadLetters, scanStream, scanUsers } from './sources.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { Progress } from './progress.js'
+import type { RedisClient } from '../redis/client.js'
 
 export interface ReconcileDeps {
-  redis: Redis
+  redis: RedisClient
   db: Db
   keys: Keys
   pageSize: number

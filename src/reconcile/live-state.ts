@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 import type { CampaignSettings } from '../campaigns/mirror.js'
+import type { RedisClient } from '../redis/client.js'
 
 const LIVE_STATE_LUA = readFileSync(new URL('./live-state.lua', import.meta.url), 'utf8')
 
@@ -12,7 +13,7 @@ declare module 'ioredis' {
   }
 }
 
-export function defineLiveStateScript(redis: Redis): void {
+export function defineLiveStateScript(redis: RedisClient): void {
   redis.defineCommand('fcfsLiveState', { numberOfKeys: 1, lua: LIVE_STATE_LUA })
 }
 
@@ -23,7 +24,7 @@ export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')
  * Writes the database's settings into the campaign hash, raising stock and issued (never lowering).
  * With create, a missing hash is made whole in one step; without, a missing hash is left alone (null).
  */
-export async function writeLiveState(redis: Redis, keys: Keys, c: CampaignSettings, minIssued: number, create: boolean):
+export async function writeLiveState(redis: RedisClient, keys: Keys, c: CampaignSettings, minIssued: number, create: boolean):
   Promise<{ created: boolean; stock: number; issued: number } | null> {
   const reply = await redis.fcfsLiveState(keys.campaign(c.id), create ? '1' : '0', c.name, c.stock, c.perUserLimit,
     settingMs(c.opensAt), settingMs(c.closesAt), minIssued)
@@ -32,7 +33,7 @@ export async function writeLiveState(redis: Redis, keys: Keys, c: CampaignSettin
 }
 
 /** The hash exactly as stored (strings), or null when Redis has no live state for the campaign. */
-export async function readRawLiveState(redis: Redis, keys: Keys, id: string): Promise<Record<string, string> | null> {
+export async function readRawLiveState(redis: RedisClient, keys: Keys, id: string): Promise<Record<string, string> | null> {
   const h = await redis.hgetall(keys.campaign(id))
   return Object.keys(h).length === 0 ? null : h
 }

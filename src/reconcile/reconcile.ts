@@ -1,6 +1,5 @@
 /** reconcile over every campaign (or one): inspect, optionally repair, then inspect again to prove it. */
 import { asc, eq, gt, sql } from 'drizzle-orm'
-import type { Redis } from 'ioredis'
 import type { Db } from '../db/client.js'
 import { campaigns } from '../db/schema.js'
 import type { CampaignRow } from '../campaigns/repository.js'
@@ -14,6 +13,7 @@ import { addExample, CLASS_NAMES, MAX_EXAMPLES, type CampaignReport, type ClassN
 import { silentProgress, type Progress } from './progress.js'
 import { PAGE_SIZE } from './sources.js'
 import { assertNoEviction, evictedKeys } from '../redis/eviction.js'
+import type { RedisClient } from '../redis/client.js'
 
 export interface ReconcileOptions {
   campaignId?: string
@@ -28,7 +28,7 @@ export interface ReconcileOptions {
 
 class CampaignNotFoundError extends Error {}
 
-function defineReconcileScripts(redis: Redis): void {
+function defineReconcileScripts(redis: RedisClient): void {
   defineRestoreUsersScript(redis)
   defineLiveStateScript(redis)
   defineReenqueueScript(redis)
@@ -51,7 +51,7 @@ async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<Campaign
 }
 
 /** Runs the whole check; throws on an infrastructure error (the caller maps that to exit code 2). */
-export async function reconcile(redis: Redis, db: Db, keys: Keys,
+export async function reconcile(redis: RedisClient, db: Db, keys: Keys,
   opts: ReconcileOptions = {}): Promise<Omit<RunReport, 'elapsedMs' | 'peakRssBytes'>> {
   defineReconcileScripts(redis)
   // Both sides must answer before anything is judged: an empty database must not make a dead Redis "agree".

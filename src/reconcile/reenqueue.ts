@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 import type { ClaimRecord } from './restore-users.js'
+import type { RedisClient } from '../redis/client.js'
 
 const REENQUEUE_LUA = readFileSync(new URL('./reenqueue.lua', import.meta.url), 'utf8')
 
@@ -12,12 +13,12 @@ declare module 'ioredis' {
   }
 }
 
-export function defineReenqueueScript(redis: Redis): void {
+export function defineReenqueueScript(redis: RedisClient): void {
   redis.defineCommand('fcfsReenqueue', { numberOfKeys: 2, lua: REENQUEUE_LUA })
 }
 
 /** XADDs LOST claims again (same claimId and sequence); returns how many the script confirmed and added. */
-export async function reenqueueClaims(redis: Redis, keys: Keys, campaignId: string,
+export async function reenqueueClaims(redis: RedisClient, keys: Keys, campaignId: string,
   claims: ClaimRecord[]): Promise<number> {
   if (claims.length === 0) return 0
   const quads: (string | number)[] = []

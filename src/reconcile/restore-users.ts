@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
 
 const RESTORE_USERS_LUA = readFileSync(new URL('./restore-users.lua', import.meta.url), 'utf8')
 
@@ -11,7 +12,7 @@ declare module 'ioredis' {
   }
 }
 
-export function defineRestoreUsersScript(redis: Redis): void {
+export function defineRestoreUsersScript(redis: RedisClient): void {
   redis.defineCommand('fcfsRestoreUsers', { numberOfKeys: 2, lua: RESTORE_USERS_LUA })
 }
 
@@ -21,7 +22,7 @@ export interface ClaimRecord { userId: string; claimId: string; sequence: number
  * Adds the given claims to their users' records and raises issued to the highest of their sequences
  * (atomically). Returns how many were added and the counter after (null when the hash is missing).
  */
-export async function restoreUserRecords(redis: Redis, keys: Keys, campaignId: string, claims: ClaimRecord[]):
+export async function restoreUserRecords(redis: RedisClient, keys: Keys, campaignId: string, claims: ClaimRecord[]):
   Promise<{ restored: number; issued: number | null }> {
   if (claims.length === 0) return { restored: 0, issued: null }
   let top = 0

@@ -2,11 +2,11 @@
  * The three places a claim can be, each read in pages so memory stays flat however big the campaign:
  * the users hash (HSCAN), the partition stream (XRANGE) and the claims table (keyset on sequence).
  */
-import type { Redis } from 'ioredis'
 import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
 import type { ClaimRecord } from './restore-users.js'
+import type { RedisClient } from '../redis/client.js'
 
 export const PAGE_SIZE = 1000
 
@@ -23,7 +23,7 @@ export function parseRecord(userId: string, record: string): { claims: ClaimReco
 }
 
 /** HSCAN pages of the users hash. A field may come twice (HSCAN's guarantee is at least once). */
-export async function* scanUsers(redis: Redis, usersKey: string, count = PAGE_SIZE): AsyncGenerator<[string,
+export async function* scanUsers(redis: RedisClient, usersKey: string, count = PAGE_SIZE): AsyncGenerator<[string,
   string][]> {
   let cursor = '0'
   do {
@@ -42,7 +42,7 @@ export interface StreamClaim extends ClaimRecord { entryId: string }
  * but has not acked (pending) are still in the stream, so they are seen too; an entry leaves the stream
  * only once the worker has committed it to the database.
  */
-export async function* scanStream(redis: Redis, streamKey: string, campaignId: string, count = PAGE_SIZE):
+export async function* scanStream(redis: RedisClient, streamKey: string, campaignId: string, count = PAGE_SIZE):
   AsyncGenerator<{ claims: StreamClaim[]; read: number }> {
   let start = '-'
   for (;;) {

@@ -22,8 +22,15 @@ export const ACL_COMMANDS = [
   'publish', 'subscribe', 'unsubscribe',
 ] as const
 
+/**
+ * What ioredis' Cluster client adds on a Redis Cluster (REDIS_CLUSTER_NODES): the slots table and the ready
+ * check, ASKING before a command redirected by ASK during a slot migration, and READONLY/READWRITE when a
+ * connection's node changes role in a failover. Set the same user on every node (ACLs are per node).
+ */
+export const CLUSTER_ACL_COMMANDS = ['cluster|slots', 'cluster|info', 'asking', 'readonly', 'readwrite'] as const
+
 /** The ACL rule (ACL SETUSER <user> <rule>, or `user <user> <rule>` in an ACL file) for a KEY_PREFIX. */
-export function aclRule(prefix: string, password = '<password>'): string {
-  const commands = ACL_COMMANDS.map((c) => `+${c}`).join(' ')
+export function aclRule(prefix: string, password = '<password>', opts: { cluster?: boolean } = {}): string {
+  const commands = [...ACL_COMMANDS, ...(opts.cluster ? CLUSTER_ACL_COMMANDS : [])].map((c) => `+${c}`).join(' ')
   return `on >${password} resetkeys ~${prefix}:* resetchannels &${prefix}:events -@all ${commands}`
 }

@@ -1,4 +1,13 @@
-import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+
+/** A single Redis or a Redis Cluster: the same commands, scripts and key builders serve both. */
+export type RedisClient = Redis | Cluster
+
+/** Where Redis is: REDIS_CLUSTER_NODES set means a cluster (seeds), else the one server of REDIS_URL. */
+export interface RedisTarget {
+  REDIS_URL: string
+  REDIS_CLUSTER_NODES?: string | undefined
+}
 
 /** The part of a pino/fastify logger the clients log through (never ioredis's raw stderr lines). */
 interface RedisLog {
@@ -12,6 +21,8 @@ export interface RedisClientOptions {
   /**
    * A command (queued while reconnecting or sent) rejects after this long, so a request answers 503 within
    * about this bound instead of waiting for the reconnect. Blocking readers pass their block time plus this.
+   * On a cluster the timer starts at the first send and keeps running through ioredis' own retries
+   * (failover, CLUSTERDOWN, TRYAGAIN), so it bounds those too.
    */
   commandTimeoutMs: number
   /** Fail a command after this many reconnect attempts instead of queueing forever. */
@@ -20,28 +31,88 @@ export interface RedisClientOptions {
   connectionName?: string
 }
 
-/** The one factory for Redis connections of every role: timeouts and error logging apply to all of them. */
-export function createRedis(url: string, opts: RedisClientOptions): Redis {
-  const options: RedisOptions = {
+const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000)
+
+/** host:port seeds of REDIS_CLUSTER_NODES ([v6]:port accepted). */
+export function parseClusterNodes(list: string): { host: string; port: number }[] {
+  return list.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const i = s.lastIndexOf(':')
+    return { host: s.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(i + 1)) }
+  })
+}
+
+/** The credentials and TLS of REDIS_URL, which a cluster's nodes share (ACL users are per node, set alike). */
+function urlAuth(url: string): Pick<RedisOptions, 'username' | 'password' | 'tls'> {
+  const u = new URL(url)
+  return {
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  }
+}
+
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis instanceof Cluster
+}
+
+/**
+ * The one factory for Redis connections of every role: timeouts and error logging apply to all of them.
+ * REDIS_CLUSTER_NODES set: an ioredis Cluster over those seeds, with REDIS_URL's user, password and TLS.
+ */
+export function createRedis(target: { REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined }, opts: RedisClientOptions): Redis
+export function createRedis(target: RedisTarget, opts: RedisClientOptions): RedisClient
+export function createRedis(target: RedisTarget, opts: RedisClientOptions): RedisClient {
+  const node: RedisOptions = {
     maxRetriesPerRequest: opts.maxRetriesPerRequest === undefined ? 2 : opts.maxRetriesPerRequest,
-    enableAutoPipelining: opts.autoPipelining ?? true,
     connectionName: opts.connectionName,
     // CLIENT SETINFO (Redis >= 7.2) is one more command the ACL would have to allow, for a label only.
     disableClientInfo: true,
     commandTimeout: opts.commandTimeoutMs,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-    lazyConnect: false,
   }
-  const redis = new Redis(url, options)
-  logConnectionErrors(redis, opts.log, opts.connectionName ?? 'redis')
-  return redis
+  let client: RedisClient
+  if (!target.REDIS_CLUSTER_NODES) {
+    client = new Redis(target.REDIS_URL, { ...node, enableAutoPipelining: opts.autoPipelining ?? true, retryStrategy, lazyConnect: false })
+  } else {
+    const options: ClusterOptions = {
+      redisOptions: { ...node, ...urlAuth(target.REDIS_URL) },
+      // Auto-pipelining groups commands per node, so a burst costs one write per master, not one per claim.
+      enableAutoPipelining: opts.autoPipelining ?? true,
+      clusterRetryStrategy: retryStrategy,
+      // A master killed: commands to it are retried after a slots refresh until its replica is promoted
+      // (cluster-node-timeout plus the election) or the command timeout ends them with a 503 (errors.ts).
+      retryDelayOnFailover: 200,
+      retryDelayOnClusterDown: 200,
+      retryDelayOnTryAgain: 100,
+      slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
+      // Reads go to masters too: a replica lags, and a claim's read-then-write must see its own writes.
+      scaleReads: 'master',
+    }
+    client = new Cluster(parseClusterNodes(target.REDIS_CLUSTER_NODES), options)
+  }
+  logConnectionErrors(client, opts.log, opts.connectionName ?? 'redis')
+  return client
+}
+
+/** Every master: a single Redis is its own; a cluster's come from its slots table (refreshed on changes). */
+export function masters(redis: RedisClient): Redis[] {
+  return isCluster(redis) ? redis.nodes('master') : [redis]
+}
+
+/** Resolves once a cluster client has its slots table (a single Redis needs none), or after timeoutMs. */
+export async function clusterReady(redis: RedisClient, timeoutMs: number): Promise<void> {
+  if (!isCluster(redis) || redis.status === 'ready') return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, timeoutMs)
+    function done() { clearTimeout(timer); redis.off('ready', done); resolve() }
+    redis.once('ready', done)
+  })
 }
 
 /**
  * One JSON line for the first error after a healthy spell, then at most one every 10 s with a count, so a
  * Redis outage cannot flood the log with a line per reconnect attempt.
  */
-function logConnectionErrors(client: Redis | Cluster, log: RedisLog, connection: string): void {
+function logConnectionErrors(client: RedisClient, log: RedisLog, connection: string): void {
   let last = 0
   let suppressed = 0
   client.on('error', (err: Error & { code?: string }) => {

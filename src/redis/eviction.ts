@@ -1,4 +1,5 @@
-import type { Cluster, Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { clusterReady, masters, type RedisClient } from './client.js'
 
 export interface EvictionStatus {
   /** True only for noeviction everywhere, or an unknown policy explicitly acknowledged. */
@@ -12,9 +13,10 @@ export class EvictionPolicyError extends Error {}
 
 const ACK_HINT = 'make sure Redis runs with maxmemory-policy noeviction, then set REDIS_EVICTION_POLICY_ACK=noeviction'
 
-/** Every master of a cluster, or the one server. */
-function nodesOf(client: Redis | Cluster): Redis[] {
-  return 'nodes' in client && typeof client.nodes === 'function' ? client.nodes('master') : [client as Redis]
+/** Every master of a cluster (once its slots table is known: before that it lists none), or the one server. */
+async function nodesOf(client: RedisClient): Promise<Redis[]> {
+  await clusterReady(client, 10_000)
+  return masters(client)
 }
 
 /**
@@ -24,8 +26,8 @@ function nodesOf(client: Redis | Cluster): Redis[] {
  * an explicit acknowledgement (REDIS_EVICTION_POLICY_ACK=noeviction) lets a role run.
  * Connection errors are thrown: reachability is another check's business.
  */
-export async function checkEvictionPolicy(client: Redis | Cluster, ack: string | undefined): Promise<EvictionStatus> {
-  const policies = await Promise.all(nodesOf(client).map(async (node) => {
+export async function checkEvictionPolicy(client: RedisClient, ack: string | undefined): Promise<EvictionStatus> {
+  const policies = await Promise.all((await nodesOf(client)).map(async (node) => {
     try {
       const reply = (await node.config('GET', 'maxmemory-policy')) as string[]
       return reply[1] ?? 'unknown'
@@ -54,16 +56,16 @@ export async function checkEvictionPolicy(client: Redis | Cluster, ack: string |
 }
 
 /** Start-up gate of every role: throws an EvictionPolicyError with the reason unless the policy is safe. */
-export async function assertNoEviction(client: Redis | Cluster, ack: string | undefined): Promise<EvictionStatus> {
+export async function assertNoEviction(client: RedisClient, ack: string | undefined): Promise<EvictionStatus> {
   const status = await checkEvictionPolicy(client, ack)
   if (!status.ok) throw new EvictionPolicyError(`refusing to start: ${status.message}`)
   return status
 }
 
 /** Keys Redis has evicted since its start (or CONFIG RESETSTAT), summed over masters: evidence of lost state. */
-export async function evictedKeys(client: Redis | Cluster): Promise<number> {
+export async function evictedKeys(client: RedisClient): Promise<number> {
   let total = 0
-  for (const node of nodesOf(client)) {
+  for (const node of await nodesOf(client)) {
     const info = await node.info('stats')
     total += Number(/evicted_keys:(\d+)/.exec(info)?.[1] ?? 0)
   }

@@ -1,15 +1,24 @@
+import { keySlot, partitionTags } from './slots.js'
+
 /**
  * Every Redis key is built here. A campaign lives in partition (id mod partitions); its keys and the
- * stream its claims go to share the hash tag {p<n>}, so one script touches one Cluster slot.
+ * stream its claims go to share the partition's hash tag, so one script touches one Cluster slot. The
+ * tags include the prefix and are placed on evenly spaced slots (slots.ts).
  */
 export function createKeys(prefix: string, partitions: number) {
+  const tags = partitionTags(prefix, partitions)
   const partitionOf = (campaignId: string | bigint): number => Number(BigInt(campaignId) % BigInt(partitions))
-  const tag = (p: number) => `${prefix}:{p${p}}`
+  const tag = (p: number) => `${prefix}:{${tags[p]!}}`
   const campaign = (id: string | bigint) => `${tag(partitionOf(id))}:campaign:${id}`
+  const stream = (p: number) => `${tag(p)}:claims`
   return {
     prefix,
     partitions,
     partitionOf,
+    /** The Cluster slot of partition p (every key of its campaigns and its stream). */
+    slotOf: (p: number) => keySlot(tag(p)),
+    /** A hash tag in the campaign's slot, for keys built outside this module (the rate limiter's). */
+    tagOf: (id: string | bigint) => `{${tags[partitionOf(id)]!}}`,
     /** Hash: name, stock, perUserLimit, opensAt, closesAt (ms or ''), issued. */
     campaign,
     /** Hash: userId -> "seq:claimId:claimedAtMs,..." (the user's claims, in order). */
@@ -18,9 +27,9 @@ export function createKeys(prefix: string, partitions: number) {
     idempotency: (id: string | bigint, userId: string,
       key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,
     /** Stream of issued claims of every campaign in partition p. */
-    stream: (p: number) => `${tag(p)}:claims`,
-    streamOf: (id: string | bigint) => `${tag(partitionOf(id))}:claims`,
-    streams: () => Array.from({ length: partitions }, (_, p) => `${tag(p)}:claims`),
+    stream,
+    streamOf: (id: string | bigint) => stream(partitionOf(id)),
+    streams: () => Array.from({ length: partitions }, (_, p) => stream(p)),
     /** Pub/sub channel announcing campaign state changes (stock added, state rebuilt). */
     events: () => `${prefix}:events`,
     rateLimitNamespace: () => `${prefix}:rl:`,

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import { toEntry, type StreamEntry } from './entry.js'
+import type { RedisClient } from '../redis/client.js'
+import { keySlot } from '../redis/slots.js'
 
 const DELETE_IDLE_CONSUMER_LUA = readFileSync(new URL('./delete-idle-consumer.lua', import.meta.url), 'utf8')
 
@@ -22,12 +24,63 @@ function streamPairs(reply: unknown[]): [string, RawEntry[]][] {
 
 export const isNoGroup = (err: unknown): boolean => /^NOGROUP/.test((err as Error)?.message ?? '')
 
-/** Stream operations of one consumer in one group over a fixed set of streams. */
-export function createStreamOps(opts: {
-  redis: Redis; blocking: Redis; streams: string[]; group: string; consumer: string
-}) {
-  const { redis, blocking, streams, group, consumer } = opts
+/**
+ * The streams one command may name together: all of them on a single Redis; on a cluster those of one
+ * slot (each partition has its own, so one group per stream), since a multi-key command must stay in a slot.
+ */
+export function streamGroups(streams: string[], cluster: boolean): string[][] {
+  if (!cluster) return [streams]
+  const bySlot = new Map<number, string[]>()
+  for (const s of streams) {
+    const slot = keySlot(s)
+    const g = bySlot.get(slot)
+    if (g) g.push(s)
+    else bySlot.set(slot, [s])
+  }
+  return [...bySlot.values()]
+}
+
+/** One blocking XREADGROUP at a time per group of streams, each on its own connection. */
+export interface StreamReader { streams: string[]; blocking: RedisClient }
+
+/**
+ * Stream operations of one consumer in one group over a fixed set of streams. Every reader blocks on its
+ * own connection: on a cluster a blocked connection holds up its node's other commands, and one read per
+ * slot keeps each partition's latency bounded by its own traffic, not by another partition's BLOCK.
+ */
+export function createStreamOps(opts: { redis: RedisClient; readers: StreamReader[]; group: string; consumer: string }) {
+  const { redis, readers, group, consumer } = opts
+  const streams = readers.flatMap((r) => r.streams)
+  const groupOf = new Map(readers.flatMap((r, i) => r.streams.map((s) => [s, i] as const)))
   redis.defineCommand('fcfsDeleteIdleConsumer', { numberOfKeys: 1, lua: DELETE_IDLE_CONSUMER_LUA })
+
+  // Entries read but not yet handed out, the first read error, and each reader's read in flight.
+  const buffer: StreamEntry[] = []
+  let readError: { err: unknown } | undefined
+  const reading = new Map<StreamReader, Promise<void>>()
+  let wake: (() => void) | undefined
+
+  function startRead(r: StreamReader, count: number, blockMs: number): void {
+    const p = (r.blocking.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs,
+      'STREAMS', ...r.streams, ...r.streams.map(() => '>')) as Promise<unknown[] | null>)
+      .then((reply) => {
+        if (reply) for (const [stream, entries] of streamPairs(reply)) for (const e of entries) buffer.push(toEntry(stream, e, 1))
+      }, (err: unknown) => { readError ??= { err } })
+      .finally(() => {
+        reading.delete(r)
+        wake?.()
+      })
+    reading.set(r, p)
+  }
+
+  function takeBuffered(): StreamEntry[] {
+    if (buffer.length === 0 && readError) {
+      const { err } = readError
+      readError = undefined
+      throw err
+    }
+    return buffer.splice(0)
+  }
 
   return {
     /**
@@ -47,14 +100,23 @@ export function createStreamOps(opts: {
       return created
     },
 
-    /** New entries for this consumer; COUNT applies per stream. Runs on the blocking connection. */
+    /**
+     * New entries for this consumer; COUNT applies per stream. Starts a read on every reader that has none
+     * in flight, then answers what has arrived, waiting for the first read to finish when nothing has. A
+     * reader is read again only when asked, so what waits here stays bounded (one answer per reader).
+     */
     async readNew(count: number, blockMs: number): Promise<StreamEntry[]> {
-      const reply = (await blocking.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs,
-        'STREAMS', ...streams, ...streams.map(() => '>'))) as unknown[] | null
-      const out: StreamEntry[] = []
-      if (reply) for (const [stream, entries] of streamPairs(reply)) for (const e of entries) out.push(toEntry(stream,
-        e, 1))
-      return out
+      for (const r of readers) if (!reading.has(r)) startRead(r, count, blockMs)
+      if (buffer.length === 0 && !readError) await new Promise<void>((resolve) => { wake = resolve })
+      wake = undefined
+      return takeBuffered()
+    },
+
+    /** Waits for the reads in flight (each ends within its BLOCK) and answers what they delivered. */
+    async settleReads(): Promise<StreamEntry[]> {
+      await Promise.all(reading.values())
+      readError = undefined
+      return buffer.splice(0)
     },
 
     /**
@@ -73,22 +135,28 @@ export function createStreamOps(opts: {
     },
 
     /**
-     * Acknowledges and deletes in one MULTI per stream, so the stream length stays the backlog and an
-     * entry is never deleted while still pending (or acked but left behind).
+     * Acknowledges and deletes in one MULTI per group of streams (one slot on a cluster, all of them on a
+     * single Redis), so the stream length stays the backlog and an entry is never deleted while still
+     * pending (or acked but left behind).
      */
     async ackAndDelete(entries: StreamEntry[]): Promise<void> {
       if (entries.length === 0) return
-      const byStream = new Map<string, string[]>()
+      const byGroup = new Map<number, Map<string, string[]>>()
       for (const e of entries) {
+        const g = groupOf.get(e.stream) ?? -1
+        let byStream = byGroup.get(g)
+        if (!byStream) byGroup.set(g, byStream = new Map())
         const ids = byStream.get(e.stream)
         if (ids) ids.push(e.id)
         else byStream.set(e.stream, [e.id])
       }
-      const tx = redis.multi()
-      for (const [s, ids] of byStream) tx.xack(s, group, ...ids).xdel(s, ...ids)
-      const res = await tx.exec()
-      const failed = res?.find(([err]) => err)
-      if (!res || failed) throw failed?.[0] ?? new Error('ack transaction aborted')
+      await Promise.all([...byGroup.values()].map(async (byStream) => {
+        const tx = redis.multi()
+        for (const [s, ids] of byStream) tx.xack(s, group, ...ids).xdel(s, ...ids)
+        const res = await tx.exec()
+        const failed = res?.find(([err]) => err)
+        if (!res || failed) throw failed?.[0] ?? new Error('ack transaction aborted')
+      }))
     },
 
     /** Deletes consumers of other workers that hold nothing and have been silent for minIdleMs. */
@@ -107,18 +175,14 @@ export function createStreamOps(opts: {
       return removed
     },
 
-    /** Entries delivered to this consumer and not yet acked, per stream (one XPENDING summary per stream). */
+    /** Entries delivered to this consumer and not yet acked, per stream: per-stream XPENDING summaries, concurrent (auto-pipelining makes them one round trip per node). */
     async ownPending(): Promise<{ stream: string; pending: number }[]> {
-      const pipe = redis.pipeline()
-      for (const s of streams) pipe.call('XPENDING', s, group)
-      const res = (await pipe.exec()) ?? []
-      return streams.map((stream, i) => {
-        const [err, summary] = res[i] ?? [null, null]
+      return Promise.all(streams.map(async (stream) => {
         // Summary: [count, lowest id, highest id, [[consumer, count], ...] | null].
-        const perConsumer = err ? null : (summary as [number, string, string, [string, string][] | null])[3]
-        const mine = perConsumer?.find(([name]) => name === consumer)
+        const summary = await (redis.call('XPENDING', stream, group) as Promise<[number, string, string, [string, string][] | null]>).catch(() => null)
+        const mine = summary?.[3]?.find(([name]) => name === consumer)
         return { stream, pending: mine ? Number(mine[1]) : 0 }
-      })
+      }))
     },
   }
 }

@@ -5,13 +5,13 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { createDb, type DbHandle } from '../db/client.js'
 import { failedClaims } from '../db/schema.js'
-import { createRedis } from '../redis/client.js'
+import { createRedis, isCluster, masters } from '../redis/client.js'
 import { createKeys } from '../redis/keys.js'
 import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
 import { parseClaim, type StreamEntry } from './entry.js'
 import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
-import { createStreamOps, isNoGroup } from './streams.js'
+import { createStreamOps, isNoGroup, streamGroups, type StreamReader } from './streams.js'
 
 interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
 
@@ -38,16 +38,20 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const group = config.WORKER_GROUP
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const streams = keys.streams()
-  const redis = createRedis(config.REDIS_URL,
-    { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
-  // Blocking reads get their own connection; it waits through reconnects rather than failing reads, and its
-  // timeout leaves room for the BLOCK itself.
-  const blocking = createRedis(config.REDIS_URL, {
-    connectionName: `fcfs-worker-read:${name}`, maxRetriesPerRequest: null, autoPipelining: false, log,
-    commandTimeoutMs: config.WORKER_BLOCK_MS + config.REDIS_COMMAND_TIMEOUT_MS,
-  })
+  const redis = createRedis(config, { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  // Blocking reads get their own connections (one per group of streams a read may name together: one for
+  // all on a single Redis, one per slot on a cluster); they wait through reconnects rather than fail reads,
+  // and their timeout leaves room for the BLOCK itself.
+  const readers: StreamReader[] = streamGroups(streams, isCluster(redis)).map((group, i) => ({
+    streams: group,
+    blocking: createRedis(config, {
+      connectionName: `fcfs-worker-read:${name}:${i}`, maxRetriesPerRequest: null, autoPipelining: false, log,
+      commandTimeoutMs: config.WORKER_BLOCK_MS + config.REDIS_COMMAND_TIMEOUT_MS,
+    }),
+  }))
+  const blockingConns = readers.map((r) => r.blocking)
   const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2 })
-  const ops = createStreamOps({ redis, blocking, streams, group, consumer: name })
+  const ops = createStreamOps({ redis, readers, group, consumer: name })
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),
     unresolvedFailures: async () => {
@@ -227,6 +231,11 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         }
         if (!stopping && !failure && Date.now() >= nextReclaimAt) await reclaim()
       }
+      // Other readers' reads may still be in flight: what they deliver is handled too, not left pending.
+      if (!failure) {
+        const rest = await ops.settleReads()
+        if (rest.length) start(rest)
+      }
     } finally {
       // Never leave a batch half-done behind the caller's back: close() ends connections after this.
       await Promise.all(inflight)
@@ -267,8 +276,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     /** Redis and Postgres reachable; answers within about a second even while either reconnects. */
     async ready(): Promise<{ redis: boolean; postgres: boolean }> {
       const [r, p] = await Promise.all([
-        redis.status === 'ready' ? withTimeout(redis.ping(), 800).then(() => true,
-          () => false) : Promise.resolve(false),
+        redis.status === 'ready' ? withTimeout(Promise.all(masters(redis).map((node) => node.ping())), 800).then(() => true, () => false) : Promise.resolve(false),
         withTimeout(db.sql`SELECT 1`.execute(), 800).then(() => true, () => false),
       ])
       return { redis: r, postgres: p }
@@ -285,12 +293,12 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
           const finished = await Promise.race([loop.then(() => true, () => true),
             sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])
           // A read stuck on a dead Redis never returns by itself; closing its connection ends it.
-          if (!finished) blocking.disconnect()
+          if (!finished) for (const conn of blockingConns) conn.disconnect()
           await loop.catch(() => {})
         }
         clearTimeout(deadline)
         const steps: [string, () => Promise<unknown> | void][] = [
-          ['blocking redis', () => blocking.disconnect()],
+          ['blocking redis', () => { for (const conn of blockingConns) conn.disconnect() }],
           ['metrics server', () => metricsServer?.server.close()],
           ['redis', () => redis.quit().catch(() => redis.disconnect())],
           ['postgres', () => db.close()],
