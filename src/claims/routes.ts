@@ -6,6 +6,8 @@ import type { AppContext } from '../context.js'
 import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
 import { userAuthenticator } from '../auth.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
+import { isCluster } from '../redis/client.js'
+import { withTimeout } from '../ops/timeout.js'
 import { runClaim, parseUserRecord, type ClaimOutcome } from './claim-script.js'
 import { createRoutingStore, IP_KEY } from './rate-limit.js'
 import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from './schemas.js'
@@ -94,6 +96,13 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     }))
   }
 
+  // On a cluster a command can wait in ioredis' own queue (a slots refresh or reconnect during a failover)
+  // before the command timeout starts: the claim as a whole is bounded there, so it answers 503 in time.
+  // A single Redis needs no extra timer on the hot path (the command timeout covers its queue).
+  const bounded: <T>(p: Promise<T>) => Promise<T> = isCluster(redis)
+    ? (p) => withTimeout(p, config.REDIS_COMMAND_TIMEOUT_MS, 'claim script')
+    : (p) => p
+
   app.post('/v1/campaigns/:id/claims', {
     onRequest,
     preHandler,
@@ -120,10 +129,10 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     const stopTimer = ctx.metrics.startClaimScript()
     let result: Awaited<ReturnType<typeof runClaim>>
     try {
-      result = await runClaim(redis, keys, {
+      result = await bounded(runClaim(redis, keys, {
         campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey,
         idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
-      })
+      }))
     } catch (err) {
       ctx.metrics.countClaim('error')
       throw err
