@@ -77,7 +77,8 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 
  * CLUSTERDOWN/TRYAGAIN and closed connections itself, and reports what is left once its retries run out.
  * MOVED or ASK reaching here means a single-node client pointed at a cluster (REDIS_CLUSTER_NODES unset).
  */
-const CLUSTER_DOWN = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK) |^Too many Cluster redirections|^Failed to refresh slots cache|^None of startup nodes is available|^Cluster isn't ready/
+const CLUSTER_DOWN = new RegExp(['^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK) ', '^Too many Cluster redirections',
+  '^Failed to refresh slots cache', '^None of startup nodes is available', "^Cluster isn't ready"].join('|'))
 
 /**
  * True for "Redis or PostgreSQL cannot serve this now, retry shortly": unreachable, a command timed out

@@ -15,7 +15,10 @@ const { config, env, redis } = await clusterEnv(t, cluster, {
   SOLD_OUT_CACHE_MS: '600000', METRICS_TOKEN: 'metrics-token-0123456789',
 })
 const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
-const [a, b] = await Promise.all([spawnServer(t, env, await freePort(), 90_000), spawnServer(t, env, await freePort(), 90_000)])
+const [a, b] = await Promise.all([
+  spawnServer(t, env, await freePort(), 90_000),
+  spawnServer(t, env, await freePort(), 90_000),
+])
 
 t.test('keys: the slot computed here is the cluster\'s, and the 12 partitions spread 4/4/4 over the masters', async (t) => {
   t.equal(config.STREAM_PARTITIONS, 12)
@@ -24,7 +27,8 @@ t.test('keys: the slot computed here is the cluster\'s, and the 12 partitions sp
   const masters = (await cluster.topology()).filter((n) => n.role === 'master')
   for (let p = 0; p < keys.partitions; p++) {
     const id = String(p === 0 ? keys.partitions : p)
-    for (const key of [keys.campaign(id), keys.users(id), keys.stream(p), keys.idempotency(id, 'u', 'k'), `${config.KEY_PREFIX}:rl:x-u:${keys.tagOf(id)}:${id}:u`]) {
+    const rl = `${config.KEY_PREFIX}:rl:x-u:${keys.tagOf(id)}:${id}:u`
+    for (const key of [keys.campaign(id), keys.users(id), keys.stream(p), keys.idempotency(id, 'u', 'k'), rl]) {
       t.equal(await node.cluster('KEYSLOT', key), keys.slotOf(p), `${key} is in partition ${p}'s slot`)
     }
     t.equal(keySlot(keys.stream(p)), await node.cluster('KEYSLOT', keys.stream(p)))
@@ -36,7 +40,9 @@ t.test('keys: the slot computed here is the cluster\'s, and the 12 partitions sp
 
 t.test('two server processes on the cluster: a campaign in every partition, exact stock, limits, sequences 1..stock', async (t) => {
   const ids: string[] = []
-  for (let p = 0; p < keys.partitions; p++) ids.push(await createCampaign(p % 2 ? a.url : b.url, { name: `c${p}`, stock: 30, perUserLimit: 2 }))
+  for (let p = 0; p < keys.partitions; p++) {
+    ids.push(await createCampaign(p % 2 ? a.url : b.url, { name: `c${p}`, stock: 30, perUserLimit: 2 }))
+  }
   t.same(new Set(ids.map((id) => keys.partitionOf(id))).size, keys.partitions, 'one campaign per partition')
 
   // 40 users per campaign, each claiming 3 times over both servers (the third is over the limit): 120
@@ -45,7 +51,9 @@ t.test('two server processes on the cluster: a campaign in every partition, exac
   for (const id of ids) {
     for (let i = 0; i < 40; i++) {
       const user = `u${i}`
-      for (let k = 0; k < 3; k++) requests.push(claim((i + k) % 2 ? a.url : b.url, id, user).then((res) => ({ id, user, res })))
+      for (let k = 0; k < 3; k++) {
+        requests.push(claim((i + k) % 2 ? a.url : b.url, id, user).then((res) => ({ id, user, res })))
+      }
     }
   }
   const results = await Promise.all(requests)
@@ -54,11 +62,13 @@ t.test('two server processes on the cluster: a campaign in every partition, exac
     const mine = results.filter((r) => r.id === id)
     const won = mine.filter((r) => r.res.status === 201)
     t.equal(won.length, 30, `campaign ${id}: exactly the stock`)
-    t.same(won.map((r) => r.res.body.sequence).sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1), `campaign ${id}: sequences 1..30`)
+    const sequences = won.map((r) => r.res.body.sequence).sort((x, y) => x - y)
+    t.same(sequences, Array.from({ length: 30 }, (_, i) => i + 1), `campaign ${id}: sequences 1..30`)
     const perUser = countBy(won, (r) => r.user)
     t.ok(Object.values(perUser).every((n) => n <= 2), `campaign ${id}: nobody above the per-user limit`)
     t.equal(await redis.hget(keys.campaign(id), 'issued'), '30')
-    const streamed = (await redis.xrange(keys.streamOf(id), '-', '+')).filter(([, f]) => f[f.indexOf('campaignId') + 1] === id)
+    const streamed = (await redis.xrange(keys.streamOf(id), '-', '+'))
+      .filter(([, f]) => f[f.indexOf('campaignId') + 1] === id)
     t.equal(streamed.length, 30)
   }
 
@@ -109,6 +119,7 @@ t.test('sold-out events reach every instance; readiness and metrics cover every 
   }
   const ready = await http(`${a.url}/readyz`)
   t.equal(ready.status, 200)
-  const metrics = await fetch(`${a.url}/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789' } }).then((r) => r.text())
+  const metrics = await fetch(`${a.url}/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789' } })
+    .then((r) => r.text())
   for (const s of keys.streams()) t.match(metrics, `fcfs_stream_length{stream="${s}"}`, `metrics report ${s}`)
 })

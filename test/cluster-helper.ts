@@ -18,7 +18,11 @@ const run = promisify(execFile)
 
 interface Tap { teardown(fn: () => unknown): void }
 
-export interface ClusterNode { port: number; dir: string; process: ChildProcess }
+interface ClusterNode { port: number; dir: string; process: ChildProcess }
+
+interface NodeInfo {
+  port: number; id: string; role: 'master' | 'replica'; masterId: string | null; slots: [number, number][]; failed: boolean
+}
 
 export interface TestCluster {
   nodes: ClusterNode[]
@@ -27,7 +31,7 @@ export interface TestCluster {
   /** A direct connection to one node (closed at teardown). */
   direct: (port: number) => Redis
   /** port -> role and the slot ranges it serves, from CLUSTER NODES as the given node sees it. */
-  topology: (viaPort?: number) => Promise<{ port: number; id: string; role: 'master' | 'replica'; masterId: string | null; slots: [number, number][]; failed: boolean }[]>
+  topology: (viaPort?: number) => Promise<NodeInfo[]>
   /** SIGKILL a node (no shutdown, no save): its unreplicated writes are gone. */
   kill: (port: number) => Promise<void>
   waitHealthy: (timeoutMs?: number) => Promise<void>
@@ -57,7 +61,8 @@ async function cli(port: number, ...args: string[]): Promise<string> {
   return stdout
 }
 
-export async function startCluster(t: Tap, opts: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {}): Promise<TestCluster> {
+export async function startCluster(t: Tap,
+  opts: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {}): Promise<TestCluster> {
   const masters = opts.masters ?? 3
   const replicas = opts.replicas ?? 1
   const ports = await freeClusterPorts(masters * (1 + replicas))
@@ -92,7 +97,7 @@ export async function startCluster(t: Tap, opts: { masters?: number; replicas?: 
     '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 })
 
   const direct = (port: number) => {
-    const c = new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => null })
     c.on('error', () => {})
     directs.push(c)
     return c
@@ -121,9 +126,11 @@ export async function startCluster(t: Tap, opts: { masters?: number; replicas?: 
     const end = Date.now() + timeoutMs
     for (;;) {
       const alive = nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null)
-      const states = await Promise.all(alive.map((n) => cli(n.port, 'cluster', 'info').then((s) => /cluster_state:ok/.test(s), () => false)))
+      const states = await Promise.all(alive.map((n) => cli(n.port, 'cluster', 'info')
+        .then((s) => /cluster_state:ok/.test(s), () => false)))
       // Replicas in sync with their masters, so a kill loses only what was written after this point.
-      const links = await Promise.all(alive.map((n) => cli(n.port, 'info', 'replication').then((s) => !/role:slave/.test(s) || /master_link_status:up/.test(s), () => false)))
+      const links = await Promise.all(alive.map((n) => cli(n.port, 'info', 'replication')
+        .then((s) => !/role:slave/.test(s) || /master_link_status:up/.test(s), () => false)))
       if (states.every(Boolean) && links.every(Boolean)) return
       if (Date.now() > end) throw new Error('cluster did not become healthy')
       await sleep(100)
@@ -151,9 +158,11 @@ export interface ClusterTestEnv extends Omit<TestEnv, 'redis'> {
 }
 
 /** testEnv (own database and prefix) with every role pointed at the cluster. */
-export async function clusterEnv(t: Tap, cluster: TestCluster, overrides: Record<string, string> = {}): Promise<ClusterTestEnv> {
+export async function clusterEnv(t: Tap, cluster: TestCluster,
+  overrides: Record<string, string> = {}): Promise<ClusterTestEnv> {
   const base = await testEnv(t, { REDIS_CLUSTER_NODES: cluster.seeds, ...overrides })
-  const redis = new Cluster(cluster.seeds.split(',').map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })), {
+  const seeds = cluster.seeds.split(',').map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) }))
+  const redis = new Cluster(seeds, {
     redisOptions: { maxRetriesPerRequest: 2 },
     retryDelayOnFailover: 200,
   })

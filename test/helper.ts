@@ -84,7 +84,8 @@ export async function startApp(t: Tap, config: Config): Promise<{ app: FastifyIn
 }
 
 /** Starts the real server entry point in a child process (tsx), resolves once it listens. */
-export async function spawnServer(t: Tap, env: Record<string, string>, port: number, startTimeoutMs = 60_000): Promise<{ child: ChildProcess; url: string }> {
+export async function spawnServer(t: Tap, env: Record<string, string>, port: number,
+  startTimeoutMs = 60_000): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1',
@@ -97,7 +98,8 @@ export async function spawnServer(t: Tap, env: Record<string, string>, port: num
       await once(child, 'exit')
     }
   })
-  await waitForOutput(child, /Server listening/, startTimeoutMs) // only bounds a hang: tsx start-up is slow on a busy machine
+  // Only bounds a hang: tsx start-up is slow on a busy machine.
+  await waitForOutput(child, /Server listening/, startTimeoutMs)
   return { child, url: `http://127.0.0.1:${port}` }
 }
 

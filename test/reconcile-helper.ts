@@ -10,7 +10,8 @@ import { reconcile, type ReconcileOptions } from '../src/reconcile/reconcile.js'
 import type { RunReport } from '../src/reconcile/report.js'
 import { ROOT, type TestEnv } from './helper.js'
 
-export const keysOf = (env: Pick<TestEnv, 'config'>): Keys => createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
+export const keysOf = (env: Pick<TestEnv, 'config'>): Keys =>
+  createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
 
 /** reconcile() with its own clients, as the script builds them. */
 export async function reconcileIn(env: Pick<TestEnv, 'config'>, opts: ReconcileOptions = {}) {
@@ -74,7 +75,8 @@ export async function streamEntries(redis: RedisClient, keys: Keys, campaignId: 
  * Hand-made state "persisted and acked": copies the campaign's stream entries into claims and deletes
  * them from the stream (what a drained worker leaves behind), for the tests that do not need a worker.
  */
-export async function persistByHand(redis: RedisClient, sql: postgres.Sql, keys: Keys, campaignId: string, filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
+export async function persistByHand(redis: RedisClient, sql: postgres.Sql, keys: Keys, campaignId: string,
+  filter: (e: Entry) => boolean = () => true): Promise<Entry[]> {
   const entries = (await streamEntries(redis, keys, campaignId)).filter(filter)
   for (let i = 0; i < entries.length; i += 1000) {
     const chunk = entries.slice(i, i + 1000)

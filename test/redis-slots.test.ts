@@ -20,7 +20,8 @@ function createRanges(masters: number): [number, number][] {
   return out
 }
 
-function spread(prefix: string, partitions: number, masters: number, campaigns = 1200): { partitions: number[]; campaigns: number[] } {
+function spread(prefix: string, partitions: number, masters: number,
+  campaigns = 1200): { partitions: number[]; campaigns: number[] } {
   const keys = createKeys(prefix, partitions)
   const ranges = createRanges(masters)
   const owner = (slot: number) => ranges.findIndex(([a, b]) => slot >= a && slot <= b)
@@ -44,7 +45,8 @@ t.test('every key of a campaign, its stream and its rate-limit counter share one
   const keys = createKeys('fcfs', 12)
   for (const id of ['1', '7', '12', '9007199254740993']) {
     const slot = keys.slotOf(keys.partitionOf(id))
-    for (const k of [keys.campaign(id), keys.users(id), keys.streamOf(id), keys.idempotency(id, 'u{1}', 'k}'), `fcfs:rl:x-u:${keys.tagOf(id)}:${id}:u`]) {
+    const rl = `fcfs:rl:x-u:${keys.tagOf(id)}:${id}:u`
+    for (const k of [keys.campaign(id), keys.users(id), keys.streamOf(id), keys.idempotency(id, 'u{1}', 'k}'), rl]) {
       t.equal(keySlot(k), slot, k)
     }
   }
@@ -57,7 +59,8 @@ t.test('every key of a campaign, its stream and its rate-limit counter share one
 t.test('12 partitions spread evenly over the masters of a redis-cli-created cluster', async (t) => {
   for (const prefix of ['fcfs', 'shop-b', 't0a1b2c3d']) {
     t.same(spread(prefix, 12, 3), { partitions: [4, 4, 4], campaigns: [400, 400, 400] }, `${prefix}: 3 masters`)
-    t.same(spread(prefix, 12, 6), { partitions: [2, 2, 2, 2, 2, 2], campaigns: [200, 200, 200, 200, 200, 200] }, `${prefix}: 6 masters`)
+    t.same(spread(prefix, 12, 6), { partitions: [2, 2, 2, 2, 2, 2], campaigns: [200, 200, 200, 200, 200, 200] },
+      `${prefix}: 6 masters`)
     t.same(spread(prefix, 12, 4).partitions, [3, 3, 3, 3], `${prefix}: 4 masters`)
     t.same(spread(prefix, 12, 2).partitions, [6, 6], `${prefix}: 2 masters`)
     t.same(spread(prefix, 24, 3).partitions, [8, 8, 8])
@@ -66,5 +69,7 @@ t.test('12 partitions spread evenly over the masters of a redis-cli-created clus
   }
   const slots = createKeys('fcfs', 12)
   const placed = Array.from({ length: 12 }, (_, p) => slots.slotOf(p))
-  t.ok(placed.every((s, p) => s >= (p + 0.25) * CLUSTER_SLOTS / 12 && s <= (p + 0.75) * CLUSTER_SLOTS / 12), 'each slot in the middle half of its share')
+  const share = CLUSTER_SLOTS / 12
+  const inMiddle = (s: number, p: number) => s >= (p + 0.25) * share && s <= (p + 0.75) * share
+  t.ok(placed.every(inMiddle), 'each slot in the middle half of its share')
 })

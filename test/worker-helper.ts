@@ -70,7 +70,8 @@ export function spawnWorker(t: Tap, env: Record<string, string>, name: string, e
   return { child, name, logs, output: () => raw, waitForLog, exited }
 }
 
-export async function startedWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string, string> = {}, startTimeoutMs = 60_000): Promise<WorkerProcess> {
+export async function startedWorker(t: Tap, env: Record<string, string>, name: string,
+  extra: Record<string, string> = {}, startTimeoutMs = 60_000): Promise<WorkerProcess> {
   const w = spawnWorker(t, env, name, extra)
   await w.waitForLog((l) => l.msg === 'worker started', startTimeoutMs)
   return w

@@ -19,7 +19,8 @@ import type { BaselineOutcome } from './outcome.js'
 const config = loadConfig(process.env)
 const app = Fastify(serverOptions(config))
 // The baselines are single-node designs (their keys span slots): always the Redis of REDIS_URL.
-const redis = createRedis({ REDIS_URL: config.REDIS_URL }, { connectionName: 'fcfs-bench-baselines', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+const redis = createRedis({ REDIS_URL: config.REDIS_URL },
+  { connectionName: 'fcfs-bench-baselines', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
 defineReleaseLock(redis)
 const db = createDb(config.DATABASE_URL)
 const prefix = config.KEY_PREFIX

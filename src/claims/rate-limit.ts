@@ -22,7 +22,8 @@ export const IP_KEY = 'ip:'
  * Redis. The per-user limit must hold across instances; the looser per-IP limit is a local flood guard,
  * and keeping it local spares the claim's hot path a second Redis round trip.
  */
-export function createRoutingStore(redis: RedisClient, namespace: string, timeoutMs: number): FastifyRateLimitStoreCtor {
+export function createRoutingStore(redis: RedisClient, namespace: string,
+  timeoutMs: number): FastifyRateLimitStoreCtor {
   return class RoutingStore implements Store {
     private readonly local: Store
     private readonly remote: Store

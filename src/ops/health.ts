@@ -65,7 +65,8 @@ export function postgresCheck(sql: postgres.Sql): Check {
 
 /**
  * The Lua scripts are in Redis's script cache. ioredis would re-send a missing script on NOSCRIPT anyway;
- * loading it here (after a failover or SCRIPT FLUSH) also proves this Redis compiles it before traffic arrives. On a cluster each master has its own script cache.
+ * loading it here (after a failover or SCRIPT FLUSH) also proves this Redis compiles it before traffic arrives.
+ * On a cluster each master has its own script cache.
  */
 export function scriptsCheck(redis: RedisClient, sources: string[]): Check {
   const shas = sources.map((lua) => createHash('sha1').update(lua).digest('hex'))

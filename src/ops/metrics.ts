@@ -99,10 +99,12 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
     streamBacklog.reset()
     streamLag.reset()
     const streams = keys.streams()
-    const settled = <T>(p: Promise<T>): Promise<[Error | null, T | undefined]> => p.then((v) => [null, v], (err: Error) => [err, undefined])
+    const settled = <T>(p: Promise<T>): Promise<[Error | null, T | undefined]> =>
+      p.then((v) => [null, v], (err: Error) => [err, undefined])
     let replies: [Error | null, unknown][]
     try {
-      replies = await withTimeout(Promise.all(streams.flatMap((s) => [settled(redis.xlen(s)), settled(redis.xinfo('GROUPS', s))])), timeoutMs, 'stream statistics')
+      const reads = streams.flatMap((s) => [settled(redis.xlen(s)), settled(redis.xinfo('GROUPS', s))])
+      replies = await withTimeout(Promise.all(reads), timeoutMs, 'stream statistics')
     } catch (err) {
       scrapeErrors.inc()
       log.warn({ err }, 'metrics: could not read stream statistics')

@@ -24,7 +24,8 @@ export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')
  * Writes the database's settings into the campaign hash, raising stock and issued (never lowering).
  * With create, a missing hash is made whole in one step; without, a missing hash is left alone (null).
  */
-export async function writeLiveState(redis: RedisClient, keys: Keys, c: CampaignSettings, minIssued: number, create: boolean):
+export async function writeLiveState(redis: RedisClient, keys: Keys, c: CampaignSettings, minIssued: number,
+  create: boolean):
   Promise<{ created: boolean; stock: number; issued: number } | null> {
   const reply = await redis.fcfsLiveState(keys.campaign(c.id), create ? '1' : '0', c.name, c.stock, c.perUserLimit,
     settingMs(c.opensAt), settingMs(c.closesAt), minIssued)
@@ -33,7 +34,8 @@ export async function writeLiveState(redis: RedisClient, keys: Keys, c: Campaign
 }
 
 /** The hash exactly as stored (strings), or null when Redis has no live state for the campaign. */
-export async function readRawLiveState(redis: RedisClient, keys: Keys, id: string): Promise<Record<string, string> | null> {
+export async function readRawLiveState(redis: RedisClient, keys: Keys,
+  id: string): Promise<Record<string, string> | null> {
   const h = await redis.hgetall(keys.campaign(id))
   return Object.keys(h).length === 0 ? null : h
 }

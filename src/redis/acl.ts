@@ -27,7 +27,7 @@ export const ACL_COMMANDS = [
  * check, ASKING before a command redirected by ASK during a slot migration, and READONLY/READWRITE when a
  * connection's node changes role in a failover. Set the same user on every node (ACLs are per node).
  */
-export const CLUSTER_ACL_COMMANDS = ['cluster|slots', 'cluster|info', 'asking', 'readonly', 'readwrite'] as const
+const CLUSTER_ACL_COMMANDS = ['cluster|slots', 'cluster|info', 'asking', 'readonly', 'readwrite'] as const
 
 /** The ACL rule (ACL SETUSER <user> <rule>, or `user <user> <rule>` in an ACL file) for a KEY_PREFIX. */
 export function aclRule(prefix: string, password = '<password>', opts: { cluster?: boolean } = {}): string {

@@ -34,7 +34,7 @@ export interface RedisClientOptions {
 const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000)
 
 /** host:port seeds of REDIS_CLUSTER_NODES ([v6]:port accepted). */
-export function parseClusterNodes(list: string): { host: string; port: number }[] {
+function parseClusterNodes(list: string): { host: string; port: number }[] {
   return list.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
     const i = s.lastIndexOf(':')
     return { host: s.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(i + 1)) }
@@ -59,7 +59,8 @@ export function isCluster(redis: RedisClient): redis is Cluster {
  * The one factory for Redis connections of every role: timeouts and error logging apply to all of them.
  * REDIS_CLUSTER_NODES set: an ioredis Cluster over those seeds, with REDIS_URL's user, password and TLS.
  */
-export function createRedis(target: { REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined }, opts: RedisClientOptions): Redis
+export function createRedis(target: { REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined },
+  opts: RedisClientOptions): Redis
 export function createRedis(target: RedisTarget, opts: RedisClientOptions): RedisClient
 export function createRedis(target: RedisTarget, opts: RedisClientOptions): RedisClient {
   const node: RedisOptions = {
@@ -71,7 +72,8 @@ export function createRedis(target: RedisTarget, opts: RedisClientOptions): Redi
   }
   let client: RedisClient
   if (!target.REDIS_CLUSTER_NODES) {
-    client = new Redis(target.REDIS_URL, { ...node, enableAutoPipelining: opts.autoPipelining ?? true, retryStrategy, lazyConnect: false })
+    client = new Redis(target.REDIS_URL,
+      { ...node, enableAutoPipelining: opts.autoPipelining ?? true, retryStrategy, lazyConnect: false })
   } else {
     const options: ClusterOptions = {
       redisOptions: { ...node, ...urlAuth(target.REDIS_URL) },

@@ -48,7 +48,9 @@ export interface StreamReader { streams: string[]; blocking: RedisClient }
  * own connection: on a cluster a blocked connection holds up its node's other commands, and one read per
  * slot keeps each partition's latency bounded by its own traffic, not by another partition's BLOCK.
  */
-export function createStreamOps(opts: { redis: RedisClient; readers: StreamReader[]; group: string; consumer: string }) {
+export function createStreamOps(opts: {
+  redis: RedisClient; readers: StreamReader[]; group: string; consumer: string
+}) {
   const { redis, readers, group, consumer } = opts
   const streams = readers.flatMap((r) => r.streams)
   const groupOf = new Map(readers.flatMap((r, i) => r.streams.map((s) => [s, i] as const)))
@@ -64,7 +66,8 @@ export function createStreamOps(opts: { redis: RedisClient; readers: StreamReade
     const p = (r.blocking.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs,
       'STREAMS', ...r.streams, ...r.streams.map(() => '>')) as Promise<unknown[] | null>)
       .then((reply) => {
-        if (reply) for (const [stream, entries] of streamPairs(reply)) for (const e of entries) buffer.push(toEntry(stream, e, 1))
+        if (!reply) return
+        for (const [stream, entries] of streamPairs(reply)) for (const e of entries) buffer.push(toEntry(stream, e, 1))
       }, (err: unknown) => { readError ??= { err } })
       .finally(() => {
         reading.delete(r)
@@ -175,11 +178,15 @@ export function createStreamOps(opts: { redis: RedisClient; readers: StreamReade
       return removed
     },
 
-    /** Entries delivered to this consumer and not yet acked, per stream: per-stream XPENDING summaries, concurrent (auto-pipelining makes them one round trip per node). */
+    /**
+     * Entries delivered to this consumer and not yet acked, per stream: per-stream XPENDING summaries,
+     * concurrent (auto-pipelining makes them one round trip per node).
+     */
     async ownPending(): Promise<{ stream: string; pending: number }[]> {
       return Promise.all(streams.map(async (stream) => {
         // Summary: [count, lowest id, highest id, [[consumer, count], ...] | null].
-        const summary = await (redis.call('XPENDING', stream, group) as Promise<[number, string, string, [string, string][] | null]>).catch(() => null)
+        type Summary = [number, string, string, [string, string][] | null]
+        const summary = await (redis.call('XPENDING', stream, group) as Promise<Summary>).catch(() => null)
         const mine = summary?.[3]?.find(([name]) => name === consumer)
         return { stream, pending: mine ? Number(mine[1]) : 0 }
       }))

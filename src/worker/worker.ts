@@ -38,7 +38,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const group = config.WORKER_GROUP
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const streams = keys.streams()
-  const redis = createRedis(config, { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  const redis = createRedis(config,
+    { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   // Blocking reads get their own connections (one per group of streams a read may name together: one for
   // all on a single Redis, one per slot on a cluster); they wait through reconnects rather than fail reads,
   // and their timeout leaves room for the BLOCK itself.
@@ -276,7 +277,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     /** Redis and Postgres reachable; answers within about a second even while either reconnects. */
     async ready(): Promise<{ redis: boolean; postgres: boolean }> {
       const [r, p] = await Promise.all([
-        redis.status === 'ready' ? withTimeout(Promise.all(masters(redis).map((node) => node.ping())), 800).then(() => true, () => false) : Promise.resolve(false),
+        redis.status === 'ready'
+          ? withTimeout(Promise.all(masters(redis).map((node) => node.ping())), 800).then(() => true, () => false)
+          : Promise.resolve(false),
         withTimeout(db.sql`SELECT 1`.execute(), 800).then(() => true, () => false),
       ])
       return { redis: r, postgres: p }
