@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../redis/client.js'
 import type postgres from 'postgres'
 import type { Keys } from '../redis/keys.js'
 import { withTimeout } from '../ops/timeout.js'
@@ -13,7 +13,7 @@ const MAX_CAMPAIGNS = 50
  * then one HMGET per campaign (each in its own slot, so this also works on a Redis Cluster).
  */
 export function registerCampaignGauges(registry: Registry,
-  deps: { redis: Redis; sql: postgres.Sql; keys: Keys; timeoutMs: number }): void {
+  deps: { redis: RedisClient; sql: postgres.Sql; keys: Keys; timeoutMs: number }): void {
   const { redis, sql, keys } = deps
   new Gauge({
     name: 'fcfs_campaign_remaining',
