@@ -25,6 +25,9 @@ function run(id: number, job: LoadJob): Promise<LoadResult> {
   let last201At: number | null = null
   let first410At: number | null = null
   let lastResponseAt = 0
+  // 100 ms buckets: a 20k-user burst lasts a few seconds, so the chart still has tens of points.
+  const bucketMs = 100
+  const buckets: Record<string, number>[] = []
 
   return new Promise((resolve, reject) => {
     const startedAt = Date.now()
@@ -50,11 +53,14 @@ function run(id: number, job: LoadJob): Promise<LoadResult> {
         rps: job.amount ? requests / seconds : requests / (res.duration || seconds),
         latencyMs: { p50: at(50), p95: at(95), p99: at(99), max: hist.maxValue / 1000, mean: hist.mean / 1000 },
         first201At, last201At, first410At,
+        timeline: { bucketMs, buckets: Array.from(buckets, (b) => b ?? {}) },
       })
       hist.destroy()
     })
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
       lastResponseAt = Date.now()
+      const b = (buckets[Math.floor((lastResponseAt - startedAt) / bucketMs)] ??= {})
+      b[statusCode] = (b[statusCode] ?? 0) + 1
       hist.recordValue(Math.max(1, Math.round(responseTimeMs * 1000)))
       statusCodes[statusCode] = (statusCodes[statusCode] ?? 0) + 1
       if (statusCode === 201) {

@@ -32,6 +32,8 @@ export interface LoadResult {
   first201At: number | null
   last201At: number | null
   first410At: number | null
+  /** Answers by status per bucketMs since startedAt (the chart's timeline). */
+  timeline: { bucketMs: number; buckets: Record<string, number>[] }
 }
 
 export type ToLoadGenerator = { type: 'run'; id: number; job: LoadJob } | { type: 'exit' }

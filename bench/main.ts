@@ -4,6 +4,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs'
 import { latestProfile, renderProfile, summarizeProfile } from './cpu-profile.js'
+import { renderChart } from './chart.js'
 import os from 'node:os'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { parseOptions, UsageError, SCENARIOS } from './options.js'
@@ -86,7 +87,12 @@ try {
   progress.step(`done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   console.log(renderTable(summary))
   if (opts.cpuProf) printProfiles(env, results)
-  if (opts.json) writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)
+  if (opts.json) {
+    writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)
+    const svg = opts.json.replace(/(\.json)?$/, '.svg')
+    writeFileSync(svg, renderChart(summary))
+    progress.step(`wrote ${opts.json} and ${svg}`)
+  }
   if (summary.burst && !summary.burst.correct) failed = true
 } catch (err) {
   failed = true

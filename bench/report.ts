@@ -61,6 +61,7 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
       issueToRedisLock: ratio(results.issue?.rps, results.baselines?.redisLock.rps),
       issueToTwoStep: ratio(results.issue?.rps, results.baselines?.twoStep.rps),
     },
+    redisRoundTripsPerClaim: results.issue?.redis?.roundTripsPerClaim ?? null,
   }
 }
 
@@ -85,7 +86,9 @@ export function renderTable(s: Summary): string {
       x(ratio(f.rps, c)), x(ratio(f.rps, a)), note])
   }
   http('ceiling (bare route)', s.ceiling, 'req/s')
-  http('issue path', s.issue, 'claims/s', s.issue?.errors ? `${s.issue.errors} errors` : '')
+  const rt = s.issue?.redis
+  const trips = rt ? `Redis per claim: ${Object.entries(rt.perClaim).map(([k, v]) => `${v.toFixed(2)} ${k.toUpperCase()}`).join(' + ') || 'nothing'} (${rt.claims} claims under MONITOR), ${rt.insideScriptPerClaim.toFixed(1)} keyed commands inside the script` : ''
+  http('issue path', s.issue, 'claims/s', [s.issue?.errors ? `${s.issue.errors} errors` : '', trips].filter(Boolean).join('; '))
   if (s.burst) {
     const b = s.burst
     const codes = Object.entries(b.statusCodes).map(([k, v]) => `${fmtInt(v)}x${k}`).join(' ')

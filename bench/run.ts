@@ -11,7 +11,8 @@ import { Redis } from 'ioredis'
 import type { Config } from '../src/config.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
-import { defineClaimScript, parseUserRecord, runClaim } from '../src/claims/claim-script.js'
+import { defineClaimScript, runClaim } from '../src/claims/claim-script.js'
+import { parseUserRecord } from '../src/redis/codec.js'
 import { LoadClient } from './load-client.js'
 import type { LoadJob, LoadResult } from './load-protocol.js'
 import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Child } from './processes.js'
@@ -51,6 +52,8 @@ export interface BurstFigures extends HttpFigures {
   issued: number
   correct: boolean
   checks: Record<string, boolean>
+  /** Answers by status per bucketMs from the first request (the chart's timeline). */
+  timeline: LoadResult['timeline']
 }
 
 interface BaselineBurst extends BaselineCheck {
@@ -60,9 +63,19 @@ interface BaselineBurst extends BaselineCheck {
   statusCodes: Record<string, number>
 }
 
+/** What the API sent Redis for each claim, seen through MONITOR over a short run of fresh users. */
+export interface RoundTrips {
+  claims: number
+  /** Commands the API's connections sent, by name, per claim (EVALSHA: 1 is one round trip). */
+  perClaim: Record<string, number>
+  roundTripsPerClaim: number
+  /** Keyed commands claim.lua ran per claim (TIME, unkeyed, is not counted). */
+  insideScriptPerClaim: number
+}
+
 export interface BenchResults {
   ceiling: HttpFigures | null
-  issue: HttpFigures | null
+  issue: (HttpFigures & { redis?: RoundTrips }) | null
   soldOut: HttpFigures | null
   burst: BurstFigures | null
   persistence: {
@@ -120,7 +133,7 @@ function serverEnv(env: Env, port: number): Record<string, string> {
     LOG_LEVEL: env.config.LOG_LEVEL,
     // The bench measures the claim path, not the limiters: many users from one address would trip them.
     RATE_LIMIT_IP_MAX: '0',
-    RATE_LIMIT_USER_MAX: '0',
+    // The per-user limit stays on (its default): it is counted inside the claim's one script call.
     ...(env.opts.auth === 'jwt'
       ? { JWT_SECRET: env.jwtSecret, TRUSTED_USER_HEADER: '' }
       : { TRUSTED_USER_HEADER: env.userHeader, JWT_SECRET: '' }),
@@ -216,10 +229,45 @@ export async function startApi(env: Env): Promise<Api> {
   return startServer(env, 'api', 'src/server', profileArgs(env, 'api'))
 }
 
-export async function runIssue(env: Env, { url, proc }: Api): Promise<HttpFigures> {
+export async function runIssue(env: Env, { url, proc }: Api): Promise<HttpFigures & { redis: RoundTrips }> {
   env.progress.step('issue path: stock larger than the requests, every request wins')
   const id = await createCampaign(env, url, 'bench issue path', HUGE_STOCK)
-  return measure(env, 'issue', job(env, `${url}/v1/campaigns/${id}/claims`, 'issue'), proc)
+  const figures = await measure(env, 'issue', job(env, `${url}/v1/campaigns/${id}/claims`, 'issue'), proc)
+  return { ...figures, redis: await countRoundTrips(env, `${url}/v1/campaigns/${id}/claims`) }
+}
+
+/**
+ * Counts what reaches Redis per claim with MONITOR, briefly (it slows Redis down, so it runs after the
+ * measured window): the API's connections are the ones that sent a command naming this run's keys;
+ * everything they sent is counted, keyed or not. Commands run inside a script show as "lua".
+ */
+async function countRoundTrips(env: Env, url: string, claims = 500): Promise<RoundTrips> {
+  const monitor = new Redis(env.config.REDIS_URL, { lazyConnect: true })
+  const m = await monitor.monitor()
+  const lines: { source: string; cmd: string; ours: boolean }[] = []
+  const mine = `${env.prefix}:`
+  m.on('monitor', (_time: string, args: string[], source: string) => {
+    lines.push({ source, cmd: String(args[0]).toLowerCase(), ours: args.some((a) => String(a).startsWith(mine)) })
+  })
+  try {
+    await sleep(100)
+    const r = await env.load.run({ ...job(env, url, 'monitor'), amount: claims, connections: 10 })
+    await sleep(200)
+    const answered = r.statusCodes['201'] ?? 0
+    const api = new Set(lines.filter((l) => l.ours && l.source !== 'lua').map((l) => l.source))
+    const perClaim: Record<string, number> = {}
+    for (const l of lines) if (api.has(l.source)) perClaim[l.cmd] = (perClaim[l.cmd] ?? 0) + 1
+    for (const k of Object.keys(perClaim)) perClaim[k] = (perClaim[k] ?? 0) / Math.max(1, answered)
+    const inside = lines.filter((l) => l.source === 'lua' && l.ours).length
+    return {
+      claims: answered, perClaim,
+      roundTripsPerClaim: Object.values(perClaim).reduce((a, b) => a + b, 0),
+      insideScriptPerClaim: inside / Math.max(1, answered),
+    }
+  } finally {
+    m.disconnect()
+    monitor.disconnect()
+  }
 }
 
 export async function runSoldOut(env: Env, { url, proc }: Api): Promise<HttpFigures> {
@@ -319,7 +367,7 @@ export async function runBurst(env: Env, url: string):
       burst: {
         ...figures(r), users, stock, seconds: r.seconds,
         sellOutSeconds: r.last201At !== null ? (r.last201At - r.startedAt) / 1000 : null,
-        issued: Number(await env.redis.hget(env.keys.campaign(id), 'issued')), correct, checks,
+        issued: Number(await env.redis.hget(env.keys.campaign(id), 'issued')), correct, checks, timeline: r.timeline,
       },
       drainMs,
       workersAvailable,
@@ -333,7 +381,7 @@ async function checkBurst(env: Env, id: string, r: LoadResult, expected: number,
   rows: number | null): Promise<Record<string, boolean>> {
   const issued = Number(await env.redis.hget(env.keys.campaign(id), 'issued'))
   const records = await env.redis.hgetall(env.keys.users(id))
-  const claims = Object.values(records).map(parseUserRecord)
+  const claims = Object.values(records).map((r) => parseUserRecord(r).claims)
   const seqs = claims.flat().map((c) => c.sequence).sort((a, b) => a - b)
   const checks: Record<string, boolean> = {
     everyRequestAnswered: r.requests === env.opts.users && r.errors + r.timeouts === 0,

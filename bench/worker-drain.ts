@@ -16,6 +16,7 @@ import { Redis } from 'ioredis'
 import { loadConfig } from '../src/config.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 import { createKeys } from '../src/redis/keys.js'
+import { encodeClaimEntry } from '../src/redis/codec.js'
 import { createWorker } from '../src/worker/worker.js'
 import { renderProfile, summarizeProfile } from './cpu-profile.js'
 
@@ -52,8 +53,7 @@ export async function drainOnce(opts: {
     for (let i = 0; i < opts.entries; i += 5000) {
       const pipe = redis.pipeline()
       for (let s = i + 1; s <= Math.min(opts.entries, i + 5000); s++) {
-        pipe.xadd(stream, '*', 'claimId', randomUUID(), 'campaignId', campaignId, 'userId', `u${s}`, 'sequence',
-          String(s), 'claimedAt', String(now))
+        pipe.xadd(stream, '*', ...encodeClaimEntry({ claimId: randomUUID(), campaignId, userId: `u${s}`, sequence: s, claimedAt: now }))
       }
       await pipe.exec()
     }

@@ -42,6 +42,7 @@ export const ConfigSchema = Type.Object({
   // Per IP: loose, because thousands of real users can share one address behind NAT.
   RATE_LIMIT_IP_MAX: Int(20_000),
   RATE_LIMIT_IP_WINDOW_MS: Int(10_000, 1),
+  // skipOnError of the per-IP limiter; the per-user counter runs inside claim.lua, so it fails with the claim.
   RATE_LIMIT_FAIL_OPEN: Type.Boolean({ default: true }),
   IDEMPOTENCY_TTL_S: Int(86400, 1),
   // How long an instance answers 410 locally after Redis said SOLD_OUT (stock additions clear it at once

@@ -31,6 +31,7 @@ export const ErrorSchema = Type.Object({
   code: Type.String(),
   error: Type.String(),
   message: Type.String(),
+  count: Type.Optional(Type.Integer({ description: 'ALREADY_CLAIMED: how many claims the user holds' })),
   sequences: Type.Optional(Type.Array(Type.Integer(),
     { description: 'ALREADY_CLAIMED: the sequences the user holds' })),
   opensAt: Type.Optional(Type.String({ format: 'date-time', description: 'NOT_OPEN: when the campaign opens' })),

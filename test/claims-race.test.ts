@@ -2,6 +2,7 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { testEnv, startApp, createCampaign, claim, countBy } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
+import { rawClaim } from '../src/redis/codec.js'
 import { createRedis } from '../src/redis/client.js'
 import { defineClaimScript, runClaim } from '../src/claims/claim-script.js'
 
@@ -21,7 +22,7 @@ t.test('1,000 distinct users at once on stock 300', async (t) => {
   t.equal(await redis.hlen(keys.users(id)), 300)
   const entries = await redis.xrange(keys.streamOf(id), '-', '+')
   t.equal(entries.length, 300, '300 stream entries')
-  const streamSeqs = new Set(entries.map(([, f]) => f[f.indexOf('sequence') + 1]))
+  const streamSeqs = new Set(entries.map(([, f]) => rawClaim(f)?.sequence))
   t.equal(streamSeqs.size, 300)
 })
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { testEnv, startApp, createCampaign, claim, http, userToken, deleteKeys, freePort } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
+import { rawClaim } from '../src/redis/codec.js'
 
 t.test('claim rules through HTTP', async (t) => {
   const { config, redis } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0' })
@@ -10,7 +11,7 @@ t.test('claim rules through HTTP', async (t) => {
     issued: await redis.hget(keys.campaign(id), 'issued'),
     users: await redis.hlen(keys.users(id)),
     stream: (await redis.xrange(keys.streamOf(id), '-',
-      '+')).filter(([, f]) => f[f.indexOf('campaignId') + 1] === id).length,
+      '+')).filter(([, f]) => rawClaim(f)?.campaignId === id).length,
   })
 
   await t.test('Idempotency-Key replays the first answer and consumes nothing', async (t) => {

@@ -6,6 +6,7 @@ import type postgres from 'postgres'
 import { createDb } from '../src/db/client.js'
 import { createRedis, type RedisClient } from '../src/redis/client.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
+import { rawClaim } from '../src/redis/codec.js'
 import { reconcile, type ReconcileOptions } from '../src/reconcile/reconcile.js'
 import type { RunReport } from '../src/reconcile/report.js'
 import { ROOT, type TestEnv } from './helper.js'
@@ -61,9 +62,9 @@ export interface Entry {
 export async function streamEntries(redis: RedisClient, keys: Keys, campaignId: string): Promise<Entry[]> {
   const out: Entry[] = []
   for (const [entryId, flat] of await redis.xrange(keys.streamOf(campaignId), '-', '+')) {
-    const f: Record<string, string> = {}
-    for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!
-    if (f.campaignId === campaignId) {
+    // Compact entries and old five-field ones alike.
+    const f = rawClaim(flat)
+    if (f?.campaignId === campaignId) {
       out.push({ entryId, claimId: f.claimId!, campaignId, userId: f.userId!, sequence: Number(f.sequence),
         claimedAt: Number(f.claimedAt) })
     }

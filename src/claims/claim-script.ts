@@ -7,15 +7,15 @@ export const CLAIM_LUA = readFileSync(new URL('./claim.lua', import.meta.url), '
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcfsClaim(campaign: string, users: string, stream: string, idem: string,
-      claimId: string, campaignId: string, userId: string, idemTtlS: number,
-      useIdem: '0' | '1'): Result<unknown[], Context>
+    fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string,
+      claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1',
+      userMax: number, userWindowMs: number): Result<unknown[], Context>
   }
 }
 
 /** Registers claim.lua; ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after SCRIPT FLUSH). */
 export function defineClaimScript(redis: RedisClient): void {
-  redis.defineCommand('fcfsClaim', { numberOfKeys: 4, lua: CLAIM_LUA })
+  redis.defineCommand('fcfsClaim', { numberOfKeys: 5, lua: CLAIM_LUA })
 }
 
 export type ClaimOutcome =
@@ -23,8 +23,9 @@ export type ClaimOutcome =
   | { kind: 'unavailable' }
   | { kind: 'not_open'; opensAt: number }
   | { kind: 'closed'; closesAt: number }
-  | { kind: 'at_limit'; sequences: number[] }
+  | { kind: 'at_limit'; count: number; sequences: number[] }
   | { kind: 'sold_out'; stock: number }
+  | { kind: 'rate_limited'; retryAfterMs: number }
 
 export interface ClaimResult { outcome: ClaimOutcome; replayed: boolean }
 
@@ -35,36 +36,28 @@ function decode(reply: unknown[]): ClaimOutcome {
     case -1: return { kind: 'unavailable' }
     case -2: return { kind: 'not_open', opensAt: Number(rest[0]) }
     case -3: return { kind: 'closed', closesAt: Number(rest[0]) }
-    case -4: return { kind: 'at_limit', sequences: rest.map(Number) }
+    case -4: return { kind: 'at_limit', count: Number(rest[0]), sequences: rest.slice(1).map(Number) }
     case -5: return { kind: 'sold_out', stock: Number(rest[0]) }
+    case -6: return { kind: 'rate_limited', retryAfterMs: Number(rest[0]) }
     default: throw new Error(`claim script returned unknown code ${String(code)}`)
   }
 }
 
 export interface ClaimArgs {
-  campaignId: string
-  userId: string
-  claimId: string
-  idempotencyKey?: string
-  idempotencyTtlS: number
+  campaignId: string; userId: string; claimId: string; idempotencyKey?: string; idempotencyTtlS: number
+  /** Requests per user and campaign per window, counted inside the script (0 or absent: no limit). */
+  userMax?: number; userWindowMs?: number
 }
 
 export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Promise<ClaimResult> {
   const idem = a.idempotencyKey
     ? keys.idempotency(a.campaignId, a.userId, a.idempotencyKey)
     : keys.campaign(a.campaignId)
+  const userMax = a.userMax ?? 0
   const reply = await redis.fcfsClaim(keys.campaign(a.campaignId), keys.users(a.campaignId),
     keys.streamOf(a.campaignId), idem,
-    a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0')
+    userMax > 0 ? keys.userRate(a.campaignId, a.userId) : keys.campaign(a.campaignId),
+    a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0', userMax, a.userWindowMs ?? 1000)
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }
-}
-
-/** Parses a users-hash record "seq:claimId:claimedAtMs,..." into the user's claims. */
-export function parseUserRecord(record: string | null): { sequence: number; claimId: string; claimedAt: number }[] {
-  if (!record) return []
-  return record.split(',').map((part) => {
-    const [seq, claimId, at] = part.split(':')
-    return { sequence: Number(seq), claimId: claimId!, claimedAt: Number(at) }
-  })
 }

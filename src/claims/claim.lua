@@ -1,31 +1,56 @@
 --[[
-  Issues one claim, all or nothing. Every check runs before the first write: a Lua error part-way
-  would not roll back what was already written.
+  Issues one claim, all or nothing, in the one Redis round trip of a claim request. Every check runs
+  before the first write that matters: a Lua error part-way would not roll back what was written.
+  Refusals do constant work whatever the user's history: the users record's count header is read with
+  an anchored match, and the entries are never walked (only searched once, as plain bytes, for a
+  re-sent script's own claim).
 
   KEYS[1] campaign hash   (stock, perUserLimit, opensAt, closesAt, issued)
-  KEYS[2] users hash      (userId -> "seq:claimId:claimedAtMs,...")
-  KEYS[3] stream          (XADD target)
+  KEYS[2] users hash      (userId -> "count;seq:claimId:claimedAtMs[:mark],..."; old records lack "count;")
+  KEYS[3] stream          (XADD target; one field per entry: c = "seq:claimId:claimedAtMs:campaignId:userId")
   KEYS[4] idempotency key (a key in the same slot; only read/written when ARGV[5] == '1')
+  KEYS[5] per-user request counter of this campaign (same slot; only used when ARGV[6] > 0)
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
+  ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
 
   Returns an array whose first element is the outcome:
-    1  issued      {1, sequence, claimId, claimedAtMs}
-    0  replay      {0, storedAnswer}        (Idempotency-Key seen before; storedAnswer is cjson of the first)
-   -1  unavailable {-1}                     (no live state: Redis lost it; never rebuilt here)
-   -2  not open    {-2, opensAtMs}
-   -3  closed      {-3, closesAtMs}
-   -4  at limit    {-4, seq1, seq2, ...}
-   -5  sold out    {-5, stock}
+    1  issued       {1, sequence, claimId, claimedAtMs}
+    0  replay       {0, storedAnswer}        (Idempotency-Key seen before; storedAnswer is cjson of the first)
+   -1  unavailable  {-1}                     (no live state: Redis lost it; never rebuilt here)
+   -2  not open     {-2, opensAtMs}
+   -3  closed       {-3, closesAtMs}
+   -4  at limit     {-4, count, seq1, ...}   (count held; at most 10 sequences, the first ones)
+   -5  sold out     {-5, stock}
+   -6  rate limited {-6, retryAfterMs}       (the request counted nothing else)
 ]]
+local LISTED = 10
+
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued')
+local stock, limit, issued = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[5])
+if not stock or not limit or not issued then return {-1} end
+
+-- Fixed window per (campaign, user), started by the user's first request, as @fastify/rate-limit counts.
+-- After the campaign check, so that a request for an unknown campaign creates no key under its tag.
+local rlMax = tonumber(ARGV[6])
+if rlMax > 0 then
+  local n = redis.call('INCR', KEYS[5])
+  if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[7]) end
+  if n > rlMax then
+    local ttl = redis.call('PTTL', KEYS[5])
+    if ttl < 0 then
+      -- A counter without expiry (never by this script) would refuse forever: give it its window.
+      redis.call('PEXPIRE', KEYS[5], ARGV[7])
+      ttl = tonumber(ARGV[7])
+    end
+    return {-6, ttl}
+  end
+end
+
 local useIdem = ARGV[5] == '1'
 if useIdem then
   local stored = redis.call('GET', KEYS[4])
   if stored then return {0, stored} end
 end
-
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued')
-local stock, limit, issued = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[5])
-if not stock or not limit or not issued then return {-1} end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -35,31 +60,49 @@ if closesAt and now >= closesAt then return {-3, closesAt} end
 
 local claimId, userId = ARGV[1], ARGV[3]
 local record = redis.call('HGET', KEYS[2], userId)
-local count = 0
-local seqs = {}
+local count, from = 0, 1
 if record then
-  for seq, id, at in string.gmatch(record, '(%d+):([^:,]+):(%d+)') do
-    -- A re-sent script (ioredis replays unanswered commands after a reconnect) finds its own claim.
-    if id == claimId then return {1, tonumber(seq), id, tonumber(at)} end
-    count = count + 1
-    seqs[count] = tonumber(seq)
+  -- A re-sent script (ioredis replays unanswered commands after a reconnect) finds its own claim.
+  -- A plain find (memchr/memcmp in C, no captures) keeps this check cheap on a long record.
+  local at = string.find(record, ':' .. claimId .. ':', 1, true)
+  if at then
+    local seq = string.match(string.sub(record, 1, at - 1), '(%d+)$')
+    local ms = string.match(record, '^(%d+)', at + #claimId + 2)
+    return {1, tonumber(seq), claimId, tonumber(ms)}
+  end
+  local header = string.match(record, '^(%d+);')
+  if header then
+    count, from = tonumber(header), #header + 2
+  else
+    -- An old record (no count header): counted once here, rewritten with a header when issuing.
+    local _, commas = string.gsub(record, ',', '')
+    count = commas + 1
   end
 end
 
 local result
 if count >= limit then
-  result = {-4}
-  for i = 1, count do result[i + 1] = seqs[i] end
+  result = {-4, count}
+  -- The first LISTED held sequences: the scan stops there, however long the record.
+  local n, pos = 0, from
+  while record and n < LISTED do
+    local s, e, seq, mark = string.find(record, '^(%d+):[^:,]+:%d+(:?%a?)', pos)
+    if not s then break end
+    if mark == '' then
+      n = n + 1
+      result[n + 2] = tonumber(seq)
+    end
+    pos = e + 2
+  end
 elseif issued >= stock then
   result = {-5, stock}
 else
   local seq = issued + 1
   redis.call('HSET', KEYS[1], 'issued', seq)
   local entry = seq .. ':' .. claimId .. ':' .. now
-  if record then entry = record .. ',' .. entry end
-  redis.call('HSET', KEYS[2], userId, entry)
-  redis.call('XADD', KEYS[3], '*', 'claimId', claimId, 'campaignId', ARGV[2], 'userId', userId,
-    'sequence', seq, 'claimedAt', now)
+  if record and from <= #record then entry = string.sub(record, from) .. ',' .. entry end
+  redis.call('HSET', KEYS[2], userId, (count + 1) .. ';' .. entry)
+  redis.call('XADD', KEYS[3], '*', 'c', seq .. ':' .. claimId .. ':' .. now .. ':' .. ARGV[2] .. ':' .. userId)
   result = {1, seq, claimId, now}
 end
 

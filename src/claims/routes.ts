@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { AppContext } from '../context.js'
 import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
 import { userAuthenticator } from '../auth.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { isCluster } from '../redis/client.js'
 import { withTimeout } from '../ops/timeout.js'
-import { runClaim, parseUserRecord, type ClaimOutcome } from './claim-script.js'
-import { createRoutingStore, IP_KEY } from './rate-limit.js'
+import { parseUserRecord } from '../redis/codec.js'
+import { runClaim, type ClaimOutcome } from './claim-script.js'
 import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from './schemas.js'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -22,15 +22,17 @@ const soldOutBody = (campaignId: string) => errorBody(410, ErrorCode.SOLD_OUT, `
  * log line each.
  */
 type Refusal = ReturnType<typeof errorBody>
-function answer(outcome: ClaimOutcome, campaignId: string, userId: string):
+type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_limited' }>
+function answer(outcome: Answered, campaignId: string, userId: string):
   [201, { claimId: string; campaignId: string; userId: string; sequence: number }] | [403 | 409 | 410, Refusal] {
   switch (outcome.kind) {
     case 'issued':
       return [201, { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }]
     case 'at_limit':
+      // The script lists at most the first 10 sequences, so the body stays small whatever the limit.
       return [409, errorBody(409, ErrorCode.ALREADY_CLAIMED,
-        `user already holds ${outcome.sequences.length} claim(s), the campaign's per-user limit`,
-        { sequences: outcome.sequences })]
+        `user already holds ${outcome.count} claim(s), the campaign's per-user limit`,
+        { count: outcome.count, sequences: outcome.sequences })]
     case 'sold_out':
       return [410, soldOutBody(campaignId)]
     case 'not_open':
@@ -39,37 +41,30 @@ function answer(outcome: ClaimOutcome, campaignId: string, userId: string):
     case 'closed':
       return [403, errorBody(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`,
         { closesAt: iso(outcome.closesAt) })]
-    case 'unavailable':
-      throw new Error('unreachable: unavailable is resolved by the caller')
   }
 }
 
 export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   const { config, redis, keys, soldOut } = ctx
-  await app.register(rateLimit, {
-    global: false,
-    store: createRoutingStore(redis, keys.rateLimitNamespace(),
-      Math.min(250, Math.ceil(config.REDIS_COMMAND_TIMEOUT_MS / 4))),
-    skipOnError: config.RATE_LIMIT_FAIL_OPEN,
-  })
-  // createRateLimit checkers rather than rateLimit() hooks: the plugin runs only the first of several
-  // hooks on one request, and this route needs two limits.
-  const limiter = (max: number, timeWindow: number, keyGenerator: (req: FastifyRequest) => string) => {
-    const check = app.createRateLimit({ max, timeWindow, keyGenerator })
-    return async (req: FastifyRequest, reply: FastifyReply) => {
-      const r = await check(req)
-      if (!r.isAllowed && r.isExceeded) {
-        reply.header('retry-after', r.ttlInSeconds)
-        throw new AppError(429, ErrorCode.RATE_LIMITED, `too many requests, retry in ${r.ttlInSeconds} s`)
-      }
-    }
+  // Per IP only, in this process's memory (the plugin's own store): a flood guard that runs before any
+  // token crypto. The per-user limit is counted inside claim.lua, in the claim's one round trip.
+  await app.register(rateLimit, { global: false, cache: 50_000, skipOnError: config.RATE_LIMIT_FAIL_OPEN })
+  const rateLimited = (reply: FastifyReply, ttlMs: number) => {
+    const s = Math.max(1, Math.ceil(ttlMs / 1000))
+    reply.header('retry-after', s)
+    return new AppError(429, ErrorCode.RATE_LIMITED, `too many requests, retry in ${s} s`)
   }
 
   const authenticate = userAuthenticator(config)
   // Per IP first (cheap, local, stops floods before any crypto), then authenticate, then per user.
   const onRequest: onRequestHookHandler[] = []
   if (config.RATE_LIMIT_IP_MAX > 0) {
-    onRequest.push(limiter(config.RATE_LIMIT_IP_MAX, config.RATE_LIMIT_IP_WINDOW_MS, (req) => IP_KEY + req.ip))
+    const check = app.createRateLimit({ max: config.RATE_LIMIT_IP_MAX, timeWindow: config.RATE_LIMIT_IP_WINDOW_MS,
+      keyGenerator: (req) => req.ip })
+    onRequest.push(async (req: FastifyRequest, reply: FastifyReply) => {
+      const r = await check(req)
+      if (!r.isAllowed && r.isExceeded) throw rateLimited(reply, r.ttl)
+    })
   }
   // Sold out is public (GET /v1/campaigns/:id says so) and consumes nothing: once this instance knows it,
   // a late arrival that carries a credential is refused before any token crypto, the cheapest answer a
@@ -86,15 +81,6 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     }
   })
   onRequest.push(authenticate)
-  const preHandler: preHandlerHookHandler[] = []
-  if (config.RATE_LIMIT_USER_MAX > 0) {
-    // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
-    // The key carries the campaign's hash tag, so on a cluster the counter lives in the campaign's slot.
-    preHandler.push(limiter(config.RATE_LIMIT_USER_MAX, config.RATE_LIMIT_USER_WINDOW_MS, (req) => {
-      const id = (req.params as { id: string }).id
-      return `u:${keys.tagOf(id)}:${id}:${req.userId}`
-    }))
-  }
 
   // On a cluster a command can wait in ioredis' own queue (a slots refresh or reconnect during a failover)
   // before the command timeout starts: the claim as a whole is bounded there, so it answers 503 in time.
@@ -105,7 +91,6 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
 
   app.post('/v1/campaigns/:id/claims', {
     onRequest,
-    preHandler,
     onResponse: (_req, reply, done) => {
       ctx.metrics.observeClaimRequest(reply.statusCode, reply.elapsedTime / 1000)
       done()
@@ -132,6 +117,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
       result = await bounded(runClaim(redis, keys, {
         campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey,
         idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
+        // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
+        userMax: config.RATE_LIMIT_USER_MAX, userWindowMs: config.RATE_LIMIT_USER_WINDOW_MS,
       }))
     } catch (err) {
       ctx.metrics.countClaim('error')
@@ -146,6 +133,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
       sequence: outcome.kind === 'issued' ? outcome.sequence : undefined }
     if (replayed) reply.header('idempotent-replayed', 'true')
     if (outcome.kind === 'unavailable') throw await ctx.errorForMissing(campaignId)
+    if (outcome.kind === 'rate_limited') throw rateLimited(reply, outcome.retryAfterMs)
     // A replayed SOLD_OUT is an old answer: the campaign may have been restocked since.
     if (outcome.kind === 'sold_out' && !replayed) soldOut.remember(campaignId, mark)
     const a = answer(outcome, campaignId, req.userId)
@@ -154,14 +142,14 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
 
   app.get('/v1/campaigns/:id/claims/me', {
     onRequest: authenticate,
-    schema: { tags: ['claims'], params: CampaignIdParamsSchema,
-      response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
+    schema: { tags: ['claims'], params: CampaignIdParamsSchema, response: { 200: MyClaimsSchema, 400: ErrorSchema,
+      401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const id = req.params.id
-    const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)),
-      redis.hget(keys.users(id), req.userId)])
+    const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)), redis.hget(keys.users(id),
+      req.userId)])
     if (!exists) throw await ctx.errorForMissing(id)
-    const mine = parseUserRecord(record)
+    const mine = parseUserRecord(record).claims
     const persisted = await ctx.campaigns.persistedClaimIds(mine.map((c) => c.claimId))
     return {
       claims: mine.map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt),

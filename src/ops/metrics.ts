@@ -7,7 +7,7 @@ import type { RedisClient } from '../redis/client.js'
 
 /** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
 const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed',
-  'error'] as const
+  'rate_limited', 'error'] as const
 export type ClaimMetricOutcome = (typeof CLAIM_OUTCOMES)[number]
 
 // Claims answer in about a millisecond when healthy; the upper buckets catch Redis stalls and queueing.

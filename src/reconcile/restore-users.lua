@@ -5,7 +5,7 @@
   before it saw neither. Records only grow and issued only rises.
 
   KEYS[1] campaign hash
-  KEYS[2] users hash        (userId -> "seq:claimId:claimedAtMs,...")
+  KEYS[2] users hash        (userId -> "count;seq:claimId:claimedAtMs[:mark],..."; old records lack "count;")
   ARGV[1] highest sequence among the claims below
   ARGV[2..] pairs: userId, "seq:claimId:claimedAtMs"
 
@@ -34,14 +34,23 @@ end
 
 for _, userId in ipairs(order) do
   local parts = {}
-  for seq, rest in string.gmatch(records[userId], '(%d+)(:[^,]+)') do
-    parts[#parts + 1] = {tonumber(seq), seq .. rest}
+  local record = records[userId]
+  -- Written back in the current format (codec.ts): count header = entries without a mark.
+  local header = string.match(record, '^(%d+);')
+  if header then record = string.sub(record, #header + 2) end
+  local held = 0
+  for entry in string.gmatch(record, '[^,]+') do
+    local seq, mark = string.match(entry, '^(%d+):[^:]+:%d+(:?%a?)$')
+    if seq then
+      parts[#parts + 1] = {tonumber(seq), entry}
+      if mark == '' then held = held + 1 end
+    end
   end
   -- Kept in sequence order, as claim.lua appends them.
   table.sort(parts, function(a, b) return a[1] < b[1] end)
   local out = {}
   for j, p in ipairs(parts) do out[j] = p[2] end
-  if #out > 0 then redis.call('HSET', KEYS[2], userId, table.concat(out, ',')) end
+  if #out > 0 then redis.call('HSET', KEYS[2], userId, held .. ';' .. table.concat(out, ',')) end
 end
 
 local issued = tonumber(redis.call('HGET', KEYS[1], 'issued'))

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { Result } from 'ioredis'
+import { userEntry } from '../redis/codec.js'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
 
@@ -29,7 +30,7 @@ export async function restoreUserRecords(redis: RedisClient, keys: Keys, campaig
   const pairs: string[] = []
   for (const c of claims) {
     if (c.sequence > top) top = c.sequence
-    pairs.push(c.userId, `${c.sequence}:${c.claimId}:${c.claimedAt}`)
+    pairs.push(c.userId, userEntry(c))
   }
   const [restored, issued] = await redis.fcfsRestoreUsers(keys.campaign(campaignId), keys.users(campaignId), top,
     ...pairs)

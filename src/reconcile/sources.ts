@@ -5,21 +5,17 @@
 import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
+import { parseUserRecord, rawClaim } from '../redis/codec.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { RedisClient } from '../redis/client.js'
 
 export const PAGE_SIZE = 1000
 
-/** One user's record "seq:claimId:claimedAtMs,..." as claims; malformed parts are returned apart. */
+/** One user's record (either format, see codec.ts) as claims; malformed parts are returned apart. */
 export function parseRecord(userId: string, record: string): { claims: ClaimRecord[]; malformed: string[] } {
-  const out: ClaimRecord[] = []
-  const malformed: string[] = []
-  for (const part of record.split(',')) {
-    const m = /^(\d+):([^:,]+):(\d+)$/.exec(part)
-    if (m) out.push({ userId, sequence: Number(m[1]), claimId: m[2]!, claimedAt: Number(m[3]) })
-    else if (part !== '') malformed.push(part)
-  }
-  return { claims: out, malformed }
+  const parsed = parseUserRecord(record)
+  return { claims: parsed.claims.map((c) => ({ userId, sequence: c.sequence, claimId: c.claimId,
+    claimedAt: c.claimedAt })), malformed: parsed.malformed }
 }
 
 /** HSCAN pages of the users hash. A field may come twice (HSCAN's guarantee is at least once). */
@@ -50,9 +46,9 @@ export async function* scanStream(redis: RedisClient, streamKey: string, campaig
     if (entries.length === 0) return
     const page: StreamClaim[] = []
     for (const [entryId, flat] of entries) {
-      const f: Record<string, string> = {}
-      for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!
-      if (f.campaignId !== campaignId) continue
+      // Compact and old five-field entries alike; entries of other types are not claims.
+      const f = rawClaim(flat)
+      if (!f || f.campaignId !== campaignId) continue
       const sequence = Number(f.sequence)
       if (!Number.isSafeInteger(sequence) || sequence < 1 || !f.claimId || f.userId === undefined) continue
       page.push({ entryId, claimId: f.claimId, userId: f.userId, sequence, claimedAt: Number(f.claimedAt) })

@@ -26,13 +26,14 @@ export function createKeys(prefix: string, partitions: number) {
     /** String: the stored answer for (user, Idempotency-Key), expires after IDEMPOTENCY_TTL_S. */
     idempotency: (id: string | bigint, userId: string,
       key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,
+    /** String: a user's request count in the RATE_LIMIT_USER_WINDOW_MS window (claim.lua, same slot). */
+    userRate: (id: string | bigint, userId: string) => `${campaign(id)}:rl:${userId.length}:${userId}`,
     /** Stream of issued claims of every campaign in partition p. */
     stream,
     streamOf: (id: string | bigint) => stream(partitionOf(id)),
     streams: () => Array.from({ length: partitions }, (_, p) => stream(p)),
     /** Pub/sub channel announcing campaign state changes (stock added, state rebuilt). */
     events: () => `${prefix}:events`,
-    rateLimitNamespace: () => `${prefix}:rl:`,
   }
 }
 

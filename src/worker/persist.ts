@@ -1,7 +1,8 @@
+import { once } from 'node:events'
 import { sql } from 'drizzle-orm'
-import type { Db } from '../db/client.js'
+import type { Db, DbHandle } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
-import type { ClaimRow, StreamEntry } from './entry.js'
+import { fieldsOf, type ClaimRow, type StreamEntry } from './entry.js'
 
 /**
  * One statement for the whole batch: column arrays through unnest (one parameter per column, not per
@@ -20,6 +21,38 @@ export async function insertClaims(db: Db, rows: ClaimRow[]): Promise<number> {
       ${col((r) => r.sequence)}::int[], ${col((r) => r.claimedAt)}::float8[]) AS t(c, ca, u, s, at)
     ON CONFLICT (claim_id) DO NOTHING`)
   return (res as unknown as { count: number }).count
+}
+
+// COPY's text format: backslash, tab, newline and carriage return must be escaped; only userId can hold them.
+const COPY_SPECIAL = /[\\\t\n\r]/
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
+const copyText = (v: string): string => (COPY_SPECIAL.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : v)
+
+/**
+ * The batch path: COPY the rows into a per-connection temporary table, then one INSERT ... SELECT ...
+ * ON CONFLICT (claim_id) DO NOTHING from it, in one transaction. COPY streams the rows in the text
+ * format without per-value parameters (the unnest insert sends five text arrays that the server parses
+ * element by element, and the client escapes every element); the INSERT keeps the same dedupe and fires
+ * the guard trigger once per statement, as before. The temporary table is created once per connection
+ * (IF NOT EXISTS) and emptied at every commit (ON COMMIT DELETE ROWS), so batches on different pooled
+ * connections never see each other's rows.
+ */
+async function copyClaims(handle: DbHandle, rows: ClaimRow[]): Promise<number> {
+  if (rows.length === 0) return 0
+  let text = ''
+  for (const r of rows) text += `${r.claimId}\t${r.campaignId}\t${copyText(r.userId)}\t${r.sequence}\t${r.claimedAt}\n`
+  return handle.sql.begin(async (tx) => {
+    await tx`CREATE TEMP TABLE IF NOT EXISTS claims_staging (claim_id uuid NOT NULL, campaign_id bigint NOT NULL,
+      user_id text NOT NULL, sequence int NOT NULL, claimed_at_ms bigint NOT NULL) ON COMMIT DELETE ROWS`
+    const w = await tx`COPY claims_staging (claim_id, campaign_id, user_id, sequence, claimed_at_ms)
+      FROM STDIN`.writable()
+    w.end(text)
+    await once(w, 'finish')
+    const res = await tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at)
+      SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0) FROM claims_staging
+      ON CONFLICT (claim_id) DO NOTHING`
+    return res.count
+  })
 }
 
 export interface PgError { code?: string; constraint_name?: string; message: string }
@@ -62,14 +95,15 @@ export interface PersistResult { inserted: number; failures: RowFailure[] }
  * a savepoint, so one bad row never blocks the others. Connection errors are thrown (the caller backs
  * off and retries the whole batch; every step is idempotent).
  */
-export async function persistBatch(db: Db, items: Item[]): Promise<PersistResult> {
+export async function persistBatch(handle: DbHandle, items: Item[]): Promise<PersistResult> {
+  const db = handle.db
   // A stable order makes two workers holding overlapping batches lock index entries in the same order,
   // and (campaign, sequence) order means that when the guard must refuse one of two claims, the row by
   // row retry keeps the earlier one in line (the earlier stream entry when both carry one sequence).
   items.sort((a, b) => cmp(a.row.campaignId,
     b.row.campaignId) || a.row.sequence - b.row.sequence || cmpEntryId(a.entry.id, b.entry.id))
   try {
-    return { inserted: await insertClaims(db, items.map((i) => i.row)), failures: [] }
+    return { inserted: await copyClaims(handle, items.map((i) => i.row)), failures: [] }
   } catch (err) {
     if (!isRowError(err)) throw err
   }
@@ -100,8 +134,8 @@ export interface DeadLetter { entry: StreamEntry; error: string }
 export async function recordFailures(db: Db, letters: DeadLetter[]): Promise<void> {
   if (letters.length === 0) return
   await db.insert(failedClaims)
-    .values(letters.map((l) => ({ stream: l.entry.stream, entryId: l.entry.id, fields: l.entry.fields, error: l.error,
-      attempts: l.entry.deliveries })))
+    .values(letters.map((l) => ({ stream: l.entry.stream, entryId: l.entry.id, fields: fieldsOf(l.entry),
+      error: l.error, attempts: l.entry.deliveries })))
     .onConflictDoUpdate({
       target: [failedClaims.stream, failedClaims.entryId],
       set: { error: sql`excluded.error`, attempts: sql`excluded.attempts`, failedAt: sql`now()`,

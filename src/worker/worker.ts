@@ -8,7 +8,7 @@ import { failedClaims } from '../db/schema.js'
 import { createRedis, isCluster, masters } from '../redis/client.js'
 import { createKeys } from '../redis/keys.js'
 import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
-import { parseClaim, type StreamEntry } from './entry.js'
+import { parseEntry, type StreamEntry } from './entry.js'
 import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
 import { createStreamOps, isNoGroup, streamGroups, type StreamReader } from './streams.js'
@@ -130,12 +130,12 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         dead.push({ entry, error })
         continue
       }
-      const row = parseClaim(entry.fields)
+      const row = parseEntry(entry)
       if (typeof row === 'string') dead.push({ entry, error: `unparsable entry: ${row}` })
       else items.push({ entry, row })
     }
     const { inserted, letters, held } = await retrying('persist batch', async () => {
-      const r = await persistBatch(db.db, items)
+      const r = await persistBatch(db, items)
       const letters = [...dead]
       const held = new Set<StreamEntry>()
       for (const f of r.failures) {
