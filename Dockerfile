@@ -14,16 +14,17 @@ ARG NODE_IMAGE=node:20.20.2-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f96619
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# No dependency needs an install script to build dist/ (esbuild's only serves tsx in tests).
+# No dependency needs an install script to build dist/ (esbuild's only serves tsx in tests), and `prepare`
+# would build before the sources are copied: the build runs explicitly once they are.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN npm run build
 
 # --- runtime: production dependencies, compiled output, migrations --------------------------
 FROM ${NODE_IMAGE} AS runtime
-# The npm scripts build first (prestart, premigrate, ...) so they work in a fresh clone. Here dist/ is already
-# built and TypeScript is absent: ignore-scripts skips pre/post scripts, and a script named explicitly
-# (`npm start`, `npm run worker`) still runs, so `npm start` is `node dist/src/server.js`.
+# `npm ci` builds dist/ through the `prepare` script in a clone. Here dist/ comes from the build stage and
+# TypeScript is absent: ignore-scripts skips lifecycle scripts (prepare included), while a script named
+# explicitly (`npm start`, `npm run reconcile`) still runs.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \

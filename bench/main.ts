@@ -1,19 +1,18 @@
-/**
- * npm run bench -- [--users N] [--stock S] [--connections C] [--duration D] [--json FILE]
- * Starts everything it measures itself (see run.ts); progress goes to stderr, the table to stdout.
- */
-import { existsSync, writeFileSync } from 'node:fs'
-import { latestProfile, renderProfile, summarizeProfile } from './cpu-profile.js'
-import { renderChart } from './chart.js'
+/** npm run bench (options: bench/options.ts). Starts everything it measures itself (see run.ts). */
 import os from 'node:os'
-import { ConfigError, loadConfig } from '../src/config.js'
-import { parseOptions, UsageError, SCENARIOS } from './options.js'
-import { createProgress } from './progress.js'
-import { describeMachine, renderTable, summarize } from './report.js'
-import {
-  createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi, profileDir,
-  type BenchResults,
-} from './run.js'
+import { existsSync, writeFileSync } from 'node:fs'
+import { parseOptions, SCENARIOS } from './options.js'
+import type { BenchResults } from './run.js'
+
+const opts = parseOptions(process.argv.slice(2))
+// Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
+const [{ latestProfile, renderProfile, summarizeProfile }, { ConfigError, loadConfig }, { createProgress },
+  { describeMachine, renderTable, summarize }, run, { renderChart }] = await Promise.all([
+  import('./cpu-profile.js'), import('../src/config.js'), import('./progress.js'), import('./report.js'), import('./run.js'),
+  import('./chart.js'),
+])
+const { createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi,
+  profileDir } = run
 
 /** The servers' CPU profiles, per request of the scenarios each served (warm-ups included, roughly). */
 function printProfiles(e: typeof env, r: BenchResults) {
@@ -25,14 +24,6 @@ function printProfiles(e: typeof env, r: BenchResults) {
   }
 }
 
-let opts
-try {
-  opts = parseOptions(process.argv.slice(2))
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err
-  console.error(err.message)
-  process.exit(2)
-}
 let config
 try {
   config = loadConfig(process.env, 'script')

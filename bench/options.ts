@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util'
+import { intOption, parseCli, UsageError, type CliSpec } from '../src/cli.js'
 
 export interface BenchOptions {
   /** Distinct users in the burst (each sends one request). */
@@ -25,64 +25,53 @@ export interface BenchOptions {
 
 export const SCENARIOS = ['ceiling', 'issue', 'soldOut', 'burst', 'persistence', 'baselines'] as const
 
-const USAGE = `usage: npm run bench -- [--users N] [--stock S] [--connections C] [--duration D] [--json FILE]
-  --users N         distinct users in the burst, one request each (default 20000)
-  --stock S         stock of the burst campaign (default 2000)
-  --connections C   concurrent HTTP connections (default 100)
-  --duration D      seconds measured per throughput scenario (default 10)
-  --warmup W        unmeasured seconds before each throughput scenario (default 2)
-  --backlog B       stream entries the workers drain in the persistence scenario (default 100000)
-  --burst-workers K workers running during the burst (default 1)
-  --auth jwt|header how requests name their user (default jwt: a new signed token per request)
-  --json FILE       also write every figure as JSON
-  --cpu-prof DIR    write a CPU profile of the API server process into DIR
-  --only LIST       run only these scenarios: ${SCENARIOS.join(',')}`
+const BENCH_CLI = {
+  command: 'npm run bench --',
+  summary: 'Measures the claim path against a bare-route ceiling and three baselines, on its own database and key prefix (dropped afterwards). Progress on stderr, the table on stdout (docs/benchmark.md).',
+  options: {
+    users: { type: 'string', value: 'N', description: 'distinct users in the burst, one request each (default 20000)' },
+    stock: { type: 'string', value: 'S', description: 'stock of the burst campaign (default 2000)' },
+    connections: { type: 'string', value: 'C', description: 'concurrent HTTP connections (default 100)' },
+    duration: { type: 'string', value: 'D', description: 'seconds measured per throughput scenario (default 10)' },
+    warmup: { type: 'string', value: 'W', description: 'unmeasured seconds before each throughput scenario (default 2)' },
+    backlog: { type: 'string', value: 'B', description: 'stream entries the workers drain in the persistence scenario (default 100000)' },
+    'burst-workers': { type: 'string', value: 'K', description: 'workers running during the burst (default 1)' },
+    auth: { type: 'string', value: 'jwt|header', description: 'how requests name their user (default jwt: a new signed token per request)' },
+    json: { type: 'string', value: 'FILE', description: 'also write every figure as JSON' },
+    'cpu-prof': { type: 'string', value: 'DIR', description: 'write a CPU profile of the API server process into DIR' },
+    only: { type: 'string', value: 'LIST', description: `run only these scenarios: ${SCENARIOS.join(',')}` },
+  },
+  exitCodes: [[0, 'measured, and the burst was correct'], [1, 'the burst\'s correctness check failed, or a scenario failed'], [2, 'bad arguments or configuration']],
+  env: ['REDIS_URL', 'DATABASE_URL'],
+} satisfies CliSpec
 
-export class UsageError extends Error {}
-
+/** Parses argv, or exits: 0 after printing the help, 2 on a bad option or value (src/cli.ts). */
 export function parseOptions(argv: string[]): BenchOptions {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        users: { type: 'string' }, stock: { type: 'string' }, connections: { type: 'string' }, duration: { type: 'string' },
-        warmup: { type: 'string' }, backlog: { type: 'string' }, 'burst-workers': { type: 'string' }, auth: { type: 'string' },
-        json: { type: 'string' }, 'cpu-prof': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean',
-          short: 'h' },
-      },
-      strict: true,
-    }).values
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${USAGE}`)
-  }
-  if (parsed.help) throw new UsageError(USAGE)
-  const int = (name: string, v: string | undefined, def: number, min: number): number => {
-    if (v === undefined) return def
-    const n = Number(v)
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min} (got ${v})\n${USAGE}`)
-    return n
-  }
-  const num = (name: string, v: string | undefined, def: number, min: number): number => {
-    if (v === undefined) return def
-    const n = Number(v)
-    if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min} (got ${v})\n${USAGE}`)
-    return n
-  }
-  const auth = parsed.auth ?? 'jwt'
-  if (auth !== 'jwt' && auth !== 'header') throw new UsageError(`--auth must be jwt or header (got ${auth})\n${USAGE}`)
-  const only = parsed.only?.split(',').map((s) => s.trim()).filter(Boolean)
-  for (const s of only ?? []) {
-    if (!(SCENARIOS as readonly string[]).includes(s)) throw new UsageError(`--only: unknown scenario ${s}\n${USAGE}`)
-  }
+  let only: string[] | undefined
+  const { values: parsed } = parseCli(BENCH_CLI, argv, (v) => {
+    const auth = v.auth ?? 'jwt'
+    if (auth !== 'jwt' && auth !== 'header') throw new UsageError(`--auth must be jwt or header (got ${auth})`)
+    only = v.only?.split(',').map((s) => s.trim()).filter(Boolean)
+    for (const s of only ?? []) {
+      if (!(SCENARIOS as readonly string[]).includes(s)) throw new UsageError(`--only: unknown scenario ${s}`)
+    }
+    for (const [name, min] of [['duration', 0.5], ['warmup', 0]] as const) {
+      const raw = v[name]
+      if (raw !== undefined && !(Number.isFinite(Number(raw)) && Number(raw) >= min)) throw new UsageError(`--${name} must be a number >= ${min} (got ${raw})`)
+    }
+    for (const name of ['users', 'stock', 'connections', 'backlog', 'burst-workers'] as const) intOption(name, v[name], 1, 1)
+  })
+  const int = (name: string, v: string | undefined, def: number) => intOption(name, v, def, 1)
+  const num = (v: string | undefined, def: number) => (v === undefined ? def : Number(v))
+  const auth = (parsed.auth ?? 'jwt') as 'jwt' | 'header'
   return {
-    users: int('users', parsed.users, 20_000, 1),
-    stock: int('stock', parsed.stock, 2_000, 1),
-    connections: int('connections', parsed.connections, 100, 1),
-    duration: num('duration', parsed.duration, 10, 0.5),
-    warmup: num('warmup', parsed.warmup, 2, 0),
-    backlog: int('backlog', parsed.backlog, 100_000, 1),
-    burstWorkers: int('burst-workers', parsed['burst-workers'], 1, 1),
+    users: int('users', parsed.users, 20_000),
+    stock: int('stock', parsed.stock, 2_000),
+    connections: int('connections', parsed.connections, 100),
+    duration: num(parsed.duration, 10),
+    warmup: num(parsed.warmup, 2),
+    backlog: int('backlog', parsed.backlog, 100_000),
+    burstWorkers: int('burst-workers', parsed['burst-workers'], 1),
     auth,
     json: parsed.json,
     cpuProf: parsed['cpu-prof'],

@@ -7,126 +7,36 @@
  * Each COUNT gets a fresh database and key prefix on REDIS_URL / DATABASE_URL's server (defaults:
  * 127.0.0.1), so runs do not disturb each other; both are removed afterwards.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
-import { pino } from 'pino'
-import postgres from 'postgres'
-import { Redis } from 'ioredis'
-import { loadConfig } from '../src/config.js'
-import { migrateDatabase } from '../src/db/migrate.js'
-import { createKeys } from '../src/redis/keys.js'
-import { encodeClaimEntry } from '../src/redis/codec.js'
-import { createWorker } from '../src/worker/worker.js'
-import { renderProfile, summarizeProfile } from './cpu-profile.js'
+import { intOption, parseCli } from '../src/cli.js'
+import type { DrainResult } from './drain.js'
 
-export interface DrainResult {
-  count: number
-  entries: number
-  ms: number
-  rowsPerSec: number
-  nodeCpuMs: number
-  batches: number
-  rows: number
-  backlogAfter: number
+const { values } = parseCli({
+  command: 'npm run bench:drain --',
+  summary: 'Fills a private stream with claims of one campaign, then times ONE worker (in this process) draining it into a fresh database, once per COUNT. WORKER_INFLIGHT in the environment picks the concurrency.',
+  options: {
+    entries: { type: 'string', value: 'N', description: 'claims in the backlog (default 100000)' },
+    counts: { type: 'string', value: 'LIST', description: 'comma-separated WORKER_COUNT values, one run each (default 100,500,2000)' },
+    json: { type: 'string', value: 'FILE', description: 'also write the results as JSON' },
+    'cpu-prof': { type: 'string', value: 'DIR', description: 'write a CPU profile of each drain into DIR and print where the time went' },
+  },
+  exitCodes: [[0, 'measured'], [1, 'a run failed (Redis or PostgreSQL unreachable, ...)'], [2, 'bad arguments']],
+  env: ['REDIS_URL', 'DATABASE_URL', 'STREAM_PARTITIONS', 'WORKER_INFLIGHT'],
+}, process.argv.slice(2), (v) => {
+  intOption('entries', v.entries, 1, 1)
+  for (const c of (v.counts ?? '1').split(',')) intOption('counts', c, 1, 1)
+})
+// Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
+const [{ drainOnce }, { renderProfile, summarizeProfile }] = await Promise.all([import('./drain.js'), import('./cpu-profile.js')])
+const entries = intOption('entries', values.entries, 100_000, 1)
+const counts = (values.counts ?? '100,500,2000').split(',').map(Number)
+const results: DrainResult[] = []
+for (const count of counts) {
+  process.stderr.write(`draining ${entries} entries with COUNT ${count}...\n`)
+  const cpuProfile = values['cpu-prof'] ? `${values['cpu-prof']}/drain-count-${count}.cpuprofile` : undefined
+  const r = await drainOnce({ entries, count, cpuProfile })
+  results.push(r)
+  console.log(`COUNT ${String(count).padStart(5)}: ${String(r.rowsPerSec).padStart(7)} rows/s  (${r.ms} ms, worker CPU ${r.nodeCpuMs} ms, ${r.batches} batches, rows ${r.rows}, backlog after ${r.backlogAfter})`)
+  if (cpuProfile) console.log(renderProfile(summarizeProfile(cpuProfile, 15), entries).replace(/µs\/req/g, 'µs/row'))
 }
-
-/** Fills a private stream with `entries` claims of one campaign, then times one worker draining it. */
-export async function drainOnce(opts: {
-  entries: number; count: number; env?: Record<string, string | undefined>; cpuProfile?: string
-}): Promise<DrainResult> {
-  const id = randomBytes(4).toString('hex')
-  const base = loadConfig(opts.env ?? process.env, 'script')
-  const dbUrl = new URL(base.DATABASE_URL)
-  dbUrl.pathname = `/fcfs_drain_${id}`
-  const config = { ...base, DATABASE_URL: dbUrl.toString(), KEY_PREFIX: `drain${id}`, WORKER_COUNT: opts.count,
-    WORKER_METRICS_PORT: -1, WORKER_NAME: `drain-${id}` }
-  await migrateDatabase(config.DATABASE_URL)
-  const sql = postgres(config.DATABASE_URL, { max: 1, onnotice: () => {} })
-  const redis = new Redis(config.REDIS_URL)
-  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
-  try {
-    const [campaign] = await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('drain', ${opts.entries}, 1) RETURNING id`
-    const campaignId = String(campaign!.id)
-    const stream = keys.streamOf(campaignId)
-    const now = Date.now()
-    for (let i = 0; i < opts.entries; i += 5000) {
-      const pipe = redis.pipeline()
-      for (let s = i + 1; s <= Math.min(opts.entries, i + 5000); s++) {
-        pipe.xadd(stream, '*', ...encodeClaimEntry({ claimId: randomUUID(), campaignId, userId: `u${s}`, sequence: s, claimedAt: now }))
-      }
-      await pipe.exec()
-    }
-    // Logs go nowhere, but are still produced: their cost is part of the measurement.
-    const log = pino({ level: 'info' }, pino.destination(process.env.DRAIN_LOG ?? '/dev/null'))
-    let finished!: () => void
-    const done = new Promise<void>((resolve) => { finished = resolve })
-    let rows = 0
-    const worker = createWorker(config, log,
-      { onBatch: (b) => { rows += b.inserted; if (rows >= opts.entries) finished() } })
-    const t0 = performance.now()
-    const cpu0 = process.cpuUsage()
-    const profiler = opts.cpuProfile ? await startProfiler() : undefined
-    await worker.start()
-    await done
-    if (profiler) writeFileSync(opts.cpuProfile!, JSON.stringify(await profiler.stop()))
-    const ms = performance.now() - t0
-    const cpu = process.cpuUsage(cpu0)
-    await worker.close()
-    const [{ n }] = (await sql`SELECT count(*)::int AS n FROM claims`) as unknown as [{ n: number }]
-    const backlogAfter = await redis.xlen(stream)
-    return { count: opts.count, entries: opts.entries, ms: Math.round(ms),
-      rowsPerSec: Math.round(opts.entries / (ms / 1000)), nodeCpuMs: Math.round((cpu.user + cpu.system) / 1000),
-      batches: worker.stats.batches, rows: n, backlogAfter }
-  } finally {
-    await redis.del(...keys.streams())
-    redis.disconnect()
-    await sql.end({ timeout: 5 })
-    const admin = postgres({ ...adminOptions(config.DATABASE_URL) })
-    await admin.unsafe(`DROP DATABASE IF EXISTS "fcfs_drain_${id}" WITH (FORCE)`)
-    await admin.end({ timeout: 5 })
-  }
-}
-
-/** Profiles this process (the worker runs in it) for the drain only, not the stream filling around it. */
-async function startProfiler() {
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.start')
-  return {
-    async stop() {
-      const { profile } = await session.post('Profiler.stop')
-      session.disconnect()
-      return profile
-    },
-  }
-}
-
-function adminOptions(url: string) {
-  const u = new URL(url)
-  return { host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username || 'postgres'),
-    password: decodeURIComponent(u.password) || undefined, database: 'postgres', onnotice: () => {} }
-}
-
-const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('worker-drain.js')
-if (isMain) {
-  const arg = (name: string, def: string) => {
-    const i = process.argv.indexOf(`--${name}`)
-    return i > 0 ? process.argv[i + 1]! : def
-  }
-  const entries = Number(arg('entries', '100000'))
-  const counts = arg('counts', '100,500,2000').split(',').map(Number)
-  const results: DrainResult[] = []
-  for (const count of counts) {
-    process.stderr.write(`draining ${entries} entries with COUNT ${count}...\n`)
-    const prof = arg('cpu-prof', '')
-    const cpuProfile = prof ? `${prof}/drain-count-${count}.cpuprofile` : undefined
-    const r = await drainOnce({ entries, count, cpuProfile })
-    results.push(r)
-    console.log(`COUNT ${String(count).padStart(5)}: ${String(r.rowsPerSec).padStart(7)} rows/s  (${r.ms} ms, worker CPU ${r.nodeCpuMs} ms, ${r.batches} batches, rows ${r.rows}, backlog after ${r.backlogAfter})`)
-    if (cpuProfile) console.log(renderProfile(summarizeProfile(cpuProfile, 15), entries).replace(/µs\/req/g, 'µs/row'))
-  }
-  const json = arg('json', '')
-  if (json) writeFileSync(json, JSON.stringify({ entries, results }, null, 2))
-}
+if (values.json) writeFileSync(values.json, JSON.stringify({ entries, results }, null, 2))

@@ -1,6 +1,6 @@
 // tsc compiles .ts only; the Lua scripts and the live page's files are read at run time next to the
 // modules that load them.
-import { cpSync, readdirSync, statSync } from 'node:fs'
+import { cpSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 function walk(dir) {
@@ -13,3 +13,5 @@ function walk(dir) {
 walk('src')
 walk('bench')
 cpSync('src/live/assets', 'dist/src/live/assets', { recursive: true })
+// When the build finished: `npm run dev` warns when the source is newer (dist/ is built once, not per run).
+writeFileSync(path.join('dist', '.build-stamp'), `${new Date().toISOString()}\n`)

@@ -1,46 +1,52 @@
-/**
- * npm run reconcile -- [--campaign ID] [--fix] [--json] [--page-size N]
- * Exit codes: 0 Redis and the database agree (or every drift was fixed), 1 drift left or evidence of
- * eviction (INFO evicted_keys > 0), 2 error (also: an evicting maxmemory-policy, refused at start).
- */
-import { parseArgs } from 'node:util'
-import { loadConfig } from '../src/config.js'
-import { createDb, type DbHandle } from '../src/db/client.js'
-import { createRedis, type RedisClient } from '../src/redis/client.js'
-import { createKeys } from '../src/redis/keys.js'
-import { reconcile } from '../src/reconcile/reconcile.js'
-import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
-import { silentProgress, terminalProgress } from '../src/reconcile/progress.js'
+/** npm run reconcile: compares Redis with PostgreSQL per campaign and, with --fix, repairs (docs/reconcile.md). */
+import { intOption, parseCli, UsageError, type CliSpec } from '../src/cli.js'
+import type { DbHandle } from '../src/db/client.js'
 import type { RunReport } from '../src/reconcile/report.js'
-import { pino } from 'pino'
+import type { RedisClient } from '../src/redis/client.js'
 
-class UsageError extends Error {}
+const RECONCILE_CLI = {
+  command: 'npm run reconcile --',
+  summary: 'Checks that Redis (counters, user records, streams) and PostgreSQL (claims) agree, per campaign; ' +
+    'with --fix repairs what can be repaired, then checks again.',
+  options: {
+    campaign: { type: 'string', value: 'ID', description: 'check one campaign (default: every campaign in the ' +
+      'database)' },
+    fix: { type: 'boolean', description: 'repair, then check again and report what is left' },
+    json: { type: 'boolean', description: 'print one JSON document on stdout instead of the table (nothing else ' +
+      'on stdout)' },
+    'page-size': { type: 'string', value: 'N', description: 'entries per HSCAN / XRANGE / database page and per ' +
+      'repair script, 1..100000 (default 1000)' },
+  },
+  exitCodes: [[0, 'Redis and PostgreSQL agree (or --fix repaired every difference)'], [1,
+    'drift found and not (entirely) fixed, or evidence of eviction (INFO evicted_keys > 0)'], [2,
+    'error: bad arguments, unknown campaign, Redis or PostgreSQL unreachable, an evicting maxmemory-policy']],
+  env: ['REDIS_URL', 'DATABASE_URL', 'KEY_PREFIX', 'STREAM_PARTITIONS', 'REDIS_COMMAND_TIMEOUT_MS',
+    'REDIS_EVICTION_POLICY_ACK'],
+} satisfies CliSpec
 
-const USAGE = 'usage: npm run reconcile -- [--campaign ID] [--fix] [--json] [--page-size N]'
+const { values } = parseCli(RECONCILE_CLI, process.argv.slice(2), (v) => {
+  if (v.campaign !== undefined && !/^[1-9]\d{0,18}$/.test(v.campaign)) throw new UsageError(`--campaign must be a campaign id, got ${JSON.stringify(v.campaign)}`)
+  intOption('page-size', v['page-size'], 1000, 1, 100_000)
+})
+// Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
+const [{ pino }, { loadConfig }, { createDb }, { createRedis }, { createKeys }, { reconcile }, { formatCampaign,
+  formatSummary }, { silentProgress, terminalProgress }] = await Promise.all([
+  import('pino'), import('../src/config.js'), import('../src/db/client.js'), import('../src/redis/client.js'),
+  import('../src/redis/keys.js'),
+  import('../src/reconcile/reconcile.js'), import('../src/reconcile/format.js'), import('../src/reconcile/progress.js'),
+])
 const started = Date.now()
 const peakRss = () => process.resourceUsage().maxRSS * 1024
 
-let json = false
+const json = values.json ?? false
+const fix = values.fix ?? false
 let redis: RedisClient | undefined
 let db: DbHandle | undefined
 let run: RunReport
 
 try {
-  const { values } = parseArgs({
-    options: {
-      campaign: { type: 'string' }, fix: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
-      'page-size': { type: 'string' }, help: { type: 'boolean', default: false },
-    },
-    strict: true,
-  })
-  json = values.json
-  if (values.help) { console.log(USAGE); process.exit(0) }
-  if (values.campaign !== undefined && !/^[1-9]\d{0,18}$/.test(values.campaign)) throw new UsageError(`--campaign must be a campaign id, got ${JSON.stringify(values.campaign)}`)
-  const pageSize = values['page-size'] === undefined ? undefined : Number(values['page-size'])
-  if (pageSize !== undefined && !(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 100_000)) {
-    throw new UsageError('--page-size must be an integer 1..100000')
-  }
-
+  const pageSize = values['page-size'] === undefined ? undefined : intOption('page-size', values['page-size'], 1000,
+    1, 100_000)
   const config = loadConfig(process.env, 'script')
   // Failed commands reject and end the run with exit 2; connection errors are logged (JSON, stderr, throttled).
   // A generous command timeout: a restore batch is one script over up to --page-size claims.
@@ -53,17 +59,15 @@ try {
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const progress = !json && process.stderr.isTTY ? terminalProgress(process.stderr) : silentProgress
   const result = await reconcile(redis, db.db, keys, {
-    campaignId: values.campaign, fix: values.fix, pageSize, progress,
-    evictionPolicyAck: config.REDIS_EVICTION_POLICY_ACK,
-    onCampaign: json ? undefined : (r) => console.log(formatCampaign(r, values.fix) + '\n'),
+    campaignId: values.campaign, fix, pageSize, progress, evictionPolicyAck: config.REDIS_EVICTION_POLICY_ACK,
+    onCampaign: json ? undefined : (r) => console.log(formatCampaign(r, fix) + '\n'),
   })
   run = { ...result, elapsedMs: Date.now() - started, peakRssBytes: peakRss() }
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err)
   run = { ok: false, exitCode: 2, fix: false, campaigns: [], totals: {} as RunReport['totals'], evictedKeys: null,
     error: message, elapsedMs: Date.now() - started, peakRssBytes: peakRss() }
-  const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-  if (!json) console.error(usage ? `${message}\n${USAGE}` : `reconcile failed: ${message}`)
+  if (!json) console.error(`reconcile failed: ${message}`)
 }
 
 if (json) console.log(JSON.stringify(run, null, 2))

@@ -1,22 +1,31 @@
-import { loadConfig, ConfigError } from '../src/config.js'
-import { createDb } from '../src/db/client.js'
-import { retryFailedClaims } from '../src/worker/retry-failed.js'
-import { pino } from 'pino'
-import { createRedis } from '../src/redis/client.js'
-import { assertNoEviction, EvictionPolicyError } from '../src/redis/eviction.js'
+/** npm run retry-failed: re-processes unresolved failed_claims (dead letters) and reports what it did. */
+import { intOption, parseCli } from '../src/cli.js'
 
-// npm run retry-failed [-- --limit N]: re-processes unresolved failed_claims and reports what it did.
+const { values } = parseCli({
+  command: 'npm run retry-failed --',
+  summary: 'Inserts the claims of unresolved failed_claims rows (each row in its own transaction, FOR UPDATE SKIP ' +
+    'LOCKED, so two runs split the work) and marks them resolved; a row that still fails keeps its error. ' +
+    'Safe to run again.',
+  options: {
+    limit: { type: 'string', value: 'N', description: 'examine at most N dead letters (default: all)' },
+  },
+  exitCodes: [[0, 'nothing is left failing'], [1, 'error (configuration, PostgreSQL unreachable, an evicting ' +
+    'Redis maxmemory-policy)'], [2, 'some dead letters still fail, or bad arguments']],
+  env: ['DATABASE_URL', 'REDIS_URL', 'REDIS_COMMAND_TIMEOUT_MS', 'REDIS_EVICTION_POLICY_ACK'],
+}, process.argv.slice(2), (v) => { intOption('limit', v.limit, 0, 1) })
+const limit = values.limit === undefined ? undefined : Number(values.limit)
+
+// Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
+const [{ loadConfig, ConfigError }, { createDb }, { retryFailedClaims }, { pino }, { createRedis },
+  { assertNoEviction, EvictionPolicyError }] = await Promise.all([
+  import('../src/config.js'), import('../src/db/client.js'), import('../src/worker/retry-failed.js'), import('pino'),
+  import('../src/redis/client.js'), import('../src/redis/eviction.js'),
+])
 let config
 try {
   config = loadConfig(process.env, 'script')
 } catch (err) {
   console.error(err instanceof ConfigError ? err.message : err)
-  process.exit(1)
-}
-const limitArg = process.argv.indexOf('--limit')
-const limit = limitArg > 0 ? Number(process.argv[limitArg + 1]) : undefined
-if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
-  console.error('--limit must be a positive integer')
   process.exit(1)
 }
 // Runs only against a Redis that cannot evict: re-inserted claims are worth nothing if Redis drops

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
   type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { parseTrustProxy, type Config } from './config.js'
+import { parseCorsOrigins, parseTrustProxy, type Config } from './config.js'
 import { createDb, type DbHandle } from './db/client.js'
 import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
@@ -22,6 +22,8 @@ import { createSoldOutCache } from './claims/sold-out-cache.js'
 import { subscribeCampaignEvents } from './campaigns/events.js'
 import { adminAuthenticator } from './auth.js'
 import { registerLive } from './live/plugin.js'
+import { trackAllowedMethods } from './http/allowed-methods.js'
+import { registerCors } from './http/cors.js'
 
 // A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
 const LIVE_READ_TIMEOUT_MS = 5000
@@ -128,6 +130,7 @@ export interface AppDeps { redis?: RedisClient; db?: DbHandle }
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
   registerRequestLog(app)
+  const allowedMethods = trackAllowedMethods(app)
   app.decorateRequest('userId', '') // set by the user authenticator (src/auth.ts)
 
   const redis = deps.redis ?? createRedis(config,
@@ -156,6 +159,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined)
     jsonParser(req, body as string, done)
   })
+  // JSON only: without fastify's default text/plain parser a text body gets 415 like every other media type.
+  app.removeContentTypeParser('text/plain')
 
   // Every 503 tells the client when to come back, whichever path produced it.
   app.addHook('onSend', (_req, reply, payload, done) => {
@@ -183,9 +188,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return reply.code(500).send(errorBody(500, ErrorCode.INTERNAL, 'internal error'))
   })
   app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!
+    const allow = allowedMethods(path)
+    if (allow.length > 0) {
+      return reply.code(405).header('allow', allow.join(', '))
+        .send(errorBody(405, ErrorCode.METHOD_NOT_ALLOWED,
+          `${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}`))
+    }
     reply.code(404).send(errorBody(404, ErrorCode.NOT_FOUND, `route ${req.method} ${req.url.split('?')[0]} not found`))
   })
 
+  await registerCors(app, parseCorsOrigins(config.CORS_ORIGINS))
   await registerDocs(app)
   await registerOps(app, ctx)
   await app.register(adminCampaignRoutes, { ctx })

@@ -34,6 +34,9 @@ export const ConfigSchema = Type.Object({
   // Refuses tokens whose exp is further ahead than this (a leaked long-lived token); 0 = no limit.
   JWT_MAX_LIFETIME_S: Int(86_400),
   TRUSTED_USER_HEADER: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' })),
+  // Comma-separated browser origins (https://shop.example) allowed to call the claim route and the public reads
+  // cross-origin; unset sends no CORS headers at all (server-to-server callers need none).
+  CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   // false | true | hop count | comma-separated addresses/CIDRs of the proxies to trust.
   TRUST_PROXY: Type.String({ default: 'false' }),
   // 0 disables a limiter. Per user: generous for double-clicks and retries, tight for scripts.
@@ -88,6 +91,12 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>
 
+/** The secrets `npm run dev` uses when none are set; printed by it, and refused when NODE_ENV=production. */
+export const DEV_SECRETS = {
+  ADMIN_TOKEN: 'dev-admin-token-not-for-production',
+  JWT_SECRET: 'dev-jwt-secret-not-for-production',
+} as const
+
 export class ConfigError extends Error {}
 
 /** Parses the environment once; throws a ConfigError naming every bad variable. */
@@ -110,6 +119,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
   }
   const config = converted as Config
+  if (config.NODE_ENV === 'production') {
+    const devDefaults = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[])
+      .filter((k) => config[k] === DEV_SECRETS[k])
+    if (devDefaults.length > 0) {
+      const lines = devDefaults.map((k) => `${k}: the npm run dev default is refused when NODE_ENV=production`)
+      throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+    }
+  }
   if (role === 'api' && !config.JWT_SECRET && !config.TRUSTED_USER_HEADER) {
     throw new ConfigError('invalid configuration:\n  JWT_SECRET: required unless TRUSTED_USER_HEADER is set ' +
       '(users must be identified somehow)')
@@ -119,6 +136,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('invalid configuration:\n  HTTP_HEADERS_TIMEOUT_MS: must not exceed ' +
       `HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS})`)
   }
+  parseCorsOrigins(config.CORS_ORIGINS)
   return config
 }
 
@@ -130,6 +148,17 @@ export function parseTrustProxy(v: string): boolean | number | string[] {
   if (list.length === 0 || list.some((s) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s))) {
     throw new ConfigError('invalid configuration:\n  TRUST_PROXY: expected false, true, a hop count or a ' +
       `comma-separated list of addresses/CIDRs (got ${JSON.stringify(v)})`)
+  }
+  return list
+}
+
+/** CORS_ORIGINS as a list of exact origins (scheme://host[:port]), or null when unset. */
+export function parseCorsOrigins(v: string | undefined): string[] | null {
+  if (v === undefined) return null
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean)
+  const bad = list.filter((s) => !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(s))
+  if (list.length === 0 || bad.length > 0) {
+    throw new ConfigError(`invalid configuration:\n  CORS_ORIGINS: expected comma-separated origins like https://shop.example (no path, no wildcard) (got ${JSON.stringify(v)})`)
   }
   return list
 }

@@ -8,6 +8,7 @@ export const ErrorCode = {
   UNAUTHORIZED: 'UNAUTHORIZED',
   ADMIN_DISABLED: 'ADMIN_DISABLED',
   NOT_FOUND: 'NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   CAMPAIGN_NOT_FOUND: 'CAMPAIGN_NOT_FOUND',
   CAMPAIGN_UNAVAILABLE: 'CAMPAIGN_UNAVAILABLE',
   ALREADY_CLAIMED: 'ALREADY_CLAIMED',
@@ -42,7 +43,8 @@ export const ErrorSchema = Type.Object({
 }, { $id: 'Error' })
 
 const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 410: 'Gone',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 410: 'Gone',
   413: 'Payload Too Large', 422: 'Unprocessable Content', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
   500: 'Internal Server Error', 503: 'Service Unavailable',
 }

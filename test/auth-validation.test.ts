@@ -47,7 +47,7 @@ t.test('authentication and bad input change nothing', async (t) => {
     ['invalid JSON', '{"a":', undefined, 400, 'VALIDATION'],
     ['array body', [1, 2], undefined, 400, 'VALIDATION'],
     ['2 MB body', 'x'.repeat(2 * 1024 * 1024), 'application/json', 413, 'PAYLOAD_TOO_LARGE'],
-    ['text body', 'hello', 'text/plain', 400, 'VALIDATION'],
+    ['text body', 'hello', 'text/plain', 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['xml body', '<a/>', 'application/xml', 415, 'UNSUPPORTED_MEDIA_TYPE'],
   ] as const) {
     const r = await claimWith(token, { body, headers: ct ? { 'content-type': ct } : {} })

@@ -70,6 +70,8 @@ t.test('OpenAPI document: valid, every route, every status and error code', asyn
   for (const c of Object.values(ErrorCode)) {
     if (c === ErrorCode.NOT_FOUND) t.match(doc.info.description, /404 NOT_FOUND/,
       'unknown-route 404 described once, in info')
+    else if (c === ErrorCode.METHOD_NOT_ALLOWED) t.match(doc.info.description, /405 METHOD_NOT_ALLOWED/,
+      'wrong-method 405 described once, in info')
     else t.ok(seenCodes.has(c), `${c} is documented on a route`)
   }
 

@@ -20,6 +20,7 @@ const campaignView = (c: CampaignRow) => ({
   opensAt: iso(c.opensAt), closesAt: iso(c.closesAt),
 })
 
+const ADMIN = [{ adminToken: [] }]
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema,
   500: ErrorSchema }
 const writeErrors = { ...errors, 422: ErrorSchema }
@@ -73,7 +74,10 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   }
 
   app.post('/admin/campaigns', {
-    schema: { tags: ['admin'], headers: AdminWriteHeadersSchema, body: CreateCampaignBodySchema,
+    schema: { tags: ['admin'],
+      operationId: 'createCampaign', security: ADMIN,
+      summary: 'Create a campaign (stored in PostgreSQL, then mirrored into Redis)',
+      headers: AdminWriteHeadersSchema, body: CreateCampaignBodySchema,
       response: { 201: CampaignSchema, ...writeErrors } },
   }, async (req, reply) => {
     const b = req.body
@@ -107,13 +111,17 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
 
   app.get('/admin/campaigns', {
     schema: {
-      tags: ['admin'], summary: 'Campaigns, newest first (at most `limit`, default 100)',
+      tags: ['admin'], operationId: 'listCampaigns', security: ADMIN, summary: 'Campaigns, newest first (at ' +
+        'most `limit`, default 100)',
       querystring: CampaignListQuerySchema, response: { 200: CampaignListSchema, ...errors },
     },
   }, async (req) => ({ campaigns: (await ctx.campaigns.list(Number(req.query.limit ?? 100))).map(campaignView) }))
 
   app.get('/admin/campaigns/:id', {
-    schema: { tags: ['admin'], params: CampaignIdParamsSchema,
+    schema: { tags: ['admin'],
+      operationId: 'getCampaignAdmin', security: ADMIN,
+      summary: 'A campaign with its live counters and how many claims are persisted',
+      params: CampaignIdParamsSchema,
       response: { 200: AdminCampaignSchema, 404: ErrorSchema, ...errors } },
   }, async (req) => {
     const row = await ctx.campaigns.get(req.params.id)
@@ -129,7 +137,8 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
 
   app.post('/admin/campaigns/:id/stock', {
     schema: {
-      tags: ['admin'], params: CampaignIdParamsSchema, headers: AdminWriteHeadersSchema, body: AddStockBodySchema,
+      tags: ['admin'], operationId: 'addStock', summary: 'Add stock (also to a sold-out campaign)', security: ADMIN,
+      params: CampaignIdParamsSchema, headers: AdminWriteHeadersSchema, body: AddStockBodySchema,
       response: { 200: AddStockResponseSchema, 404: ErrorSchema, ...writeErrors },
     },
   }, async (req, reply) => {

@@ -15,7 +15,10 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 
 export const publicCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   app.get('/v1/campaigns/:id', {
-    schema: { tags: ['campaigns'], params: CampaignIdParamsSchema,
+    schema: { tags: ['campaigns'],
+      operationId: 'getCampaign', security: [],
+      summary: 'Public state of a campaign: remaining stock and scheduled/open/sold_out/closed',
+      params: CampaignIdParamsSchema,
       response: { 200: PublicCampaignSchema, 400: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const live = await readLiveState(ctx.redis, ctx.keys, req.params.id)

@@ -97,6 +97,9 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     },
     schema: {
       tags: ['claims'],
+      operationId: 'claim',
+      summary: "Claim one unit of a campaign's stock for the authenticated user",
+      security: [{ userJwt: [] }],
       params: CampaignIdParamsSchema,
       headers: ClaimHeadersSchema,
       body: ClaimBodySchema,
@@ -142,8 +145,11 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
 
   app.get('/v1/campaigns/:id/claims/me', {
     onRequest: authenticate,
-    schema: { tags: ['claims'], params: CampaignIdParamsSchema, response: { 200: MyClaimsSchema, 400: ErrorSchema,
-      401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
+    schema: { tags: ['claims'],
+      operationId: 'listMyClaims', security: [{ userJwt: [] }],
+      summary: "The authenticated user's claims on a campaign, pending or persisted",
+      params: CampaignIdParamsSchema,
+      response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const id = req.params.id
     const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)), redis.hget(keys.users(id),

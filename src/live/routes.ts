@@ -34,7 +34,8 @@ const SseSchema = { description: 'Server-Sent Events: `snapshot` (JSON, see docs
 export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (app, opts) => {
   app.get('/admin/live', {
     schema: {
-      tags: ['admin'], summary: 'The live campaign page (HTML; asks for the admin token, keeps it in the tab only)',
+      tags: ['admin'], operationId: 'getLivePage', security: [], summary: 'The live campaign page (HTML; asks ' +
+        'for the admin token, keeps it in the tab only)',
       response: { 200: { description: 'HTML page', content: { 'text/html': { schema: Type.String() } } } },
     },
   }, async (_req, reply) => reply
@@ -44,7 +45,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
 
   app.get('/admin/live/:file', {
     schema: {
-      tags: ['admin'], summary: 'Script and style of the live page',
+      tags: ['admin'], operationId: 'getLivePageAsset', security: [], summary: 'Script and style of the live page',
       params: Type.Object({ file: Type.Union([Type.Literal('live.js'), Type.Literal('live.css')]) }),
       response: {
         200: {
@@ -64,6 +65,8 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     onRequest: opts.adminAuth,
     schema: {
       tags: ['admin'],
+      operationId: 'streamCampaignLive',
+      security: [{ adminToken: [] }],
       summary: 'Live numbers of a campaign as Server-Sent Events, one `snapshot` event per LIVE_INTERVAL_MS',
       description: 'Needs `Authorization: Bearer <ADMIN_TOKEN>`. Ends with an `end` event when the campaign is ' +
         'archived or deleted. A client that reads too slowly misses snapshots instead of queueing them.',

@@ -70,6 +70,26 @@ function documentErrors(schema: FastifySchema | undefined, url: string): Fastify
   return { ...schema, response }
 }
 
+const REQUEST_ID = { type: 'string', description: 'The request id: the caller\'s X-Request-Id when sent, else ' +
+  'one the server made; also in every log line of the request' }
+const RETRY_AFTER = { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying' }
+const REPLAYED = { type: 'string', enum: ['true'], description: 'Present when this answer replays the first ' +
+  'answer to the same Idempotency-Key' }
+
+/** Docs-only: the response headers a client acts on, per status. */
+function documentHeaders(schema: FastifySchema, url: string): FastifySchema {
+  const response: Record<string, unknown> = { ...(schema.response as Record<string, unknown>) }
+  const claim = url === '/v1/campaigns/:id/claims'
+  for (const [status, s] of Object.entries(response)) {
+    const headers: Record<string, unknown> = { 'X-Request-Id': REQUEST_ID }
+    if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER
+    if (claim && ['201', '403', '409', '410'].includes(status)) headers['Idempotent-Replayed'] = REPLAYED
+    if (status === '405') headers.Allow = { type: 'string', description: 'The methods this path serves' }
+    response[status] = { ...(s as object), headers }
+  }
+  return { ...schema, response }
+}
+
 /** OpenAPI 3.1 from the routes' schemas, served at /docs (UI) and /docs/json. Register before the routes. */
 export async function registerDocs(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
@@ -81,9 +101,12 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
         description: [
           'First-come-first-served coupon issuance.',
           'Every error body is `{statusCode, code, error, message}`; `code` is stable and machine-readable.',
-          `Codes: ${Object.values(ErrorCode).join(', ')}. Unknown routes answer 404 ${ErrorCode.NOT_FOUND}.`,
+          `Codes: ${Object.values(ErrorCode).join(', ')}. Unknown routes answer 404 ${ErrorCode.NOT_FOUND}; ` +
+            `a known path with another method answers 405 ${ErrorCode.METHOD_NOT_ALLOWED} with \`Allow\`.`,
         ].join('\n\n'),
       },
+      // Relative: the document describes the server that serves it, wherever that runs.
+      servers: [{ url: '/', description: 'the server this document was fetched from' }],
       tags: [
         { name: 'claims', description: 'Claiming (users)' },
         { name: 'campaigns', description: 'Public campaign state' },
@@ -103,13 +126,8 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
       const doc = 'openapiObject' in documentObject ? documentObject.openapiObject : {}
       return optionalNullableBodies(doc as Parameters<typeof optionalNullableBodies>[0]) as never
     },
-    transform: ({ schema, url }) => {
-      const documented = documentErrors(schema, url)
-      const security = url.startsWith('/admin/') ? [{ adminToken: [] }]
-        : url.startsWith('/v1/') && url.includes('/claims') ? [{ userJwt: [] }] : undefined
-      const withSecurity = security && !('security' in documented) ? { ...documented, security } : documented
-      return { schema: withSecurity as FastifySchema, url }
-    },
+    transform: ({ schema, url }) => ({ schema: documentHeaders(documentErrors(schema, url), url) as FastifySchema,
+      url }),
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 }

@@ -45,13 +45,16 @@ function bearerCheck(token: string) {
 export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app, opts) => {
   app.get('/healthz', {
     logLevel: 'warn', // probes every few seconds would drown the request log
-    schema: { tags: ['ops'], summary: 'The process is alive', response: { 200: HealthSchema } },
+    schema: { tags: ['ops'], operationId: 'getHealth', summary: 'The process is alive', security: [],
+      response: { 200: HealthSchema } },
   }, async () => ({ status: 'ok' as const }))
 
   app.get('/readyz', {
     logLevel: 'warn',
     schema: {
       tags: ['ops'],
+      operationId: 'getReadiness',
+      security: [],
       summary: 'Redis answers, the Lua scripts are loaded and the eviction policy is noeviction; 503 otherwise ' +
         '(within about READY_TIMEOUT_MS). PostgreSQL trouble only marks the answer degraded',
       response: { 200: ReadySchema, 503: NotReadySchema },
@@ -70,6 +73,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     ...(onRequest ? { onRequest } : {}),
     schema: {
       tags: ['ops'],
+      operationId: 'getMetrics',
       summary: 'Prometheus metrics (text exposition format)',
       description: 'Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set. On the public port it ' +
         'answers 503 METRICS_DISABLED without METRICS_TOKEN; scrape METRICS_PORT instead.',

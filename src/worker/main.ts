@@ -1,9 +1,24 @@
-import closeWithGrace from 'close-with-grace'
-import { pino } from 'pino'
-import { ConfigError, loadConfig, type Config } from '../config.js'
-import { createWorker } from './worker.js'
+import { parseCli } from '../cli.js'
 
-let config: Config
+parseCli({
+  command: 'npm run worker --',
+  summary: 'Moves issued claims from the Redis streams into PostgreSQL (one consumer of the WORKER_GROUP group; ' +
+    'run one or more). Stops cleanly on SIGTERM/SIGINT. Configured by environment variables only.',
+  options: {},
+  exitCodes: [[0, 'stopped by SIGTERM/SIGINT after finishing the batches in hand'], [1, 'could not start ' +
+    '(configuration, Redis unreachable) or crashed'], [2, 'bad arguments']],
+  env: ['REDIS_URL', 'DATABASE_URL', 'KEY_PREFIX', 'STREAM_PARTITIONS', 'HOST', 'LOG_LEVEL', 'WORKER_NAME',
+    'WORKER_GROUP', 'WORKER_COUNT', 'WORKER_BLOCK_MS',
+    'WORKER_INFLIGHT', 'RECLAIM_IDLE_MS', 'RECLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'WORKER_METRICS_PORT',
+    'WORKER_SHUTDOWN_TIMEOUT_MS'],
+})
+
+// Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
+const [{ default: closeWithGrace }, { pino }, { ConfigError, loadConfig }, { createWorker }] = await Promise.all([
+  import('close-with-grace'), import('pino'), import('../config.js'), import('./worker.js'),
+])
+
+let config: ReturnType<typeof loadConfig>
 try {
   config = loadConfig(process.env, 'worker')
 } catch (err) {
