@@ -67,8 +67,11 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((c) => c.stop(3_000)))
 }
 
-/** Resolves once something answers HTTP at url (any status); rejects if the process exits first. */
-export async function waitForHttp(url: string, child: Child, timeoutMs = 30_000): Promise<void> {
+/**
+ * Resolves once something answers HTTP at url (any status); rejects if the process exits first. The
+ * deadline only bounds a hang: a cold tsx start of the whole app on a busy 2-core box took over 20 s.
+ */
+export async function waitForHttp(url: string, child: Child, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (child.child.exitCode !== null) throw new Error(`${child.name} exited with code ${child.child.exitCode} before listening`)
