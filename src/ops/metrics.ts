@@ -81,6 +81,8 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
     help: 'Scrapes whose Redis stream statistics could not be read, wholly or for one stream ' +
       '(Redis down or slow, or a command the ACL user may not run)',
     registers: [registry],
+    // Joins the scrape's one read, so the scrape that met a refusal already counts it.
+    collect: () => collectOnce(),
   })
   // Up/down as the last readiness probe or scrape saw it: PostgreSQL down is degraded, not unready.
   let probeBackends: (() => Promise<void>) | null = null
