@@ -12,6 +12,7 @@ import path from 'node:path'
 import postgres from 'postgres'
 import { Redis } from 'ioredis'
 import { ROOT } from './helper.js'
+import { entryArgs } from './entry.js'
 
 const PG_BASE = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -31,7 +32,7 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
   const users = 300
   const stock = 40
   const backlog = 1_000
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/main.ts'),
+  const child = spawn(process.execPath, [...entryArgs('bench/main'),
     '--users', String(users), '--stock', String(stock), '--connections', '10', '--duration', '1', '--warmup', '0',
     '--backlog', String(backlog), '--json', json], {
     cwd: ROOT,

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import path from 'node:path'
 import { loadConfig, ConfigError } from '../src/config.js'
 import { ROOT } from './helper.js'
+import { entryArgs } from './entry.js'
 
 const base = { JWT_SECRET: 'x'.repeat(32) }
 
@@ -27,7 +27,7 @@ t.test('a bad value names the variable', async (t) => {
 })
 
 t.test('the server refuses to start on bad config, naming the variable', async (t) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
+  const r = spawnSync(process.execPath, [...entryArgs('src/server')], {
     cwd: ROOT, env: { ...process.env, JWT_SECRET: 'x'.repeat(32),
       PORT: 'not-a-port' }, encoding: 'utf8', timeout: 30_000,
   })

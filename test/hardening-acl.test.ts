@@ -14,6 +14,7 @@ import { startPrivateRedis } from './private-redis.js'
 import { spawnWorker, waitUntil, rowCount } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 import { ACL_COMMANDS, aclRule } from '../src/redis/acl.js'
+import { entryArgs } from './entry.js'
 
 const PASSWORD = 'acl-test-password-0123'
 const METRICS_TOKEN = 'metrics-token-0123456789'
@@ -55,7 +56,7 @@ t.test('API, worker and reconcile as the ACL user: claim, persisted, reconcile c
   const { url: acked } = await startApp(t, { ...(await testEnv(t)).config, KEY_PREFIX: prefix, REDIS_URL: as('noconfig').REDIS_URL, REDIS_EVICTION_POLICY_ACK: 'noeviction' })
   t.equal((await http(`${acked}/readyz`)).status, 200, 'acknowledged: ready')
   const refused = await new Promise<{ code: number | null; out: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
+    const child = spawn(process.execPath, [...entryArgs('src/server')], {
       cwd: ROOT, env: { ...process.env, ...as('noconfig'), PORT: '0', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

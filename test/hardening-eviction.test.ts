@@ -6,18 +6,18 @@
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import path from 'node:path'
 import { testEnv, startApp, http, createCampaign, ROOT } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
 import { claimMany } from './worker-helper.js'
 import { reconcileIn } from './reconcile-helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
+import { entryArgs } from './entry.js'
 
 function run(entry: string, env: Record<string, string>,
   args: string[] = []): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+    const child = spawn(process.execPath, [...entryArgs(entry.replace(/\.ts$/, '')), ...args], {
       cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '-1' }, stdio: ['ignore',
         'pipe', 'pipe'],
     })

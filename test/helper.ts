@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig, type Config } from '../src/config.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 import { buildApp } from '../src/app.js'
+import { entryArgs } from './entry.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const ADMIN_TOKEN = 'test-admin-token-0123456789'
@@ -83,10 +84,10 @@ export async function startApp(t: Tap, config: Config): Promise<{ app: FastifyIn
   return { app, url: `http://127.0.0.1:${addr.port}` }
 }
 
-/** Starts the real server entry point in a child process (tsx), resolves once it listens. */
+/** Starts the real server entry point in a child process (the build), resolves once it listens. */
 export async function spawnServer(t: Tap, env: Record<string, string>, port: number,
   startTimeoutMs = 60_000): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server.ts')], {
+  const child = spawn(process.execPath, [...entryArgs('src/server')], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1',
       LOG_LEVEL: env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? env.LOG_LEVEL : 'info' },

@@ -1,10 +1,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import path from 'node:path'
 import { testEnv, startApp, createCampaign, http, userToken, freePort, waitForOutput, ROOT } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { loadConfig } from '../src/config.js'
+import { entryArgs } from './entry.js'
 
 const SHOP = 'https://shop.example'
 
@@ -106,7 +106,7 @@ t.test('CORS_ORIGINS must be exact origins', async (t) => {
 t.test('the server starts without a deprecation warning (FSTDEP023)', async (t) => {
   const { env } = await testEnv(t)
   const port = await freePort()
-  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/server.ts')], {
+  const child = spawn(process.execPath, entryArgs('src/server'), {
     cwd: ROOT, env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'info', NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })

@@ -2,9 +2,9 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import path from 'node:path'
 import postgres from 'postgres'
 import { ROOT } from './helper.js'
+import { entryArgs } from './entry.js'
 
 const PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
 
@@ -16,7 +16,7 @@ t.test('migrate creates the database and is safe to run twice, from two processe
     await admin.end()
   })
   const run = async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/migrate.ts')], {
+    const child = spawn(process.execPath, [...entryArgs('scripts/migrate')], {
       cwd: ROOT, env: { ...process.env, DATABASE_URL: `${PG}/${name}` }, stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

@@ -1,7 +1,6 @@
 /** Shared by the reconcile tests: run it (in-process or as the real script), seed states, snapshot Redis. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import path from 'node:path'
 import type postgres from 'postgres'
 import { createDb } from '../src/db/client.js'
 import { createRedis, type RedisClient } from '../src/redis/client.js'
@@ -10,6 +9,7 @@ import { rawClaim } from '../src/redis/codec.js'
 import { reconcile, type ReconcileOptions } from '../src/reconcile/reconcile.js'
 import type { RunReport } from '../src/reconcile/report.js'
 import { ROOT, type TestEnv } from './helper.js'
+import { entryArgs } from './entry.js'
 
 export const keysOf = (env: Pick<TestEnv, 'config'>): Keys =>
   createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
@@ -28,11 +28,11 @@ export async function reconcileIn(env: Pick<TestEnv, 'config'>, opts: ReconcileO
 
 export interface ProcessResult { code: number | null; stdout: string; stderr: string; json: RunReport | null }
 
-/** The real entry point as a child process (tsx), for exit codes and output. */
+/** The real entry point as a child process (from the build), for exit codes and output. */
 export function runReconcile(env: Record<string, string>, args: string[],
   nodeArgs: string[] = []): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'scripts/reconcile.ts'), ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, ...entryArgs('scripts/reconcile'), ...args], {
       cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
@@ -104,12 +104,10 @@ export async function rowsOf(sql: postgres.Sql, campaignId: string) {
     SELECT claim_id, user_id, sequence FROM claims WHERE campaign_id = ${campaignId} ORDER BY sequence`
 }
 
-const WORKER = path.join(ROOT, 'src/worker/main.ts')
-
 /** The real worker (src/worker/main.ts) as a child process, killed at teardown if still running. */
 export async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv,
   name: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
+  const child = spawn(process.execPath, entryArgs('src/worker/main'), {
     cwd: ROOT,
     env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1',
       LOG_LEVEL: 'warn' },

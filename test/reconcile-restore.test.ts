@@ -5,10 +5,10 @@
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import path from 'node:path'
 import { testEnv, startApp, createCampaign, claim, deleteKeys, http, ROOT, countBy, type Res } from './helper.js'
 import { drained, keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, startWorker, stopWorker,
   streamEntries } from './reconcile-helper.js'
+import { entryArgs } from './entry.js'
 
 t.test('restore after Redis lost everything, with claims firing during the restore', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -54,7 +54,7 @@ t.test('restore after Redis lost everything, with claims firing during the resto
   }
   const firing = Promise.all(Array.from({ length: 16 }, fire))
   const fix = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/reconcile.ts'), '--campaign', id, '--fix', '--page-size', '50'], {
+    const child = spawn(process.execPath, [...entryArgs('scripts/reconcile'), '--campaign', id, '--fix', '--page-size', '50'], {
       cwd: ROOT, env: { ...process.env, ...env.env }, stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

@@ -4,11 +4,11 @@
  * both sides into memory dies (checked below), so passing proves it streams.
  */
 import t from 'tap'
-import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { testEnv, ROOT } from './helper.js'
 import { keysOf, runReconcile } from './reconcile-helper.js'
 import { seedCampaign } from '../bench/reconcile-seed.js'
+import { entryArgs } from './entry.js'
 
 const CLAIMS = 200_000
 const HEAP = ['--max-old-space-size=64']
@@ -35,7 +35,7 @@ t.test('200,000 claims in bounded memory', async (t) => {
   t.equal(await env.redis.hlen(keys.users(id)), CLAIMS, 'records restored')
 
   // The control: holding the users hash and the rows at once does not fit under the same cap.
-  const naive = spawnSync(process.execPath, [...HEAP, '--import', 'tsx', path.join(ROOT, 'bench/reconcile-memory.ts'), '--naive-load', id], {
+  const naive = spawnSync(process.execPath, [...HEAP, ...entryArgs('bench/reconcile-memory'), '--naive-load', id], {
     cwd: ROOT, env: { ...process.env, ...env.env }, encoding: 'utf8',
   })
   t.not(naive.status, 0, 'loading everything runs out of the 64 MB heap')

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import path from 'node:path'
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, ROOT, one } from './helper.js'
 import { claimMany, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { entryArgs } from './entry.js'
 
 const fieldsOf = (c: { claimId?: string; campaignId: string; userId: string; sequence: number }) =>
   ['claimId', c.claimId ?? randomUUID(), 'campaignId', c.campaignId, 'userId', c.userId, 'sequence',
@@ -13,7 +13,7 @@ const fieldsOf = (c: { claimId?: string; campaignId: string; userId: string; seq
 
 /** Runs the real retry-failed entry point; returns its exit code and output. */
 async function retryFailed(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/retry-failed.ts')],
+  const child = spawn(process.execPath, [...entryArgs('scripts/retry-failed')],
     { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d) => { out += d })

@@ -2,13 +2,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
-import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
 import type { RedisClient } from '../src/redis/client.js'
 import type { Config } from '../src/config.js'
 import { ROOT, claim } from './helper.js'
+import { entryArgs } from './entry.js'
 
 interface Tap { teardown(fn: () => unknown): void }
 
@@ -24,10 +24,10 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Runs the real worker entry point (src/worker/main.ts through tsx) as a child process. */
+/** Runs the real worker entry point (dist/src/worker/main.js, the build) as a child process. */
 export function spawnWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string,
   string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/worker/main.ts')], {
+  const child = spawn(process.execPath, [...entryArgs('src/worker/main')], {
     cwd: ROOT,
     env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_NAME: name, WORKER_METRICS_PORT: '-1', ...extra },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -27,7 +27,14 @@ local LISTED = 10
 
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued')
 local stock, limit, issued = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[5])
-if not stock or not limit or not issued then return {-1} end
+if not stock or not limit or not issued then
+  -- The answer a client already got stays true without the live state: replay it rather than 503.
+  if ARGV[5] == '1' then
+    local stored = redis.call('GET', KEYS[4])
+    if stored then return {0, stored} end
+  end
+  return {-1}
+end
 
 -- Fixed window per (campaign, user), started by the user's first request, as @fastify/rate-limit counts.
 -- After the campaign check, so that a request for an unknown campaign creates no key under its tag.
