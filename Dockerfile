@@ -6,9 +6,11 @@
 #   one-shots      npm run reconcile -- --fix, ...  (npm works here: see npm_config_ignore_scripts below)
 # Long-running roles start node directly: npm runs a script through `sh -c` and does not pass SIGTERM on
 # to it (checked with npm 10 and 11), so under `npm start` a graceful shutdown would never begin.
-# Pinned by version and manifest-list digest so a rebuild gets the same base. To move it:
-#   docker buildx imagetools inspect node:20.X.Y-bookworm-slim   (then update tag and digest together)
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
+# The current Node LTS (24, "Krypton"), pinned by exact version so a rebuild gets the same runtime. For a
+# release build pin the manifest-list digest too (a moved tag then cannot change the base):
+#   docker buildx imagetools inspect node:24.X.Y-bookworm-slim   -> NODE_IMAGE=node:24.X.Y-bookworm-slim@sha256:...
+# (the machine this was written on cannot reach Docker Hub, so no digest is recorded here).
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # --- build: dev dependencies + TypeScript compile -------------------------------------------
 FROM ${NODE_IMAGE} AS build

@@ -147,6 +147,9 @@ t.test('docker-compose config accepts the file', { skip: dockerCompose.status ==
 })
 
 t.test('Dockerfile essentials', async (t) => {
+  const engineMajor = /^>=(\d+)$/.exec(JSON.parse(read('package.json')).engines.node)![1]!
+  t.ok(Number(process.versions.node.split('.')[0]) >= Number(engineMajor),
+    `the suite runs on the Node that engines names (>=${engineMajor}; .ci/run installs it)`)
   const df = DockerfileParser.parse(read('Dockerfile'))
   const args = new Map<string, string>()
   for (const a of df.getInitialARGs()) for (const p of a.getProperties()) args.set(p.getName(), p.getValue() ?? '')
@@ -156,8 +159,8 @@ t.test('Dockerfile essentials', async (t) => {
   t.ok(froms.length >= 2, 'multi-stage')
   for (const f of froms) {
     const image = resolve(f.getArgumentsContent()!.split(/\s+/)[0]!)
-    // An exact version and the manifest digest: a rebuild gets the same base, a moved tag cannot change it.
-    t.match(image, /^node:20\.\d+\.\d+-[a-z]+-slim@sha256:[0-9a-f]{64}$/,
+    // The Node major that package.json's engines names and CI tests, at an exact version (digest optional).
+    t.match(image, new RegExp(`^node:${engineMajor}\\.\\d+\\.\\d+-[a-z]+-slim(@sha256:[0-9a-f]{64})?$`),
       `stage ${f.getBuildStage()}: pinned base image (${image})`)
   }
 
