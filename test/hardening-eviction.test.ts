@@ -34,7 +34,7 @@ t.test('allkeys-lru: API, worker, reconcile and retry-failed refuse to start, sa
   const r = await startPrivateRedis(t, ['--maxmemory-policy', 'allkeys-lru'])
   const { env } = await testEnv(t)
   const e = { ...env, REDIS_URL: r.url, PORT: '0' }
-  // One after another: four tsx start-ups at once crawl on a busy two-core machine.
+  // One after another: four process start-ups at once crawl on a busy two-core machine.
   const api = await run('src/server.ts', e)
   const worker = await run('src/worker/main.ts', e)
   const reconcile = await run('scripts/reconcile.ts', e)

@@ -99,7 +99,7 @@ export async function spawnServer(t: Tap, env: Record<string, string>, port: num
       await once(child, 'exit')
     }
   })
-  // Only bounds a hang: tsx start-up is slow on a busy machine.
+  // Only bounds a hang: process start-up is slow on a busy machine.
   await waitForOutput(child, /Server listening/, startTimeoutMs)
   return { child, url: `http://127.0.0.1:${port}` }
 }

@@ -95,7 +95,7 @@ t.test('the feed follows a burst to sold out and persisted == stock, from one sh
   t.ok(peak('410') + peak('409') > 0, `refusals seen (409: ${peak('409')}, 410: ${peak('410')})`)
 
   // A worker persists; the feed reaches persisted == stock, as the admin API does.
-  // Generous: a busy shared machine can take long to start a tsx process.
+  // Generous: a busy shared machine can take long to start a process.
   await spawnWorker(t, env, 'feed-w1').waitForLog((l) => l.msg === 'worker started', 120_000)
   await waitUntil('rows', async () => (await rowCount(sql, id)) === 300)
   const drained = await a.next((e) => e.event === 'snapshot' && e.data.persisted === 300 && e.data.stream.backlog === 0)
