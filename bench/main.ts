@@ -11,8 +11,8 @@ const [{ latestProfile, renderProfile, summarizeProfile }, { ConfigError, loadCo
   import('./cpu-profile.js'), import('../src/config.js'), import('./progress.js'), import('./report.js'), import('./run.js'),
   import('./chart.js'),
 ])
-const { createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, startApi,
-  profileDir } = run
+const { createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, runWrkScenarios,
+  startApi, profileDir } = run
 
 /** The servers' CPU profiles, per request of the scenarios each served (warm-ups included, roughly). */
 function printProfiles(e: typeof env, r: BenchResults) {
@@ -47,7 +47,7 @@ process.once('SIGTERM', onSignal)
 try {
   const machine = await describeMachine(env.redis, env.sql, opts)
   const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
-    baselines: null }
+    wrk: null, baselines: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
   if (['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
@@ -70,6 +70,7 @@ try {
       await api.proc.stop()
     }
   }
+  if (wanted.has('wrk')) results.wrk = await runWrkScenarios(env)
   if (wanted.has('baselines')) results.baselines = await runBaselines(env)
 
   machine.loadAverageAfter = os.loadavg().map((n) => Math.round(n * 100) / 100)

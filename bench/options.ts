@@ -23,7 +23,7 @@ export interface BenchOptions {
   only?: string[]
 }
 
-export const SCENARIOS = ['ceiling', 'issue', 'soldOut', 'burst', 'persistence', 'baselines'] as const
+export const SCENARIOS = ['ceiling', 'issue', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines'] as const
 
 const BENCH_CLI = {
   command: 'npm run bench --',

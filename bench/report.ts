@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import type { BenchResults, HttpFigures } from './run.js'
+import type { WrkFigures } from './wrk.js'
 import type { BenchOptions } from './options.js'
 import { fmtInt } from './progress.js'
 
@@ -52,6 +53,7 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
     burst: results.burst,
     soldOut: results.soldOut,
     persistence: results.persistence,
+    wrk: results.wrk,
     baselines: results.baselines,
     ratios: {
       issueToCeiling: ratio(results.issue?.rps, c),
@@ -60,6 +62,8 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
       issueToDbLock: ratio(results.issue?.rps, a),
       issueToRedisLock: ratio(results.issue?.rps, results.baselines?.redisLock.rps),
       issueToTwoStep: ratio(results.issue?.rps, results.baselines?.twoStep.rps),
+      wrkIssueToCeiling: ratio(results.wrk?.issue?.rps, results.wrk?.ceiling?.rps),
+      wrkSoldOutToCeiling: ratio(results.wrk?.soldOut?.rps, results.wrk?.ceiling?.rps),
     },
     redisRoundTripsPerClaim: results.issue?.redis?.roundTripsPerClaim ?? null,
   }
@@ -107,6 +111,22 @@ export function renderTable(s: Summary): string {
     if (p.rowsPerSecTwoWorkers !== null) rows.push(['persistence: 2 workers',
       `${fmtInt(p.rowsPerSecTwoWorkers)} rows/s`, ...dash, `backlog of ${fmtInt(p.backlog)}`])
     for (const n of p.notes) rows.push(['persistence', '', ...dash, n])
+  }
+  if (s.wrk?.ceiling) {
+    // Ratios to wrk's own ceiling (same generator, same run); the x (a) column stays autocannon's.
+    const w = s.wrk
+    const wc = w.ceiling!.rps
+    const row = (name: string, f: WrkFigures | null) => {
+      if (!f) return
+      rows.push([name, `${fmtInt(f.rps)} req/s`, ms(f.p50Ms), ms(f.p95Ms), ms(f.p99Ms), ms(f.maxMs), '',
+        x(ratio(f.rps, wc)), '', [`${w.version}, x-user-id header`, f.non2xx ? `${fmtInt(f.non2xx)} non-2xx` : '',
+          f.errors ? `${f.errors} errors` : ''].filter(Boolean).join('; ')])
+    }
+    row('wrk: ceiling', w.ceiling)
+    row('wrk: issue path', w.issue)
+    row('wrk: sold out', w.soldOut)
+  } else if (s.wrk) {
+    rows.push(['wrk', '', '', '', '', '', '', '', '', 'not installed: skipped'])
   }
   if (s.baselines) {
     const bl = s.baselines

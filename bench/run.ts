@@ -18,6 +18,7 @@ import type { LoadJob, LoadResult } from './load-protocol.js'
 import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Child } from './processes.js'
 import { fmtInt, type Progress } from './progress.js'
 import { cpuPerRequest, cpuSeconds, sampleCpu } from './cpu-usage.js'
+import { runWrk, wrkLine, wrkVersion, type WrkFigures } from './wrk.js'
 import type { BenchOptions } from './options.js'
 import { createDbLockCampaign, createDbLockTables } from './baselines/db-lock.js'
 import { checkRedisLock, createRedisLockCampaign } from './baselines/redis-lock.js'
@@ -73,6 +74,14 @@ export interface RoundTrips {
   insideScriptPerClaim: number
 }
 
+export interface WrkResults {
+  /** wrk's version, or null when it is not installed (then nothing else is measured). */
+  version: string | null
+  ceiling: WrkFigures | null
+  issue: WrkFigures | null
+  soldOut: WrkFigures | null
+}
+
 export interface BenchResults {
   ceiling: HttpFigures | null
   issue: (HttpFigures & { redis?: RoundTrips }) | null
@@ -87,6 +96,7 @@ export interface BenchResults {
     rowsPerSecTwoWorkers: number | null
     notes: string[]
   } | null
+  wrk: WrkResults | null
   baselines: {
     dbLock: HttpFigures
     redisLock: HttpFigures & { burst: BaselineBurst }
@@ -141,9 +151,9 @@ function serverEnv(env: Env, port: number): Record<string, string> {
 }
 
 async function startServer(env: Env, name: string, entry: string,
-  nodeArgs: string[] = []): Promise<{ proc: Child; url: string }> {
+  nodeArgs: string[] = [], extraEnv: Record<string, string> = {}): Promise<{ proc: Child; url: string }> {
   const port = await freePort()
-  const proc = spawnNode(name, entry, { env: serverEnv(env, port), logFile: path.join(env.logDir, `${name}.log`),
+  const proc = spawnNode(name, entry, { env: { ...serverEnv(env, port), ...extraEnv }, logFile: path.join(env.logDir, `${name}.log`),
     nodeArgs })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/`, proc)
@@ -277,6 +287,46 @@ export async function runSoldOut(env: Env, { url, proc }: Api): Promise<HttpFigu
     connections: 1 })
   if (first.statusCodes['201'] !== 1) throw new Error(`sold-out set-up: expected one 201, got ${statusLine(first.statusCodes)}`)
   return measure(env, 'sold out', job(env, `${url}/v1/campaigns/${id}/claims`, 'soldout'), proc)
+}
+
+/** Ceiling, issue path and sold out through wrk (bench/wrk.ts), both servers in the trusted-header mode. */
+export async function runWrkScenarios(env: Env): Promise<WrkResults> {
+  const version = wrkVersion()
+  if (!version) {
+    env.progress.step('wrk: not installed, skipped (Debian: apt-get install wrk)')
+    return { version: null, ceiling: null, issue: null, soldOut: null }
+  }
+  env.progress.step(`wrk (${version}, 1 thread): ceiling, issue path and sold out, x-user-id header per request`)
+  const headerMode = { TRUSTED_USER_HEADER: env.userHeader, JWT_SECRET: '' }
+  const { connections, warmup, duration } = env.opts
+  const wrk = async (label: string, url: string, users: string) => {
+    const base = { connections, header: env.userHeader, userPrefix: `${env.runId}-wrk-${users}-` }
+    if (warmup > 0) await runWrk(url, { ...base, seconds: warmup, userPrefix: `${base.userPrefix}w` })
+    env.progress.step(`  wrk ${label}: measuring ${duration} s at ${connections} connections`)
+    const f = await runWrk(url, { ...base, seconds: duration })
+    env.progress.step(`  wrk ${label}: ${wrkLine(f)}`)
+    return f
+  }
+  const ceilingServer = await startServer(env, 'wrk-ceiling', 'bench/ceiling-server', [], headerMode)
+  let ceiling: WrkFigures
+  try {
+    ceiling = await wrk('ceiling', `${ceilingServer.url}/v1/campaigns/1/claims`, 'ceiling')
+  } finally {
+    await ceilingServer.proc.stop()
+  }
+  const api = await startServer(env, 'wrk-api', 'src/server', [], headerMode)
+  try {
+    const issueId = await createCampaign(env, api.url, 'bench wrk issue path', HUGE_STOCK)
+    const issue = await wrk('issue', `${api.url}/v1/campaigns/${issueId}/claims`, 'issue')
+    const soldOutId = await createCampaign(env, api.url, 'bench wrk sold out', 1)
+    const first = await fetch(`${api.url}/v1/campaigns/${soldOutId}/claims`,
+      { method: 'POST', headers: { [env.userHeader]: `${env.runId}-wrk-first` } })
+    if (first.status !== 201) throw new Error(`wrk sold-out set-up: expected 201, got ${first.status}`)
+    const soldOut = await wrk('sold out', `${api.url}/v1/campaigns/${soldOutId}/claims`, 'soldout')
+    return { version, ceiling, issue, soldOut }
+  } finally {
+    await api.proc.stop()
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -64,6 +64,15 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
     t.equal(b.created201, b.issued, 'its 201s match what it recorded')
   }
   t.equal(r.baselines.twoStep.doubleClick.requests, users)
+  // wrk runs where it is installed (.ci/run installs it); its issue path wins every request too.
+  if (r.wrk.version !== null) {
+    t.ok(r.wrk.ceiling.rps > 0 && r.wrk.issue.rps > 0 && r.wrk.soldOut.rps > 0, 'wrk measured all three')
+    t.equal(r.wrk.issue.non2xx, 0, 'wrk: every issue-path request won')
+    t.equal(r.wrk.soldOut.non2xx, r.wrk.soldOut.requests, 'wrk: the sold-out campaign refuses every request')
+    t.type(r.ratios.wrkIssueToCeiling, 'number')
+  } else {
+    t.comment('wrk not installed: its scenario was skipped')
+  }
 
   const prefix = /key prefix (\S+)/.exec(stderr)?.[1]
   const db = /database (fcfs_bench_\w+)/.exec(stderr)?.[1]
