@@ -1,30 +1,8 @@
+/** The server's start-up refusal as a real process; the config rules themselves: test/unit/config.test.ts. */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { loadConfig, ConfigError } from '../src/config.js'
 import { ROOT } from './helper.js'
 import { entryArgs } from './entry.js'
-
-const base = { JWT_SECRET: 'x'.repeat(32) }
-
-t.test('defaults', async (t) => {
-  const c = loadConfig(base)
-  t.match(c, { PORT: 3000, HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379',
-    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/fcfs', KEY_PREFIX: 'fcfs' })
-  t.equal(c.ADMIN_TOKEN, undefined)
-})
-
-t.test('a bad value names the variable', async (t) => {
-  for (const [name, value] of [['PORT', 'abc'], ['PORT', '70000'], ['REDIS_URL', 'http://x'],
-    ['DATABASE_URL', 'mysql://x'],
-    ['KEY_PREFIX', 'has space'], ['ADMIN_TOKEN', 'short'], ['RATE_LIMIT_USER_MAX', '-1'], ['TRUST_PROXY', 'yes please'], ['LOG_LEVEL', 'loud']]) {
-    let err: unknown
-    try { loadConfig({ ...base, [name!]: value }) } catch (e) { err = e }
-    t.ok(err instanceof ConfigError && err.message.includes(name!), `${name}=${value} is refused, naming ${name}`)
-  }
-  t.throws(() => loadConfig({}), /JWT_SECRET/, 'users must be identified by a JWT secret or a trusted header')
-  t.doesNotThrow(() => loadConfig({ TRUSTED_USER_HEADER: 'x-user-id' }))
-  t.doesNotThrow(() => loadConfig({}, 'script'), 'scripts need no JWT secret')
-})
 
 t.test('the server refuses to start on bad config, naming the variable', async (t) => {
   const r = spawnSync(process.execPath, [...entryArgs('src/server')], {

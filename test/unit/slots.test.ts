@@ -1,7 +1,7 @@
 /** The slot function and the partition layout, without Redis (the cluster tests check it against a live cluster). */
 import t from 'tap'
-import { keySlot, partitionTags, CLUSTER_SLOTS } from '../src/redis/slots.js'
-import { createKeys } from '../src/redis/keys.js'
+import { keySlot, partitionTags, CLUSTER_SLOTS } from '../../src/redis/slots.js'
+import { createKeys } from '../../src/redis/keys.js'
 
 /** The ranges `redis-cli --cluster create` gives n masters (clusterManagerCommandCreate in redis-cli.c). */
 function createRanges(masters: number): [number, number][] {
