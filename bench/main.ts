@@ -49,10 +49,11 @@ try {
   const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
     wrk: null, baselines: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
-  if (['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
+  if (opts.cluster || ['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
     try {
       if (wanted.has('issue')) results.issue = await runIssue(env, api)
+      if (opts.cluster) results.cluster = await (await import('./cluster-run.js')).runCluster(env, api)
       if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api)
       let drainMs: number | null = null
       let workersAvailable = true

@@ -21,6 +21,8 @@ export interface BenchOptions {
   cpuProf?: string
   /** Only run these scenarios (comma-separated names), for profiling one path. */
   only?: string[]
+  /** Also start a local Redis Cluster and measure the claim path and one slot's ceiling on it. */
+  cluster: boolean
 }
 
 export const SCENARIOS = ['ceiling', 'issue', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines'] as const
@@ -40,6 +42,7 @@ const BENCH_CLI = {
     json: { type: 'string', value: 'FILE', description: 'also write every figure as JSON' },
     'cpu-prof': { type: 'string', value: 'DIR', description: 'write a CPU profile of the API server process into DIR' },
     only: { type: 'string', value: 'LIST', description: `run only these scenarios: ${SCENARIOS.join(',')}` },
+    cluster: { type: 'boolean', description: 'also start a local Redis Cluster (3 masters + 3 replicas, needs redis-server and redis-cli) and measure the issue path and one slot\'s ceiling on it beside the single Redis (docs/scaling.md)' },
   },
   exitCodes: [[0, 'measured, and the burst was correct'], [1, 'the burst\'s correctness check failed, or a scenario failed'], [2, 'bad arguments or configuration']],
   env: ['REDIS_URL', 'DATABASE_URL'],
@@ -76,5 +79,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     json: parsed.json,
     cpuProf: parsed['cpu-prof'],
     only,
+    cluster: parsed.cluster === true,
   }
 }

@@ -66,6 +66,12 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
       wrkSoldOutToCeiling: ratio(results.wrk?.soldOut?.rps, results.wrk?.ceiling?.rps),
     },
     redisRoundTripsPerClaim: results.issue?.redis?.roundTripsPerClaim ?? null,
+    cluster: results.cluster ?? null,
+    clusterRatios: results.cluster ? {
+      issueClusterToSingle: ratio(results.cluster.issue.rps, results.issue?.rps),
+      slotClusterToSingle: ratio(results.cluster.slot.cluster.claimsPerSec, results.cluster.slot.single.claimsPerSec),
+      issueClusterToSlotCeiling: ratio(results.cluster.issue.rps, results.cluster.slot.cluster.claimsPerSec),
+    } : null,
   }
 }
 
@@ -138,6 +144,19 @@ export function renderTable(s: Summary): string {
     const td = bl.twoStep.doubleClick
     http('(c) INCR + set check', bl.twoStep, 'claims/s',
       `burst: oversold ${tb.oversold}, double ${tb.doubleIssued}; double-click burst: oversold ${td.oversold}, double ${td.doubleIssued}`)
+  }
+  if (s.cluster && s.clusterRatios) {
+    const cl = s.cluster
+    const r = s.clusterRatios
+    http(`issue path, cluster (${cl.masters}+${cl.masters * cl.replicasPerMaster})`, cl.issue, 'claims/s',
+      `one campaign; ${x(r.issueClusterToSingle) || '?'} single-node issue path`)
+    const dash = ['', '', '', '']
+    const slot = (name: string, f: typeof cl.slot.single, note: string) => rows.push([name,
+      `${fmtInt(f.claimsPerSec)} claims/s`, ...dash,
+      f.redisCpuUsPerClaim === null ? '' : `- / ${f.redisCpuUsPerClaim.toFixed(1)} / -`, '', '', note])
+    slot('one slot: script only, single', cl.slot.single, 'claim.lua alone, no HTTP, one campaign')
+    slot('one slot: script only, cluster', cl.slot.cluster,
+      `${x(r.slotClusterToSingle) || '?'} single; the API on the cluster reaches ${x(r.issueClusterToSlotCeiling) || '?'} of it`)
   }
   const head = ['scenario', 'rate', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU µs/req srv / redis / load',
     'x ceiling', 'x (a)', 'notes']

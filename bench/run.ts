@@ -25,9 +25,10 @@ import { checkRedisLock, createRedisLockCampaign } from './baselines/redis-lock.
 import { checkTwoStep, createTwoStepCampaign } from './baselines/two-step.js'
 import { idCounterKey } from './baselines/keys.js'
 import type { BaselineCheck } from './baselines/outcome.js'
+import type { ClusterFigures } from './cluster-run.js'
 
 const WORKER_ENTRY = 'src/worker/main'
-const HUGE_STOCK = 100_000_000
+export const HUGE_STOCK = 100_000_000
 
 export interface HttpFigures {
   rps: number
@@ -102,6 +103,7 @@ export interface BenchResults {
     redisLock: HttpFigures & { burst: BaselineBurst }
     twoStep: HttpFigures & { oversold: number; doubleIssued: number; burst: BaselineBurst; doubleClick: BaselineBurst }
   } | null
+  cluster?: ClusterFigures | null
 }
 
 export interface Env {
@@ -121,6 +123,8 @@ export interface Env {
   userHeader: string
   /** redis-server's pid when it runs on this machine (for its CPU per request), else null. */
   redisPid: number | null
+  /** Stops the local cluster of --cluster, if one is running (destroyEnv calls it). */
+  stopCluster: (() => Promise<void>) | null
 }
 
 const figures = (r: LoadResult, cpu: Record<string, number | null> | null = null): HttpFigures => ({
@@ -130,7 +134,7 @@ const figures = (r: LoadResult, cpu: Record<string, number | null> | null = null
 })
 
 /** Environment shared by every server process of the run: a private database and key prefix, limiters off. */
-function serverEnv(env: Env, port: number): Record<string, string> {
+export function serverEnv(env: Env, port: number): Record<string, string> {
   return {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -150,17 +154,17 @@ function serverEnv(env: Env, port: number): Record<string, string> {
   }
 }
 
-async function startServer(env: Env, name: string, entry: string,
+export async function startServer(env: Env, name: string, entry: string,
   nodeArgs: string[] = [], extraEnv: Record<string, string> = {}): Promise<{ proc: Child; url: string }> {
   const port = await freePort()
-  const proc = spawnNode(name, entry, { env: { ...serverEnv(env, port), ...extraEnv }, logFile: path.join(env.logDir, `${name}.log`),
-    nodeArgs })
+  const proc = spawnNode(name, entry, { env: { ...serverEnv(env, port), ...extraEnv },
+    logFile: path.join(env.logDir, `${name}.log`), nodeArgs })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/`, proc)
   return { proc, url }
 }
 
-function job(env: Env, url: string, userPrefix: string, extra: Partial<LoadJob> = {}): LoadJob {
+export function job(env: Env, url: string, userPrefix: string, extra: Partial<LoadJob> = {}): LoadJob {
   return {
     url, method: 'POST', connections: env.opts.connections, timeoutS: 30, perUser: 1,
     auth: env.opts.auth === 'jwt' ? { kind: 'jwt', secret: env.jwtSecret } : { kind: 'header', header: env.userHeader },
@@ -170,14 +174,15 @@ function job(env: Env, url: string, userPrefix: string, extra: Partial<LoadJob> 
 }
 
 /** Warm-up (unmeasured, its own users), then the measured run, with the CPU each process spent on it. */
-async function measure(env: Env, label: string, base: LoadJob, server: Child): Promise<HttpFigures> {
+export async function measure(env: Env, label: string, base: LoadJob, server: Child,
+  redisPid: number | null = env.redisPid): Promise<HttpFigures> {
   const { warmup, duration } = env.opts
   if (warmup > 0) {
     env.progress.step(`  ${label}: warm-up ${warmup} s`)
     await env.load.run({ ...base, duration: warmup, userPrefix: `${base.userPrefix}w` })
   }
   env.progress.step(`  ${label}: measuring ${duration} s at ${base.connections} connections`)
-  const pids = { server: server.child.pid, redis: env.redisPid, loadGenerator: env.load.pid }
+  const pids = { server: server.child.pid, redis: redisPid, loadGenerator: env.load.pid }
   const before = sampleCpu(pids)
   const r = await env.load.run({ ...base, duration }, (s, rps) => env.progress.tick(label, s, duration, rps))
   const cpu = cpuPerRequest(before, sampleCpu(pids), r.requests)
@@ -213,7 +218,7 @@ async function admin(env: Env, url: string, pathname: string, body: unknown): Pr
   return json
 }
 
-const createCampaign = async (env: Env, url: string, name: string, stock: number): Promise<string> =>
+export const createCampaign = async (env: Env, url: string, name: string, stock: number): Promise<string> =>
   (await admin(env, url, '/admin/campaigns', { name, stock })).id as string
 
 // ---------------------------------------------------------------------------------------------------------
@@ -614,6 +619,7 @@ export async function createEnv(opts: BenchOptions, progress: Progress, config: 
     adminToken: randomBytes(24).toString('hex'),
     jwtSecret: randomBytes(32).toString('hex'),
     userHeader: 'x-user-id',
+    stopCluster: null,
   }
 }
 
@@ -621,6 +627,7 @@ export async function createEnv(opts: BenchOptions, progress: Progress, config: 
 export async function destroyEnv(env: Env, keepLogs: boolean): Promise<void> {
   await env.load.close().catch(() => {})
   await stopAll()
+  await env.stopCluster?.()
   let cursor = '0'
   do {
     const [next, keys] = await env.redis.scan(cursor, 'MATCH', `${env.prefix}:*`, 'COUNT', 1000)

@@ -7,6 +7,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import postgres from 'postgres'
@@ -21,7 +22,8 @@ const FIELDS = [
   'ceiling.rps', 'issue.rps', 'issue.p99Ms', 'burst.seconds', 'burst.p99Ms', 'burst.issued', 'burst.correct', 'soldOut.rps',
   'baselines.dbLock.rps', 'baselines.redisLock.rps', 'baselines.twoStep.rps', 'baselines.twoStep.oversold',
   'persistence.drainMs', 'persistence.rowsPerSecOneWorker', 'ratios.issueToCeiling', 'ratios.soldOutToCeiling',
-  'ratios.issueToDbLock', 'machine.cpus', 'machine.model', 'machine.node', 'machine.redis', 'machine.loadGenerator',
+  'ratios.issueToDbLock', 'cluster.issue.rps', 'cluster.slot.single.claimsPerSec', 'cluster.slot.cluster.claimsPerSec',
+  'clusterRatios.issueClusterToSingle', 'clusterRatios.slotClusterToSingle', 'machine.cpus', 'machine.model', 'machine.node', 'machine.redis', 'machine.loadGenerator',
 ]
 const get = (o: unknown, p: string) => p.split('.').reduce<any>((v, k) => (v == null ? undefined : v[k]), o)
 
@@ -34,7 +36,7 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
   const backlog = 1_000
   const child = spawn(process.execPath, [...entryArgs('bench/main'),
     '--users', String(users), '--stock', String(stock), '--connections', '10', '--duration', '1', '--warmup', '0',
-    '--backlog', String(backlog), '--json', json], {
+    '--backlog', String(backlog), '--cluster', '--json', json], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: `${PG_BASE}/fcfs`, REDIS_URL, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,6 +58,18 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
   t.equal(r.burst.correct, true, 'burst correctness checks hold')
   t.ok(Object.keys(r.burst.checks).includes('dbRowsEqualIssued'), 'the burst check includes the database rows')
   t.equal(r.burst.issued, stock)
+  t.same(Object.keys(r.cluster.issue.statusCodes), ['201'], 'on the cluster every issue-path request won')
+  t.match(stdout, /issue path, cluster \(3\+3\)/, 'the table has the cluster rows')
+  const seeds = /cluster nodes (\S+)/.exec(stderr)?.[1]?.split(',') ?? []
+  t.equal(seeds.length, 6, 'the run names its cluster nodes')
+  for (const s of seeds) {
+    const up = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(Number(s.split(':')[1]), '127.0.0.1')
+      sock.once('connect', () => { sock.destroy(); resolve(true) })
+      sock.once('error', () => resolve(false))
+    })
+    t.notOk(up, `cluster node ${s} stopped`)
+  }
   t.same(r.burst.statusCodes, { 201: stock, 410: users - stock })
   t.equal(r.issue.statusCodes['201'], r.issue.requests, 'every issue-path request won')
   t.same(Object.keys(r.soldOut.statusCodes), ['410'], 'the sold-out campaign answers only 410')
