@@ -14,9 +14,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 const run = promisify(execFile)
 
-export interface ClusterNode { port: number; dir: string; process: ChildProcess }
+interface ClusterNode { port: number; dir: string; process: ChildProcess }
 
-export interface NodeInfo {
+interface NodeInfo {
   port: number; id: string; role: 'master' | 'replica'; masterId: string | null; slots: [number, number][]; failed: boolean
 }
 
@@ -36,7 +36,7 @@ export interface LocalCluster {
   stop: () => Promise<void>
 }
 
-export const alive = (n: ClusterNode) => n.process.exitCode === null && n.process.signalCode === null
+const alive = (n: ClusterNode) => n.process.exitCode === null && n.process.signalCode === null
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -57,7 +57,7 @@ async function freeClusterPorts(n: number): Promise<number[]> {
   return ports
 }
 
-export async function redisCli(port: number, ...args: string[]): Promise<string> {
+async function redisCli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 30_000 })
   return stdout
 }

@@ -134,7 +134,7 @@ const figures = (r: LoadResult, cpu: Record<string, number | null> | null = null
 })
 
 /** Environment shared by every server process of the run: a private database and key prefix, limiters off. */
-export function serverEnv(env: Env, port: number): Record<string, string> {
+function serverEnv(env: Env, port: number): Record<string, string> {
   return {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
