@@ -1,19 +1,37 @@
 /**
  * The worker and reconcile on a real Redis Cluster (3 masters + 3 replicas): two workers draining every
  * partition with a kill -9 in the middle, then reconcile clean / LOST / restore after a master's data is lost.
+ * Every role (API, workers, reconcile) runs as a Redis user with the cluster ACL rule of docs/security.md,
+ * set on every node; at the end no node has denied anything (ACL LOG empty).
  */
 import t from 'tap'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { loadConfig } from '../src/config.js'
+import { aclRule } from '../src/redis/acl.js'
 import { createKeys } from '../src/redis/keys.js'
-import { startApp, createCampaign, claim } from './helper.js'
+import { ROOT, startApp, createCampaign, claim } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
 import { rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 
 const SLOW_START = 90_000 // a loaded CI machine can take long to start a tsx child
 const cluster = await startCluster(t)
-const { config, env, redis, sql } = await clusterEnv(t, cluster, {
+const base = await clusterEnv(t, cluster, {
   RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0', RECLAIM_IDLE_MS: '1500', RECLAIM_INTERVAL_MS: '300', WORKER_BLOCK_MS: '200',
 })
+const { redis, sql } = base
+// The least-privilege user, on every node (ACLs are per node); REDIS_URL carries its name and password.
+const ACL_PASSWORD = 'cluster-acl-password-0123'
+for (const n of cluster.nodes) {
+  await cluster.direct(n.port).call('ACL', 'SETUSER', 'fcfs', 'reset',
+    ...aclRule(base.config.KEY_PREFIX, ACL_PASSWORD, { cluster: true }).split(' '))
+}
+const userUrl = new URL(base.config.REDIS_URL)
+userUrl.username = 'fcfs'
+userUrl.password = ACL_PASSWORD
+const env = { ...base.env, REDIS_URL: userUrl.toString() }
+const config = loadConfig(env)
 const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
 const { url } = await startApp(t, config)
 const ids: string[] = []
@@ -129,4 +147,16 @@ t.test('reconcile on the cluster: clean, LOST after a stream is lost, restore af
   const after = await runReconcile(env, ['--json'])
   t.equal(after.code, 0, 'clean again')
   t.same(await stopWorker(w), { code: 0, signal: null })
+})
+
+t.test('every role ran as the cluster ACL user: no node denied it anything', async (t) => {
+  for (const n of cluster.nodes) {
+    const log = await cluster.direct(n.port).call('ACL', 'LOG') as unknown[]
+    t.same(log, [], `node ${n.port}: ACL LOG is empty`)
+  }
+  const who = await cluster.direct(cluster.nodes[0]!.port).call('CLIENT', 'LIST') as string
+  t.match(who, /user=fcfs/, 'the roles are connected as the ACL user')
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  t.ok(readme.includes(`ACL SETUSER fcfs reset ${aclRule('fcfs', '<password>', { cluster: true })}\n`),
+    'README shows this rule (for KEY_PREFIX=fcfs)')
 })
