@@ -82,8 +82,9 @@ t.test('SIGKILL a master during a burst: 503 while converging, 201 after the pro
   const heldWon = () => samples.filter((s) => held.has(s.id) && s.status === 201)
   // The held campaigns' claims (lost ones included) are in PostgreSQL before the master dies.
   await waitUntil('the worker persisted the held campaigns\' claims', async () => {
-    const [row] = await sql`SELECT count(*)::int AS n FROM claims WHERE campaign_id IN ${sql([...held])}`
-    return row!.n === heldWon().length
+    const rows = await sql`SELECT claim_id FROM claims WHERE campaign_id IN ${sql([...held])}`
+    const stored = new Set(rows.map((r) => r.claim_id as string))
+    return heldWon().every((s) => stored.has(s.claimId!))
   }, 30_000)
 
   const killedAt = Date.now()
