@@ -14,6 +14,8 @@ import { adminCampaignRoutes } from './campaigns/admin-routes.js'
 import { publicCampaignRoutes } from './campaigns/public-routes.js'
 import { defineClaimScript } from './claims/claim-script.js'
 import { claimRoutes } from './claims/routes.js'
+import { defineLifecycleScripts } from './lifecycle/scripts.js'
+import { adminLifecycleRoutes, userLifecycleRoutes } from './lifecycle/routes.js'
 import type { AppContext } from './context.js'
 import { createApiMetrics } from './ops/metrics.js'
 import { registerDocs } from './ops/openapi.js'
@@ -138,13 +140,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const db = deps.db ?? createDb(config.DATABASE_URL)
   defineClaimScript(redis)
   defineMirrorScript(redis)
+  defineLifecycleScripts(redis)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const campaigns = createCampaignsRepository(db.db)
   const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)
   const soldOut = createSoldOutCache(config.SOLD_OUT_CACHE_MS)
   const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config, keys, soldOut, app.log) : null
-  const ctx: AppContext = { config, redis, db, keys, campaigns,
-    errorForMissing: createMissingCampaignResolver(campaigns), metrics, soldOut }
+  const missing = createMissingCampaignResolver(campaigns)
+  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: missing.errorForMissing,
+    whyMissing: missing.whyMissing, metrics, soldOut }
   app.decorate('ctx', ctx)
   app.addHook('onClose', async () => {
     await events?.close()
@@ -207,8 +211,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerLive(app, {
     redis, sql: db.sql, keys, adminAuth: adminAuthenticator(config),
     answersByStatus: metrics.answersByStatus, registry: metrics.registry,
-    campaignActive: async (id) => (await campaigns.get(id)) !== null,
+    campaignActive: async (id) => {
+      const row = await campaigns.get(id)
+      return row !== null && !row.archivedAt
+    },
     intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })
+  await app.register(userLifecycleRoutes, { ctx })
+  await app.register(adminLifecycleRoutes, { ctx })
   return app
 }

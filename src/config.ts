@@ -73,6 +73,12 @@ export const ConfigSchema = Type.Object({
   // -1 disables the worker's /healthz, /readyz and /metrics listener; 0 picks a free port.
   WORKER_METRICS_PORT: Type.Integer({ default: 9464, minimum: -1, maximum: 65535 }),
   WORKER_GROUP: Type.String({ default: 'persisters', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
+  // How often the worker expires due holds (campaigns with holdSeconds): an expired hold's unit goes back
+  // within about this long of expiresAt (claims and confirms also expire due holds themselves).
+  HOLD_SWEEP_MS: Type.Integer({ default: 250, minimum: 10, maximum: 60_000 }),
+  // When > 0, the worker archives campaigns this many seconds after closesAt (off by default: archiving
+  // removes the live state, and an operator may want to look at it first).
+  ARCHIVE_AFTER_S: Int(0),
   // On SIGTERM: how long to keep retrying the batch in hand (Postgres down) before leaving it pending.
   WORKER_SHUTDOWN_TIMEOUT_MS: Int(10000, 0),
   // Operations (API). /metrics on the public port needs this bearer token; without it the route answers 503.

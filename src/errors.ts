@@ -15,6 +15,15 @@ export const ErrorCode = {
   SOLD_OUT: 'SOLD_OUT',
   NOT_OPEN: 'NOT_OPEN',
   CLOSED: 'CLOSED',
+  CLAIM_NOT_FOUND: 'CLAIM_NOT_FOUND',
+  CAMPAIGN_ENDED: 'CAMPAIGN_ENDED',
+  HOLD_EXPIRED: 'HOLD_EXPIRED',
+  CLAIM_CANCELLED: 'CLAIM_CANCELLED',
+  NOT_A_HOLD: 'NOT_A_HOLD',
+  CAMPAIGN_ACTIVE: 'CAMPAIGN_ACTIVE',
+  HOLDS_OPEN: 'HOLDS_OPEN',
+  CLAIMS_PENDING: 'CLAIMS_PENDING',
+  RECONCILE_DRIFT: 'RECONCILE_DRIFT',
   RATE_LIMITED: 'RATE_LIMITED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
@@ -38,8 +47,9 @@ export const ErrorSchema = Type.Object({
   opensAt: Type.Optional(Type.String({ format: 'date-time', description: 'NOT_OPEN: when the campaign opens' })),
   closesAt: Type.Optional(Type.String({ format: 'date-time', description: 'CLOSED: when the campaign closed' })),
   campaignId: Type.Optional(Type.String({
-    description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote',
-  })),
+    description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote' })),
+  reason: Type.Optional(Type.String({
+    description: 'archive refusals (409): why the campaign cannot be archived yet' })),
 }, { $id: 'Error' })
 
 const REASONS: Record<number, string> = {
@@ -88,12 +98,11 @@ const CLUSTER_DOWN = new RegExp(['^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK) ', '^Too man
  * (REDIS_COMMAND_TIMEOUT_MS), or Redis answered OOM, LOADING, READONLY, BUSY, MASTERDOWN and the like.
  */
 export function isBackendDown(err: unknown): boolean {
-  type Cause = { name?: string; code?: string; message?: string; cause?: unknown } | undefined
-  for (let e = err as Cause, depth = 0; e && depth < 4; e = e.cause as Cause, depth++) {
+  for (let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined,
+    depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
     if (e.name === 'MaxRetriesPerRequestError' || (e.code && DOWN_CODES.has(e.code))) return true
-    const m = e.message
-    if (m === 'Connection is closed.' || m === 'Command timed out') return true
-    if (m?.startsWith("Stream isn't writeable")) return true
+    if (e.message === 'Connection is closed.' || e.message === 'Command timed out' || e.message?.startsWith(
+      "Stream isn't writeable")) return true
     if (e.name === 'ReplyError' && isRedisUnavailableReply(e.message)) return true
     if (e instanceof TimeoutError || e.name === 'ClusterAllFailedError') return true
     if (e.message && CLUSTER_DOWN.test(e.message)) return true
@@ -108,3 +117,7 @@ export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMP
   `campaign ${id} does not exist`)
 export const campaignUnavailable = (id: string) => new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,
   `campaign ${id} has no live state in Redis; an operator must run reconcile --fix`)
+export const claimNotFound = (id: string, claimId: string) => new AppError(404, ErrorCode.CLAIM_NOT_FOUND,
+  `campaign ${id} has no claim ${claimId} of yours`)
+export const campaignEnded = (id: string) => new AppError(409, ErrorCode.CAMPAIGN_ENDED,
+  `campaign ${id} has ended (closed or archived): its claims can no longer change`)

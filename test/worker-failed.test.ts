@@ -82,17 +82,17 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
 })
 
 t.test('the database refuses rows beyond stock or beyond the per-user limit; the rest of the batch persists', async (t) => {
-  const { env, redis, sql, config } = await testEnv(t)
+  const { env, redis, sql, config } = await testEnv(t, { MAX_DELIVERIES: '2', RECLAIM_IDLE_MS: '300', RECLAIM_INTERVAL_MS: '300' })
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
-  const { id } = one(await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('g', 3, 1) RETURNING id`)
+  const { id } = one(await sql`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('g', 2, 1) RETURNING id`)
   const campaignId = String(id)
   const stream = keys.streamOf(campaignId)
   const pipe = redis.pipeline()
   for (const c of [
     { userId: 'a', sequence: 1 },
     { userId: 'b', sequence: 2 },
-    { userId: 'a', sequence: 3 }, // a second claim for a, limit 1
-    { userId: 'c', sequence: 4 }, // beyond stock 3
+    { userId: 'a', sequence: 3 }, // a second active claim for a, limit 1
+    { userId: 'c', sequence: 4 }, // a third active claim, stock 2
     { userId: 'd', sequence: 2 }, // a different claim reusing a taken sequence (Redis lost writes)
   ]) pipe.xadd(stream, '*', ...fieldsOf({ campaignId, ...c }))
   const ids = ((await pipe.exec()) ?? []).map(([, v]) => String(v))
@@ -102,24 +102,30 @@ t.test('the database refuses rows beyond stock or beyond the per-user limit; the
     const s = await streamState(redis, config)
     return s.length === 0 && s.pending === 0
   }).catch((err) => { console.error(w.output()); throw err })
-  t.same(w.logs.filter((l) => l.msg === 'batch persisted').map((l) => [l.entries, l.inserted, l.failed]), [[5, 2, 3]],
-    'one batch: 2 rows, 3 refused')
-  t.same((await sql`SELECT user_id, sequence FROM claims ORDER BY sequence`).map((r) => [r.user_id, r.sequence]),
-    [['a', 1], ['b', 2]])
+  t.same(w.logs.filter((l) => l.msg === 'batch persisted').map((l) => [l.entries, l.inserted, l.failed, l.held]), [[5, 2, 1, 2], [2, 0, 2, 0]],
+    'first batch: 2 rows, the reused sequence refused, the two guard refusals held; their redelivery dead-letters them')
+  t.same((await sql`SELECT user_id, sequence FROM claims ORDER BY sequence`).map((r) => [r.user_id, r.sequence]), [['a', 1], ['b', 2]])
   const failed = await sql`SELECT entry_id, error, attempts FROM failed_claims ORDER BY entry_id`
   t.same(failed.map((f) => f.entry_id), ids.slice(2))
   t.match(failed[0]!.error, /^23514 claims_within_user_limit/)
   t.match(failed[1]!.error, /^23514 claims_within_stock/)
   t.match(failed[2]!.error, /^23505 claims_campaign_sequence_key/)
-  t.same(failed.map((f) => f.attempts), [1, 1, 1], 'refusals are dead-lettered at once')
+  t.same(failed.map((f) => f.attempts), [2, 2, 1],
+    'a reused sequence is dead-lettered at once; guard refusals are retried (a returned unit may still be on its way) up to MAX_DELIVERIES')
   t.same(await stopWorker(w), { code: 0, signal: null })
 
-  // Directly, too.
+  // Directly, too: only active claims count.
   const insert = (user: string, seq: number, tx = sql) =>
     tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at) VALUES (${randomUUID()}, ${campaignId}, ${user}, ${seq}, now())`
-  await t.rejects(insert('e', 4), { code: '23514', constraint_name: 'claims_within_stock' })
-  await t.rejects(insert('b', 3), { code: '23514', constraint_name: 'claims_within_user_limit' })
-  t.equal(await rowCount(sql), 2, 'nothing inserted')
+  await t.rejects(insert('e', 5), { code: '23514', constraint_name: 'claims_within_stock' })
+  await sql`UPDATE claims SET cancelled_at = now() WHERE campaign_id = ${campaignId} AND user_id = 'a'`
+  await t.rejects(insert('b', 6), { code: '23514', constraint_name: 'claims_within_user_limit' })
+  await insert('e', 7)
+  t.equal(await rowCount(sql), 3, 'a cancelled row frees its unit for a new sequence beyond the stock')
+  await t.rejects(sql`UPDATE claims SET cancelled_at = NULL WHERE campaign_id = ${campaignId} AND user_id = 'a'`,
+    { code: '23514', constraint_name: 'claims_within_stock' }, 'reactivating a cancelled row is checked against the stock')
+  const { active_claims: active } = one(await sql`SELECT active_claims FROM campaigns WHERE id = ${campaignId}`)
+  t.equal(active, 2)
 })
 
 t.test('the per-user guard holds under concurrent transactions', async (t) => {

@@ -5,7 +5,8 @@ import { Type } from 'typebox'
 import { AppError, ErrorCode, ErrorSchema, campaignNotFound, campaignUnavailable } from '../errors.js'
 import { createAdminIdempotency } from './idempotency.js'
 import { adminAuthenticator } from '../auth.js'
-import { mirrorCampaign, readLiveState } from './mirror.js'
+import { mirrorCampaign, readLiveState, remainingOf } from './mirror.js'
+import { campaignState } from './public-routes.js'
 import { publishCampaignChanged } from './events.js'
 import type { CampaignRow } from './repository.js'
 import {
@@ -16,11 +17,22 @@ import {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
 const campaignView = (c: CampaignRow) => ({
-  id: String(c.id), name: c.name, stock: c.stock, perUserLimit: c.perUserLimit,
-  opensAt: iso(c.opensAt), closesAt: iso(c.closesAt),
+  id: String(c.id), name: c.name, stock: c.stock, perUserLimit: c.perUserLimit, opensAt: iso(c.opensAt),
+  closesAt: iso(c.closesAt),
+  holdSeconds: c.holdSeconds,
 })
 
 const ADMIN = [{ adminToken: [] }]
+/** The admin view of an archived campaign, from PostgreSQL alone (its live state left Redis). */
+async function archivedAdminView(ctx: AppContext, row: CampaignRow) {
+  const t = await ctx.campaigns.claimTotals(String(row.id))
+  return {
+    ...campaignView(row), issued: t.maxSequence, returned: t.released, remaining: Math.max(0,
+      row.stock - row.activeClaims),
+    persisted: t.rows, pending: 0, state: 'archived' as const, archivedAt: iso(row.archivedAt),
+  }
+}
+
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 503: ErrorSchema,
   500: ErrorSchema }
 const writeErrors = { ...errors, 422: ErrorSchema }
@@ -86,7 +98,8 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     if (opensAt && closesAt && opensAt >= closesAt) {
       throw new AppError(400, ErrorCode.VALIDATION, 'closesAt must be after opensAt')
     }
-    const input = { name: b.name, stock: b.stock, perUserLimit: b.perUserLimit ?? 1, opensAt, closesAt }
+    const input = { name: b.name, stock: b.stock, perUserLimit: b.perUserLimit ?? 1, opensAt, closesAt,
+      holdSeconds: b.holdSeconds ?? null }
     const key = req.headers['idempotency-key']
     // Database first: if the Redis mirror then fails, the campaign is unavailable (503), never oversold.
     if (!key) {
@@ -126,12 +139,19 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   }, async (req) => {
     const row = await ctx.campaigns.get(req.params.id)
     if (!row) throw campaignNotFound(req.params.id)
+    if (row.archivedAt) return archivedAdminView(ctx, row)
     const [live, persisted] = await Promise.all([readLiveState(ctx.redis, ctx.keys, req.params.id),
       ctx.campaigns.persistedCount(req.params.id)])
-    if (!live) throw campaignUnavailable(req.params.id)
+    if (!live) {
+      // Archived while we read: the live state is gone on purpose.
+      const again = await ctx.campaigns.get(req.params.id)
+      if (again?.archivedAt) return archivedAdminView(ctx, again)
+      throw campaignUnavailable(req.params.id)
+    }
     return {
-      ...campaignView(row), stock: live.stock, issued: live.issued, remaining: Math.max(0, live.stock - live.issued),
-      persisted, pending: Math.max(0, live.issued - persisted),
+      ...campaignView(row), stock: live.stock, issued: live.issued, returned: live.returned,
+      remaining: remainingOf(live),
+      persisted, pending: Math.max(0, live.issued - persisted), state: campaignState(live), archivedAt: null,
     }
   })
 
@@ -156,12 +176,12 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
       if (!row) throw campaignNotFound(id)
     } else {
       let updated: CampaignRow | null = null
-      const route = `POST /admin/campaigns/${id}/stock`
-      const { answer, replayed } = await idempotency.once(key, route, req.body, async (tx) => {
-        updated = await ctx.campaigns.addStock(id, req.body.add, tx)
-        if (!updated) throw campaignNotFound(id)
-        return { statusCode: 200, body: { stock: updated.stock }, campaignId: updated.id }
-      })
+      const { answer, replayed } = await idempotency.once(key, `POST /admin/campaigns/${id}/stock`, req.body,
+        async (tx) => {
+          updated = await ctx.campaigns.addStock(id, req.body.add, tx)
+          if (!updated) throw campaignNotFound(id)
+          return { statusCode: 200, body: { stock: updated.stock }, campaignId: updated.id }
+        })
       // A replay writes nothing: it mirrors the database's current stock (mirror.lua never lowers it).
       row = replayed ? await ctx.campaigns.get(id) : updated
       if (!row) throw campaignNotFound(id)
@@ -176,6 +196,6 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'stock-added', campaignId: id })
       .catch((err: Error) => req.log.warn({ err },
         'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
-    return { stock, remaining: Math.max(0, live.stock - live.issued) }
+    return { stock, remaining: Math.max(0, live.stock - (live.issued - live.returned)) }
   })
 }

@@ -8,7 +8,7 @@ import type { SoldOutCache } from '../claims/sold-out-cache.js'
  * Campaign-changed events on the pub/sub channel keys.events(): every API instance drops what it cached
  * about the campaign (see sold-out-cache.ts). Publish after the change is in Redis, never before.
  */
-export interface CampaignEvent { type: 'stock-added' | 'rebuilt'; campaignId: string }
+export interface CampaignEvent { type: 'stock-added' | 'rebuilt' | 'returned' | 'archived'; campaignId: string }
 
 export async function publishCampaignChanged(redis: RedisClient, keys: Keys, event: CampaignEvent): Promise<void> {
   await redis.publish(keys.events(), JSON.stringify(event))

@@ -4,8 +4,9 @@
   KEYS[1] campaign hash
   ARGV[1] mode: 'create' (make the hash if missing) or 'update' (only touch an existing one)
   ARGV[2] name  ARGV[3] stock  ARGV[4] perUserLimit  ARGV[5] opensAtMs|''  ARGV[6] closesAtMs|''
+  ARGV[7] holdSeconds|'' (a 201 is a hold confirmed within this many seconds; '' = final claims)
 
-  Returns {stock, issued} as stored after the call, or {-1} when mode is 'update' and the hash is
+  Returns {stock, issued, returned} as stored after the call, or {-1} when mode is 'update' and the hash is
   missing (live state lost: only reconcile may rebuild it, from the database's claims).
   Stock only ever grows here (max of stored and given), so two stock changes mirrored out of order
   cannot shrink it below what the database holds.
@@ -16,6 +17,8 @@ local stock = tonumber(ARGV[3])
 local current = tonumber(redis.call('HGET', KEYS[1], 'stock'))
 if current and current > stock then stock = current end
 redis.call('HSET', KEYS[1], 'name', ARGV[2], 'stock', stock, 'perUserLimit', ARGV[4],
-  'opensAt', ARGV[5], 'closesAt', ARGV[6])
+  'opensAt', ARGV[5], 'closesAt', ARGV[6], 'holdSeconds', ARGV[7])
 redis.call('HSETNX', KEYS[1], 'issued', 0)
-return {stock, tonumber(redis.call('HGET', KEYS[1], 'issued'))}
+redis.call('HSETNX', KEYS[1], 'returned', 0)
+local counters = redis.call('HMGET', KEYS[1], 'issued', 'returned')
+return {stock, tonumber(counters[1]), tonumber(counters[2])}

@@ -1,12 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AppContext } from '../context.js'
 import { ErrorSchema } from '../errors.js'
-import { readLiveState, type LiveState } from './mirror.js'
+import { readLiveState, remainingOf, type LiveState } from './mirror.js'
+import { campaignNotFound, campaignUnavailable } from '../errors.js'
 import { CampaignIdParamsSchema, PublicCampaignSchema } from './schemas.js'
 
 export function campaignState(live: LiveState, now = Date.now()): 'scheduled' | 'open' | 'sold_out' | 'closed' {
-  if (live.closesAt !== null && now >= live.closesAt) return 'closed'
-  if (live.issued >= live.stock) return 'sold_out'
+  if (live.endedAt !== null || (live.closesAt !== null && now >= live.closesAt)) return 'closed'
+  if (remainingOf(live) === 0) return 'sold_out'
   if (live.opensAt !== null && now < live.opensAt) return 'scheduled'
   return 'open'
 }
@@ -22,9 +23,19 @@ export const publicCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }
       response: { 200: PublicCampaignSchema, 400: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const live = await readLiveState(ctx.redis, ctx.keys, req.params.id)
-    if (!live) throw await ctx.errorForMissing(req.params.id)
+    if (!live) {
+      const m = await ctx.whyMissing(req.params.id)
+      if (m.kind === 'unknown') throw campaignNotFound(req.params.id)
+      if (m.kind === 'lost') throw campaignUnavailable(req.params.id)
+      const row = m.row
+      return {
+        id: req.params.id, name: row.name, remaining: Math.max(0, row.stock - row.activeClaims),
+        opensAt: row.opensAt?.toISOString() ?? null, closesAt: row.closesAt?.toISOString() ?? null,
+        state: 'archived' as const,
+      }
+    }
     return {
-      id: req.params.id, name: live.name, remaining: Math.max(0, live.stock - live.issued),
+      id: req.params.id, name: live.name, remaining: remainingOf(live),
       opensAt: iso(live.opensAt), closesAt: iso(live.closesAt), state: campaignState(live),
     }
   })

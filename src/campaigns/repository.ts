@@ -1,4 +1,4 @@
-import { desc, eq, inArray, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, inArray, isNull, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { campaigns, claims } from '../db/schema.js'
 
@@ -6,12 +6,14 @@ export type CampaignRow = typeof campaigns.$inferSelect
 /** The database or a transaction on it: the admin writes run inside one with their Idempotency-Key. */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 export type Exec = Db | Tx
+export type ClaimRowDb = typeof claims.$inferSelect
 
 export function createCampaignsRepository(db: Db) {
   return {
     async create(input: {
-      name: string; stock: number; perUserLimit: number; opensAt: Date | null; closesAt: Date | null
-    }, exec: Exec = db): Promise<CampaignRow> {
+      name: string; stock: number; perUserLimit: number;
+      opensAt: Date | null; closesAt: Date | null;
+      holdSeconds: number | null }, exec: Exec = db): Promise<CampaignRow> {
       const [row] = await exec.insert(campaigns).values(input).returning()
       return row!
     },
@@ -34,6 +36,34 @@ export function createCampaignsRepository(db: Db) {
       if (ids.length === 0) return new Set()
       const rows = await db.select({ id: claims.claimId }).from(claims).where(inArray(claims.claimId, ids))
       return new Set(rows.map((r) => r.id))
+    },
+    /** The owner of a persisted claim of the campaign (admin revoke), or null. */
+    async claimOwner(campaignId: string, claimId: string): Promise<string | null> {
+      const [row] = await db.select({ userId: claims.userId }).from(claims)
+        .where(and(eq(claims.claimId, claimId), eq(claims.campaignId, BigInt(campaignId))))
+      return row?.userId ?? null
+    },
+    /** A user's rows of the campaign, in sequence order (claims/me of an archived campaign). */
+    async userClaims(campaignId: string, userId: string): Promise<ClaimRowDb[]> {
+      return db.select().from(claims)
+        .where(and(eq(claims.campaignId, BigInt(campaignId)), eq(claims.userId, userId)))
+        .orderBy(asc(claims.sequence))
+    },
+    /** What the database holds of a campaign's claims: rows, rows no longer holding a unit, highest sequence. */
+    async claimTotals(id: string): Promise<{ rows: number; released: number; maxSequence: number }> {
+      const [r] = await db.select({
+        rows: sql<number>`count(*)::int`,
+        released: sql<number>`count(*) FILTER (WHERE ${claims.cancelledAt} IS NOT NULL
+          OR ${claims.expiredAt} IS NOT NULL)::int`,
+        maxSequence: sql<number>`coalesce(max(${claims.sequence}), 0)::int`,
+      }).from(claims).where(eq(claims.campaignId, BigInt(id)))
+      return r ?? { rows: 0, released: 0, maxSequence: 0 }
+    },
+    /** Marks the campaign archived; the first call's time stays. */
+    async markArchived(id: string): Promise<CampaignRow | null> {
+      await db.update(campaigns).set({ archivedAt: sql`now()`, updatedAt: sql`now()` })
+        .where(and(eq(campaigns.id, BigInt(id)), isNull(campaigns.archivedAt)))
+      return this.get(id)
     },
     async addStock(id: string, add: number, exec: Exec = db): Promise<CampaignRow | null> {
       const [row] = await exec.update(campaigns)

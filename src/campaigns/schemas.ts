@@ -12,6 +12,9 @@ export const CreateCampaignBodySchema = Type.Object({
   perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1 })),
   opensAt: Type.Optional(Type.String({ format: 'date-time' })),
   closesAt: Type.Optional(Type.String({ format: 'date-time' })),
+  holdSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400,
+    description: 'set: a 201 is a hold that expires unless confirmed within this many seconds; ' +
+      'absent: claims are final' })),
 }, { additionalProperties: false })
 
 export const CampaignSchema = Type.Object({
@@ -21,6 +24,7 @@ export const CampaignSchema = Type.Object({
   perUserLimit: Type.Integer(),
   opensAt: DateTimeOrNull,
   closesAt: DateTimeOrNull,
+  holdSeconds: Type.Union([Type.Integer(), Type.Null()]),
 })
 
 export const CampaignListQuerySchema = Type.Object({
@@ -32,10 +36,15 @@ export const CampaignListSchema = Type.Object({ campaigns: Type.Array(CampaignSc
 
 export const AdminCampaignSchema = Type.Object({
   ...CampaignSchema.properties,
-  issued: Type.Integer({ description: 'claims issued (Redis)' }),
-  remaining: Type.Integer(),
+  issued: Type.Integer({
+    description: 'sequences handed out (Redis); returned units are issued again under new sequences' }),
+  returned: Type.Integer({ description: 'units given back by cancellations and expired holds' }),
+  remaining: Type.Integer({ description: 'stock - (issued - returned)' }),
   persisted: Type.Integer({ description: 'claims rows in PostgreSQL (written by the worker)' }),
   pending: Type.Integer({ description: 'issued but not yet persisted' }),
+  state: Type.Union([Type.Literal('scheduled'), Type.Literal('open'), Type.Literal('sold_out'), Type.Literal('closed'),
+    Type.Literal('archived')]),
+  archivedAt: DateTimeOrNull,
 })
 
 export const AddStockBodySchema = Type.Object({
@@ -45,7 +54,7 @@ export const AddStockBodySchema = Type.Object({
 export const AddStockResponseSchema = Type.Object({ stock: Type.Integer(), remaining: Type.Integer() })
 
 const CampaignStateSchema = Type.Union([Type.Literal('scheduled'), Type.Literal('open'),
-  Type.Literal('sold_out'), Type.Literal('closed')])
+  Type.Literal('sold_out'), Type.Literal('closed'), Type.Literal('archived')])
 
 export const PublicCampaignSchema = Type.Object({
   id: Type.String(),

@@ -2,24 +2,25 @@ import { readFileSync } from 'node:fs'
 import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
+import { withRecordLib } from './record.js'
 
-export const CLAIM_LUA = readFileSync(new URL('./claim.lua', import.meta.url), 'utf8')
+export const CLAIM_LUA = withRecordLib(readFileSync(new URL('./claim.lua', import.meta.url), 'utf8'))
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string,
-      claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1',
+    fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string, holds: string,
+      marks: string, claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1',
       userMax: number, userWindowMs: number): Result<unknown[], Context>
   }
 }
 
 /** Registers claim.lua; ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after SCRIPT FLUSH). */
 export function defineClaimScript(redis: RedisClient): void {
-  redis.defineCommand('fcfsClaim', { numberOfKeys: 5, lua: CLAIM_LUA })
+  redis.defineCommand('fcfsClaim', { numberOfKeys: 7, lua: CLAIM_LUA })
 }
 
 export type ClaimOutcome =
-  | { kind: 'issued'; sequence: number; claimId: string; claimedAt: number }
+  | { kind: 'issued'; sequence: number; claimId: string; claimedAt: number; holdUntil: number | null }
   | { kind: 'unavailable' }
   | { kind: 'not_open'; opensAt: number }
   | { kind: 'closed'; closesAt: number }
@@ -32,7 +33,8 @@ export interface ClaimResult { outcome: ClaimOutcome; replayed: boolean }
 function decode(reply: unknown[]): ClaimOutcome {
   const [code, ...rest] = reply as [number, ...unknown[]]
   switch (code) {
-    case 1: return { kind: 'issued', sequence: Number(rest[0]), claimId: String(rest[1]), claimedAt: Number(rest[2]) }
+    case 1: return { kind: 'issued', sequence: Number(rest[0]), claimId: String(rest[1]), claimedAt: Number(rest[2]),
+      holdUntil: Number(rest[3] ?? 0) || null }
     case -1: return { kind: 'unavailable' }
     case -2: return { kind: 'not_open', opensAt: Number(rest[0]) }
     case -3: return { kind: 'closed', closesAt: Number(rest[0]) }
@@ -57,6 +59,7 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
   const reply = await redis.fcfsClaim(keys.campaign(a.campaignId), keys.users(a.campaignId),
     keys.streamOf(a.campaignId), idem,
     userMax > 0 ? keys.userRate(a.campaignId, a.userId) : keys.campaign(a.campaignId),
+    keys.holds(a.campaignId), keys.marks(a.campaignId),
     a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0', userMax, a.userWindowMs ?? 1000)
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }

@@ -3,29 +3,40 @@
   before the first write that matters: a Lua error part-way would not roll back what was written.
   Refusals do constant work whatever the user's history: the users record's count header is read with
   an anchored match, and the entries are never walked (only searched once, as plain bytes, for a
-  re-sent script's own claim).
+  re-sent script's own claim). Needs record.lua's functions (prepended by the loader).
 
-  KEYS[1] campaign hash   (stock, perUserLimit, opensAt, closesAt, issued)
+  KEYS[1] campaign hash   (stock, perUserLimit, opensAt, closesAt, issued, returned, holdSeconds, ended)
   KEYS[2] users hash      (userId -> "count;seq:claimId:claimedAtMs[:mark],..."; old records lack "count;")
   KEYS[3] stream          (XADD target; one field per entry: c = "seq:claimId:claimedAtMs:campaignId:userId")
   KEYS[4] idempotency key (a key in the same slot; only read/written when ARGV[5] == '1')
   KEYS[5] per-user request counter of this campaign (same slot; only used when ARGV[6] > 0)
+  KEYS[6] holds zset      (claimId..userId -> expiresAtMs; only touched when the campaign has holdSeconds)
+  KEYS[7] marks hash      (claimId -> ms of its mark; only written when a due hold expires here)
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
   ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
 
+  Units (issue 12): issued counts sequences handed out, returned counts units given back by
+  cancellations and expired holds; a claim needs issued - returned < stock and takes sequence issued + 1,
+  so sequences stay unique and increasing while returned units are issued again.
+
   Returns an array whose first element is the outcome:
-    1  issued       {1, sequence, claimId, claimedAtMs}
+    1  issued       {1, sequence, claimId, claimedAtMs, holdUntilMs or 0}
     0  replay       {0, storedAnswer}        (Idempotency-Key seen before; storedAnswer is cjson of the first)
    -1  unavailable  {-1}                     (no live state: Redis lost it; never rebuilt here)
    -2  not open     {-2, opensAtMs}
-   -3  closed       {-3, closesAtMs}
-   -4  at limit     {-4, count, seq1, ...}   (count held; at most 10 sequences, the first ones)
+   -3  closed       {-3, closesAtMs}         (also once an archive has ended the campaign: its end time)
+   -4  at limit     {-4, count, seq1, ...}   (count held; at most 10 sequences, the first active ones)
    -5  sold out     {-5, stock}
    -6  rate limited {-6, retryAfterMs}       (the request counted nothing else)
 ]]
 local LISTED = 10
+-- The at-limit listing reads at most this many entries, whatever cancellations left in the record.
+local SCANNED = 64
+-- Due holds a claim expires itself, on top of the worker's sweep.
+local LAZY_EXPIRE = 20
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued', 'returned',
+  'holdSeconds', 'ended')
 local stock, limit, issued = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[5])
 if not stock or not limit or not issued then
   -- The answer a client already got stays true without the live state: replay it rather than 503.
@@ -59,13 +70,18 @@ if useIdem then
   if stored then return {0, stored} end
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local opensAt, closesAt = tonumber(meta[3]), tonumber(meta[4])
+local returned, holdSeconds, ended = tonumber(meta[6]) or 0, tonumber(meta[7]), tonumber(meta[8])
+if ended then return {-3, ended} end
 if opensAt and now < opensAt then return {-2, opensAt} end
 if closesAt and now >= closesAt then return {-3, closesAt} end
 
 local claimId, userId = ARGV[1], ARGV[3]
+-- A due hold's unit is back before this claim is judged (bounded: at most LAZY_EXPIRE holds).
+if holdSeconds then
+  returned = returned + expire_due(KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[7], ARGV[2], now, LAZY_EXPIRE)
+end
 local record = redis.call('HGET', KEYS[2], userId)
 local count, from = 0, 1
 if record then
@@ -73,9 +89,8 @@ if record then
   -- A plain find (memchr/memcmp in C, no captures) keeps this check cheap on a long record.
   local at = string.find(record, ':' .. claimId .. ':', 1, true)
   if at then
-    local seq = string.match(string.sub(record, 1, at - 1), '(%d+)$')
-    local ms = string.match(record, '^(%d+)', at + #claimId + 2)
-    return {1, tonumber(seq), claimId, tonumber(ms)}
+    local c = rec_find(record, claimId)
+    return {1, c.seq, claimId, c.at, (c.mark == 'h' and holdSeconds and c.at + holdSeconds * 1000) or 0}
   end
   local header = string.match(record, '^(%d+);')
   if header then
@@ -91,26 +106,38 @@ local result
 if count >= limit then
   result = {-4, count}
   -- The first LISTED held sequences: the scan stops there, however long the record.
-  local n, pos = 0, from
-  while record and n < LISTED do
-    local s, e, seq, mark = string.find(record, '^(%d+):[^:,]+:%d+(:?%a?)', pos)
+  local n, pos, scanned = 0, from, 0
+  while record and n < LISTED and scanned < SCANNED do
+    local s, e, seq, mark = string.find(record, '^(%d+):[^:,]+:%d+:?(%l?)', pos)
     if not s then break end
-    if mark == '' then
+    scanned = scanned + 1
+    if mark ~= 'c' and mark ~= 'x' then
       n = n + 1
       result[n + 2] = tonumber(seq)
     end
     pos = e + 2
   end
-elseif issued >= stock then
+elseif issued - returned >= stock then
   result = {-5, stock}
 else
   local seq = issued + 1
   redis.call('HSET', KEYS[1], 'issued', seq)
   local entry = seq .. ':' .. claimId .. ':' .. now
+  local holdUntil = 0
+  if holdSeconds then
+    holdUntil = now + holdSeconds * 1000
+    entry = entry .. ':h'
+    redis.call('ZADD', KEYS[6], holdUntil, claimId .. userId)
+  end
   if record and from <= #record then entry = string.sub(record, from) .. ',' .. entry end
   redis.call('HSET', KEYS[2], userId, (count + 1) .. ';' .. entry)
-  redis.call('XADD', KEYS[3], '*', 'c', seq .. ':' .. claimId .. ':' .. now .. ':' .. ARGV[2] .. ':' .. userId)
-  result = {1, seq, claimId, now}
+  if holdSeconds then
+    redis.call('XADD', KEYS[3], '*', 'h',
+      seq .. ':' .. claimId .. ':' .. now .. ':' .. holdUntil .. ':' .. ARGV[2] .. ':' .. userId)
+  else
+    redis.call('XADD', KEYS[3], '*', 'c', seq .. ':' .. claimId .. ':' .. now .. ':' .. ARGV[2] .. ':' .. userId)
+  end
+  result = {1, seq, claimId, now, holdUntil}
 end
 
 -- Only final answers are remembered: NOT_OPEN/CLOSED/unavailable must not stick for 24 h.

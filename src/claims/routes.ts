@@ -8,7 +8,8 @@ import { userAuthenticator } from '../auth.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { isCluster } from '../redis/client.js'
 import { withTimeout } from '../ops/timeout.js'
-import { parseUserRecord } from '../redis/codec.js'
+import { claimState, parseUserRecord } from '../redis/codec.js'
+import { rowState } from '../lifecycle/views.js'
 import { runClaim, type ClaimOutcome } from './claim-script.js'
 import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from './schemas.js'
 
@@ -22,12 +23,17 @@ const soldOutBody = (campaignId: string) => errorBody(410, ErrorCode.SOLD_OUT, `
  * log line each.
  */
 type Refusal = ReturnType<typeof errorBody>
+type Issued = {
+  claimId: string; campaignId: string; userId: string; sequence: number; status?: 'held'; expiresAt?: string }
 type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_limited' }>
-function answer(outcome: Answered, campaignId: string, userId: string):
-  [201, { claimId: string; campaignId: string; userId: string; sequence: number }] | [403 | 409 | 410, Refusal] {
+function answer(outcome: Answered, campaignId: string, userId: string): [201, Issued] | [403 | 409 | 410, Refusal] {
   switch (outcome.kind) {
     case 'issued':
-      return [201, { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }]
+      // A campaign with holdSeconds hands out holds: the user confirms before expiresAt or the unit goes back.
+      return [201, outcome.holdUntil === null
+        ? { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence }
+        : { claimId: outcome.claimId, campaignId, userId, sequence: outcome.sequence, status: 'held',
+            expiresAt: iso(outcome.holdUntil) }]
     case 'at_limit':
       // The script lists at most the first 10 sequences, so the body stays small whatever the limit.
       return [409, errorBody(409, ErrorCode.ALREADY_CLAIMED,
@@ -147,19 +153,30 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     onRequest: authenticate,
     schema: { tags: ['claims'],
       operationId: 'listMyClaims', security: [{ userJwt: [] }],
-      summary: "The authenticated user's claims on a campaign, pending or persisted",
+      summary: "The authenticated user's claims on a campaign, pending or persisted, with their lifecycle state",
       params: CampaignIdParamsSchema,
       response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const id = req.params.id
-    const [exists, record] = await Promise.all([redis.exists(keys.campaign(id)), redis.hget(keys.users(id),
-      req.userId)])
-    if (!exists) throw await ctx.errorForMissing(id)
+    const [[stock, holdSeconds], record] = await Promise.all([redis.hmget(keys.campaign(id), 'stock', 'holdSeconds'),
+      redis.hget(keys.users(id), req.userId)])
+    if (stock == null) {
+      const m = await ctx.whyMissing(id)
+      if (m.kind !== 'archived') throw await ctx.errorForMissing(id)
+      // Archived: every claim is a row (the archive refused while any was pending).
+      const rows = await ctx.campaigns.userClaims(id, req.userId)
+      return { claims: rows.map((r) => ({ claimId: r.claimId, sequence: r.sequence,
+        claimedAt: r.claimedAt.toISOString(), status: 'persisted' as const, state: rowState(r) })) }
+    }
     const mine = parseUserRecord(record).claims
     const persisted = await ctx.campaigns.persistedClaimIds(mine.map((c) => c.claimId))
     return {
-      claims: mine.map((c) => ({ claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt),
-        status: persisted.has(c.claimId) ? 'persisted' as const : 'pending' as const })),
+      claims: mine.map((c) => ({
+        claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt),
+        status: persisted.has(c.claimId) ? 'persisted' as const : 'pending' as const,
+        state: claimState(c.mark),
+        ...(c.mark === 'h' && holdSeconds ? { expiresAt: iso(c.claimedAt + Number(holdSeconds) * 1000) } : {}),
+      })),
     }
   })
 }

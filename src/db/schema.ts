@@ -9,12 +9,20 @@ export const campaigns = pgTable('campaigns', {
   perUserLimit: integer('per_user_limit').notNull().default(1),
   opensAt: timestamp('opens_at', { withTimezone: true, mode: 'date' }),
   closesAt: timestamp('closes_at', { withTimezone: true, mode: 'date' }),
+  // Set: a 201 is a hold the user confirms within this many seconds, or its unit goes back (issue 12).
+  holdSeconds: integer('hold_seconds'),
+  // Claims rows that hold a unit (not cancelled, not expired): kept by the guard triggers (drizzle/0006),
+  // so the stock check costs O(batch) instead of counting the campaign's rows.
+  activeClaims: integer('active_claims').notNull().default(0),
+  // Archived: the live state left Redis; reads answer from here (src/campaigns/archive.ts).
+  archivedAt: timestamp('archived_at', { withTimezone: true, mode: 'date' }),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 }, (t) => [
   check('campaigns_stock_positive', sql`${t.stock} >= 1`),
   check('campaigns_limit_positive', sql`${t.perUserLimit} >= 1`),
   check('campaigns_window_order', sql`${t.opensAt} IS NULL OR ${t.closesAt} IS NULL OR ${t.opensAt} < ${t.closesAt}`),
+  check('campaigns_hold_positive', sql`${t.holdSeconds} IS NULL OR ${t.holdSeconds} >= 1`),
 ])
 
 export const claims = pgTable('claims', {
@@ -26,6 +34,12 @@ export const claims = pgTable('claims', {
   sequence: integer('sequence').notNull(),
   claimedAt: timestamp('claimed_at', { withTimezone: true, mode: 'date' }).notNull(),
   persistedAt: timestamp('persisted_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  // Lifecycle (issue 12): rows are never deleted; a claim stops holding a unit once cancelled or expired.
+  holdExpiresAt: timestamp('hold_expires_at', { withTimezone: true, mode: 'date' }),
+  confirmedAt: timestamp('confirmed_at', { withTimezone: true, mode: 'date' }),
+  cancelledAt: timestamp('cancelled_at', { withTimezone: true, mode: 'date' }),
+  cancelReason: text('cancel_reason'),
+  expiredAt: timestamp('expired_at', { withTimezone: true, mode: 'date' }),
 }, (t) => [
   unique('claims_campaign_sequence_key').on(t.campaignId, t.sequence),
   index('claims_campaign_user_idx').on(t.campaignId, t.userId),

@@ -24,15 +24,18 @@ export function registerCampaignGauges(registry: Registry,
     async collect() {
       try {
         const rows = await withTimeout(sql<{ id: bigint }[]>`
-          SELECT id FROM campaigns WHERE closes_at IS NULL OR closes_at > now() - interval '1 hour'
+          SELECT id FROM campaigns WHERE (closes_at IS NULL OR closes_at > now() - interval '1 hour') AND archived_at IS NULL
           ORDER BY id DESC LIMIT ${MAX_CAMPAIGNS}`, deps.timeoutMs, 'campaign ids')
         const ids = rows.map((r) => String(r.id))
-        const reads = Promise.all(ids.map((id) => redis.hmget(keys.campaign(id), 'stock', 'issued')))
+        const reads = Promise.all(ids.map((id) => redis.hmget(keys.campaign(id), 'stock', 'issued', 'returned')))
         const values = await withTimeout(reads, deps.timeoutMs, 'campaign stock')
         this.reset()
         ids.forEach((id, i) => {
-          const [stock, issued] = values[i]!
-          if (stock != null && issued != null) this.set({ campaign: id }, Math.max(0, Number(stock) - Number(issued)))
+          const [stock, issued, returned] = values[i]!
+          // Units given back by cancellations and expired holds count as remaining (issue 12).
+          if (stock != null && issued != null) {
+            this.set({ campaign: id }, Math.max(0, Number(stock) - Number(issued) + Number(returned ?? 0)))
+          }
         })
       } catch {
         // A scrape during an outage keeps the last values; fcfs_backend_up and /readyz tell the outage.

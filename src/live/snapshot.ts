@@ -62,7 +62,8 @@ const classify = (status: number): Outcome | null => {
 }
 
 export type RedisReading = { live: null } | {
-  live: { name: string; stock: number; issued: number; opensAt: number | null; closesAt: number | null }
+  live: { name: string; stock: number; issued: number; returned: number;
+    endedAt: number | null; opensAt: number | null; closesAt: number | null }
   backlog: number; lag: number | null; oldestAgeMs: number | null; nowMs: number
 }
 
@@ -73,7 +74,7 @@ export type RedisReading = { live: null } | {
 async function readRedis(src: SnapshotSources, campaignId: string): Promise<RedisReading> {
   const stream = src.keys.streamOf(campaignId)
   const pipe = src.redis.pipeline()
-    .hmget(src.keys.campaign(campaignId), 'name', 'stock', 'opensAt', 'closesAt', 'issued')
+    .hmget(src.keys.campaign(campaignId), 'name', 'stock', 'opensAt', 'closesAt', 'issued', 'returned', 'ended')
     .xlen(stream)
     .xinfo('GROUPS', stream)
     .xrange(stream, '-', '+', 'COUNT', 1)
@@ -82,7 +83,7 @@ async function readRedis(src: SnapshotSources, campaignId: string): Promise<Redi
   if (!res) throw new Error('live feed read: pipeline aborted')
   const [hashErr, hash] = res[0]!
   if (hashErr) throw hashErr
-  const [name, stock, opensAt, closesAt, issued] = hash as (string | null)[]
+  const [name, stock, opensAt, closesAt, issued, returned, ended] = hash as (string | null)[]
   if (stock == null || issued == null) return { live: null }
   const ms = (v: string | null | undefined) => (v ? Number(v) : null)
   const [timeErr, time] = res[4]!
@@ -101,15 +102,15 @@ async function readRedis(src: SnapshotSources, campaignId: string): Promise<Redi
   const first = !rangeErr && Array.isArray(range) ? (range as [string, string[]][])[0] : undefined
   if (first) oldestAgeMs = Math.max(0, nowMs - Number(first[0].split('-')[0]))
   return {
-    live: { name: name ?? '', stock: Number(stock), issued: Number(issued), opensAt: ms(opensAt),
-      closesAt: ms(closesAt) },
+    live: { name: name ?? '', stock: Number(stock), issued: Number(issued), returned: Number(returned ?? 0),
+      endedAt: ms(ended), opensAt: ms(opensAt), closesAt: ms(closesAt) },
     backlog, lag, oldestAgeMs, nowMs,
   }
 }
 
 /**
- * Computes successive snapshots of one campaign. Rates come from differences between two readings, so the first
- * snapshot reports 0/s.
+ * Computes successive snapshots of one campaign. Rates come from differences between two readings,
+ * so the first snapshot reports 0/s.
  */
 export function createSnapshotter(src: SnapshotSources, campaignId: string, durableEveryMs: number) {
   let prev: { at: number; issued: number; answers: Map<number, number> } | null = null
@@ -144,10 +145,11 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
       campaignId,
       name: live.name,
       at: new Date(now).toISOString(),
-      state: campaignState({ ...live, perUserLimit: 1 }, r.nowMs),
+      state: campaignState({ ...live, perUserLimit: 1, holdSeconds: null }, r.nowMs),
       stock: live.stock,
       issued: live.issued,
-      remaining: Math.max(0, live.stock - live.issued),
+      // Cancelled and expired claims gave units back (issue 12): they are issued again under new sequences.
+      remaining: Math.max(0, live.stock - (live.issued - live.returned)),
       persisted: durable.persisted,
       pending: Math.max(0, live.issued - durable.persisted),
       deadLettered: durable.deadLettered,

@@ -95,6 +95,27 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
     collect: async () => { await probeBackends?.() },
   })
 
+  const cancellations = new Counter({
+    name: 'fcfs_claim_cancellations_total',
+    help: 'Claims cancelled (each gave one unit back to the stock), by who cancelled: user or admin',
+    labelNames: ['by'] as const,
+    registers: [registry],
+  })
+  const returnedUnits = new Counter({
+    name: 'fcfs_stock_returned_total',
+    help: 'Units given back to a campaign\'s stock through this API instance, by reason: cancel, or expire ' +
+      '(a hold found expired by a cancel or a confirm; the worker counts its sweeps)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  })
+  const confirmations = new Counter({
+    name: 'fcfs_hold_confirmations_total',
+    help: 'Holds confirmed before they expired',
+    registers: [registry],
+  })
+  for (const by of ['user', 'admin']) cancellations.inc({ by }, 0)
+  for (const reason of ['cancel', 'expire']) returnedUnits.inc({ reason }, 0)
+
   // Per-stream commands, concurrent: auto-pipelining sends them in one round trip per node (a single Redis,
   // or each master of a cluster), with no multi-slot pipeline. Done once per scrape.
   async function collectStreams(): Promise<void> {
@@ -152,6 +173,11 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
     setBackendUp: (backend: 'postgres' | 'redis', up: boolean) => backendUp.set({ backend }, up ? 1 : 0),
     /** What a scrape runs to refresh fcfs_backend_up (set by the readiness plugin). */
     setBackendProbe: (fn: () => Promise<void>) => { probeBackends = fn },
+    /** A cancellation that gave its unit back (not a replay). */
+    countCancellation: (by: 'user' | 'admin') => { cancellations.inc({ by }); returnedUnits.inc({ reason: 'cancel' }) },
+    /** A hold that a cancel or a confirm found expired and whose unit it gave back. */
+    countExpiredHold: () => returnedUnits.inc({ reason: 'expire' }),
+    countConfirmation: () => confirmations.inc(),
     /** Times one claim script call; returns the stop function. */
     startClaimScript: () => claimScript.startTimer(),
     /** This instance's claim answers so far by HTTP status (the live feed derives rates from it, off the hot path). */

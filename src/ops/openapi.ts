@@ -11,8 +11,10 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   400: [ErrorCode.VALIDATION],
   401: [ErrorCode.UNAUTHORIZED],
   403: [ErrorCode.NOT_OPEN, ErrorCode.CLOSED],
-  404: [ErrorCode.CAMPAIGN_NOT_FOUND],
-  409: [ErrorCode.ALREADY_CLAIMED],
+  404: [ErrorCode.CAMPAIGN_NOT_FOUND, ErrorCode.CLAIM_NOT_FOUND],
+  409: [ErrorCode.ALREADY_CLAIMED, ErrorCode.CAMPAIGN_ENDED, ErrorCode.HOLD_EXPIRED, ErrorCode.CLAIM_CANCELLED,
+    ErrorCode.NOT_A_HOLD,
+    ErrorCode.CAMPAIGN_ACTIVE, ErrorCode.HOLDS_OPEN, ErrorCode.CLAIMS_PENDING, ErrorCode.RECONCILE_DRIFT],
   410: [ErrorCode.SOLD_OUT],
   413: [ErrorCode.PAYLOAD_TOO_LARGE],
   415: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
@@ -27,8 +29,16 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
 function codesFor(url: string, status: string): ErrorCode[] {
   const admin = url.startsWith('/admin/')
   const campaign = url.includes(':id')
+  const oneClaim = url.includes(':claimId')
+  const confirm = url.endsWith('/confirm')
+  const archive = url.endsWith('/archive')
   return (CODES_BY_STATUS[status] ?? []).filter((c) => {
     switch (c) {
+      case ErrorCode.ALREADY_CLAIMED: return url === '/v1/campaigns/:id/claims'
+      case ErrorCode.CLAIM_NOT_FOUND: case ErrorCode.CAMPAIGN_ENDED: case ErrorCode.HOLD_EXPIRED: return oneClaim
+      case ErrorCode.CLAIM_CANCELLED: case ErrorCode.NOT_A_HOLD: return confirm
+      case ErrorCode.CAMPAIGN_ACTIVE: case ErrorCode.HOLDS_OPEN:
+      case ErrorCode.CLAIMS_PENDING: case ErrorCode.RECONCILE_DRIFT: return archive
       case ErrorCode.ADMIN_DISABLED: return admin
       case ErrorCode.CAMPAIGN_UNAVAILABLE: return campaign
       case ErrorCode.CAMPAIGN_NOT_FOUND: return campaign

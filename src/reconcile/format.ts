@@ -7,6 +7,7 @@ const LABELS: Record<ClassName, string> = {
   redisLost: 'Redis lost data',
   liveStateMissing: 'live state missing',
   counters: 'counters/settings',
+  lifecycle: 'cancellations not in the database',
   deadLettered: 'dead-lettered',
   conflicts: 'conflicts',
   gaps: 'gaps',

@@ -17,6 +17,7 @@ import { SeqBitset, SeqFingerprints, fingerprint } from './bitset.js'
 import { readRawLiveState, settingMs } from './live-state.js'
 import { addExample, driftOf, emptyClasses, type CampaignReport } from './report.js'
 import { claimStats, parseRecord, scanClaims, scanDeadLetters, scanStream, scanUsers } from './sources.js'
+import { claimState, holdsUnit } from '../redis/codec.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { Progress } from './progress.js'
 import type { RedisClient } from '../redis/client.js'
@@ -42,7 +43,14 @@ export interface Inspection {
   needIssued: number
   /** live-state.lua has something to repair (settings, stock below the database's, issued behind). */
   repairLiveState: boolean
+  /** Rows cancelled or expired: the units a rebuilt live state may count as returned. */
+  releasedRows: number
+  /** Claims cancelled or expired in Redis whose row is still active and whose event is no longer on the way. */
+  unappliedEvents: LifecycleFix[]
 }
+
+interface LifecycleFix {
+  userId: string; claimId: string; sequence: number; claimedAt: number; kind: 'cancel' | 'expire' }
 
 const holds = (record: string | null | undefined, claimId: string) => record != null && record.includes(`:${claimId}:`)
 
@@ -76,6 +84,10 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   let maxStreamSeq = 0
   let maxDbSeq = 0
   const malformedUsers = new Set<string>()
+  // Lifecycle: units Redis's records say came back, events still on their way to the database.
+  let releasedInUsers = 0
+  const eventsInStream = new Set<string>()
+  const unappliedEvents: LifecycleFix[] = []
 
   progress.start(`campaign ${id}`, usersLen + streamLen + stats.rows)
   const issuedNow = async () => (hasLive ? num((await redis.hget(campaignKey, 'issued')) ?? undefined) : Infinity)
@@ -98,6 +110,7 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
         inUsers.add(c.sequence)
         if (c.sequence > maxUsersSeq) maxUsersSeq = c.sequence
         if (!hasLive || c.sequence <= issuedStart || c.sequence > issued) eligible.add(c.sequence)
+        if (!holdsUnit(c.mark)) releasedInUsers++
         if (c.sequence > issued) beyondCounter.add(c.sequence)
       }
     }
@@ -112,6 +125,7 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
         issuedNow(),
       ])
       claims.forEach((c, i) => {
+        if (c.type !== undefined && eventsInStream.size < 1_000_000) eventsInStream.add(c.claimId)
         inStream.add(c.sequence)
         if (c.sequence > maxStreamSeq) maxStreamSeq = c.sequence
         if (c.sequence > issued) beyondCounter.add(c.sequence)
@@ -134,6 +148,16 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
       if (conflicts(r)) return
       if (!holds(records[i], r.claimId)) markMissing(r, 'in the database, missing from the user\'s record')
       else if (r.sequence > issued) markMissing(r, `in the database beyond issued ${issued}`)
+      else if (!r.released && !eventsInStream.has(r.claimId)) {
+        const mine = parseRecord(r.userId, records[i]!).claims.find((x) => x.claimId === r.claimId)
+        if (mine && !holdsUnit(mine.mark)) {
+          const kind = mine.mark === 'c' ? 'cancel' as const : 'expire' as const
+          unappliedEvents.push({ userId: r.userId, claimId: r.claimId, sequence: r.sequence, claimedAt: r.claimedAt,
+            kind })
+          addExample(classes.lifecycle, { claimId: r.claimId, userId: r.userId, sequence: r.sequence,
+            detail: `${claimState(mine.mark)} in Redis, active in the database` })
+        }
+      }
     })
     progress.add(rows.length)
   }
@@ -187,8 +211,9 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   classes.redisLost.count = restore.count()
   classes.conflicts.count = conflict.count()
   classes.gaps.count = gaps
-  for (const s of gapExamples) addExample(classes.gaps,
-    { sequence: s, detail: 'issued, held by no record, stream entry or row' })
+  classes.lifecycle.count = unappliedEvents.length
+  for (const s of gapExamples) addExample(classes.gaps, { sequence: s,
+    detail: 'issued, held by no record, stream entry or row' })
 
   const needIssued = Math.max(maxUsersSeq, maxStreamSeq, maxDbSeq, dead.max())
   let repairLiveState = false
@@ -215,20 +240,24 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     }
     const stock = num(r.stock)
     if (stock < campaign.stock) problem(`stock in Redis ${stock} < stock in the database ${campaign.stock}`, true)
-    if (stock > campaign.stock) {
-      problem(`stock in Redis ${stock} > stock in the database ${campaign.stock} ` +
-        '(never lowered: check the database)', false)
-    }
-    const maxStock = Math.max(stock, campaign.stock)
-    if (issuedEnd > maxStock) problem(`issued ${issuedEnd} exceeds stock ${maxStock} (oversold in Redis)`, false)
+    if (stock > campaign.stock) problem(
+      `stock in Redis ${stock} > stock in the database ${campaign.stock} (never lowered: check the database)`, false)
+    const returned = num(r.returned ?? '0')
+    if (issuedEnd - returned > Math.max(stock,
+      campaign.stock)) problem(
+      `issued ${issuedEnd} - returned ${returned} ` +
+        `exceeds stock ${Math.max(stock, campaign.stock)} (oversold in Redis)`, false)
+    // Every cancelled or expired record gave exactly one unit back (records are read before the counter).
+    if (returned < releasedInUsers) problem(
+      `returned ${returned} is below the ${releasedInUsers} cancelled or expired claims in the users' records`, false)
     const want: Record<string, string> = {
       name: campaign.name, perUserLimit: String(campaign.perUserLimit),
       opensAt: settingMs(campaign.opensAt), closesAt: settingMs(campaign.closesAt),
+      holdSeconds: campaign.holdSeconds ? String(campaign.holdSeconds) : '',
     }
     for (const [field, value] of Object.entries(want)) {
-      if ((r[field] ?? '') !== value) {
-        problem(`${field} in Redis ${JSON.stringify(r[field] ?? null)} != database ${JSON.stringify(value)}`, true)
-      }
+      if ((r[field] ?? '') !== value) problem(
+        `${field} in Redis ${JSON.stringify(r[field] ?? null)} != database ${JSON.stringify(value)}`, true)
     }
     // Rows beyond the counter are restored by raising issued; the raise is live-state.lua's job too.
     if (needIssued > issuedEnd) repairLiveState = true
@@ -246,7 +275,8 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     remainingClasses: null,
   }
   report.drift = driftOf(classes)
-  return { report, campaign, hasLive, lost, restore, needIssued, repairLiveState }
+  return { report, campaign, hasLive, lost, restore, needIssued, repairLiveState, releasedRows: stats.released,
+    unappliedEvents }
 }
 
 /** Walks the users hash once more for the LOST claims' details (examples, and what --fix re-enqueues). */

@@ -6,6 +6,10 @@
   ARGV[1] '1' to create the hash when it is missing, '0' to leave a missing hash alone
   ARGV[2] name  ARGV[3] stock  ARGV[4] perUserLimit  ARGV[5] opensAtMs|''  ARGV[6] closesAtMs|''
   ARGV[7] lowest acceptable issued: the highest sequence known to be handed out
+  ARGV[8] holdSeconds|''
+  ARGV[9] returned to write when creating: units PostgreSQL knows were given back (cancelled or expired
+          rows). Never more than really came back, so a rebuilt campaign can undersell, never oversell.
+          An existing hash keeps its own count.
 
   Returns {created, stock, issued} (created 1 when this call made the hash), or {-1} when the hash is
   missing and ARGV[1] is '0'.
@@ -23,6 +27,7 @@ local curStock, curIssued = tonumber(current[1]), tonumber(current[2])
 if curStock and curStock > stock then stock = curStock end
 if curIssued and curIssued > issued then issued = curIssued end
 redis.call('HSET', KEYS[1], 'name', ARGV[2], 'stock', stock, 'perUserLimit', ARGV[4],
-  'opensAt', ARGV[5], 'closesAt', ARGV[6], 'issued', issued)
+  'opensAt', ARGV[5], 'closesAt', ARGV[6], 'holdSeconds', ARGV[8], 'issued', issued)
+redis.call('HSETNX', KEYS[1], 'returned', tonumber(ARGV[9]) or 0)
 if exists then return {0, stock, issued} end
 return {1, stock, issued}

@@ -9,7 +9,8 @@ const LIVE_STATE_LUA = readFileSync(new URL('./live-state.lua', import.meta.url)
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     fcfsLiveState(campaign: string, create: '0' | '1', name: string, stock: number, perUserLimit: number,
-      opensAt: string, closesAt: string, minIssued: number): Result<number[], Context>
+      opensAt: string, closesAt: string, minIssued: number, holdSeconds: string, returned: number): Result<number[],
+        Context>
   }
 }
 
@@ -25,10 +26,10 @@ export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')
  * With create, a missing hash is made whole in one step; without, a missing hash is left alone (null).
  */
 export async function writeLiveState(redis: RedisClient, keys: Keys, c: CampaignSettings, minIssued: number,
-  create: boolean):
+  create: boolean, returned = 0):
   Promise<{ created: boolean; stock: number; issued: number } | null> {
   const reply = await redis.fcfsLiveState(keys.campaign(c.id), create ? '1' : '0', c.name, c.stock, c.perUserLimit,
-    settingMs(c.opensAt), settingMs(c.closesAt), minIssued)
+    settingMs(c.opensAt), settingMs(c.closesAt), minIssued, c.holdSeconds ? String(c.holdSeconds) : '', returned)
   if (reply[0] === -1) return null
   return { created: reply[0] === 1, stock: reply[1]!, issued: reply[2]! }
 }

@@ -1,5 +1,5 @@
 /** reconcile over every campaign (or one): inspect, optionally repair, then inspect again to prove it. */
-import { asc, eq, gt, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { campaigns } from '../db/schema.js'
 import type { CampaignRow } from '../campaigns/repository.js'
@@ -38,12 +38,15 @@ async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<Campaign
   if (only !== undefined) {
     const [row] = await db.select().from(campaigns).where(eq(campaigns.id, BigInt(only)))
     if (!row) throw new CampaignNotFoundError(`campaign ${only} does not exist in the database`)
+    if (row.archivedAt) return
     yield row
     return
   }
   let after = 0n
   for (;;) {
-    const rows = await db.select().from(campaigns).where(gt(campaigns.id, after)).orderBy(asc(campaigns.id)).limit(100)
+    // Archived campaigns have no live state on purpose: nothing to compare, nothing to rebuild.
+    const rows = await db.select().from(campaigns).where(and(gt(campaigns.id, after),
+      isNull(campaigns.archivedAt))).orderBy(asc(campaigns.id)).limit(100)
     for (const row of rows) yield row
     if (rows.length < 100) return
     after = rows[rows.length - 1]!.id

@@ -14,16 +14,18 @@
 import { publishCampaignChanged } from '../campaigns/events.js'
 import { lostClaims, type Inspection, type ReconcileDeps } from './inspect.js'
 import { writeLiveState } from './live-state.js'
+import { encodeEventEntry } from '../redis/codec.js'
 import { reenqueueClaims } from './reenqueue.js'
 import { restoreUserRecords, type ClaimRecord } from './restore-users.js'
 import { scanClaims, scanStream } from './sources.js'
 
-export interface RepairResult { liveState: 'created' | 'repaired' | null; restored: number; reenqueued: number }
+export interface RepairResult {
+  liveState: 'created' | 'repaired' | null; restored: number; reenqueued: number; events: number }
 
 export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Promise<RepairResult> {
   const { redis, db, keys, pageSize, progress } = deps
   const id = ins.report.campaignId
-  const result: RepairResult = { liveState: null, restored: 0, reenqueued: 0 }
+  const result: RepairResult = { liveState: null, restored: 0, reenqueued: 0, events: 0 }
 
   if (ins.hasLive && ins.repairLiveState) {
     const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, false)
@@ -49,12 +51,21 @@ export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Prom
   }
 
   if (!ins.hasLive) {
-    const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, true)
+    const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, true, ins.releasedRows)
     if (r) result.liveState = r.created ? 'created' : 'repaired'
   }
 
   // A raised stock or a rebuilt hash can end a sold-out: API instances drop what they cached about it.
   if (result.liveState) await publishCampaignChanged(redis, keys, { type: 'rebuilt', campaignId: id })
+
+  // A cancellation or expiry Redis made whose event never reached the database: the same event again
+  // (a cancelled or expired record never changes back, so no check is needed; applying it is idempotent).
+  // When it happened is in the marks hash (absent only if that was lost too: then now).
+  for (const e of ins.unappliedEvents) {
+    const at = Number(await redis.hget(keys.marks(id), e.claimId)) || Date.now()
+    await redis.xadd(keys.streamOf(id), '*', ...encodeEventEntry(e.kind, { ...e, campaignId: id }, at))
+    result.events++
+  }
 
   const lostCount = ins.lost.count()
   if (lostCount > 0) {

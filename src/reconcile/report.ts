@@ -7,6 +7,8 @@ const CLASSES = {
   redisLost: 'in the database or stream but missing from Redis records or beyond issued (--fix restores)',
   liveStateMissing: 'campaign in the database, its live state missing from Redis (--fix rebuilds)',
   counters: 'counters or settings in Redis disagree with their records or the database',
+  lifecycle: 'cancelled or expired in Redis, still active in the database, with no event on the way ' +
+    '(--fix re-enqueues the event)',
   deadLettered: 'issued, not persisted: in failed_claims (run npm run retry-failed)',
   conflicts: 'one sequence held by two different claims (needs a person)',
   gaps: 'sequences issued but held by no claim anywhere (lost for good)',

@@ -35,15 +35,16 @@ end
 for _, userId in ipairs(order) do
   local parts = {}
   local record = records[userId]
-  -- Written back in the current format (codec.ts): count header = entries without a mark.
+  -- Written back in the current format (codec.ts): count header = entries holding a unit.
   local header = string.match(record, '^(%d+);')
   if header then record = string.sub(record, #header + 2) end
   local held = 0
   for entry in string.gmatch(record, '[^,]+') do
-    local seq, mark = string.match(entry, '^(%d+):[^:]+:%d+(:?%a?)$')
+    local seq, mark = string.match(entry, '^(%d+):[^:]+:%d+:?(%l?)$')
     if seq then
       parts[#parts + 1] = {tonumber(seq), entry}
-      if mark == '' then held = held + 1 end
+      -- Cancelled (c) and expired (x) claims stay listed but hold no unit.
+      if mark ~= 'c' and mark ~= 'x' then held = held + 1 end
     end
   end
   -- Kept in sequence order, as claim.lua appends them.

@@ -5,17 +5,18 @@
 import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
-import { parseUserRecord, rawClaim } from '../redis/codec.js'
+import { parseUserRecord, rawClaim, rawEvent } from '../redis/codec.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { RedisClient } from '../redis/client.js'
 
 export const PAGE_SIZE = 1000
 
 /** One user's record (either format, see codec.ts) as claims; malformed parts are returned apart. */
-export function parseRecord(userId: string, record: string): { claims: ClaimRecord[]; malformed: string[] } {
+export function parseRecord(userId: string, record: string):
+  { claims: (ClaimRecord & { mark?: string })[]; malformed: string[] } {
   const parsed = parseUserRecord(record)
   return { claims: parsed.claims.map((c) => ({ userId, sequence: c.sequence, claimId: c.claimId,
-    claimedAt: c.claimedAt })), malformed: parsed.malformed }
+    claimedAt: c.claimedAt, ...(c.mark ? { mark: c.mark } : {}) })), malformed: parsed.malformed }
 }
 
 /** HSCAN pages of the users hash. A field may come twice (HSCAN's guarantee is at least once). */
@@ -31,7 +32,8 @@ export async function* scanUsers(redis: RedisClient, usersKey: string, count = P
   } while (cursor !== '0')
 }
 
-export interface StreamClaim extends ClaimRecord { entryId: string }
+export interface StreamClaim extends ClaimRecord {
+  entryId: string; /** set on lifecycle events (cancel, confirm, expire) */ type?: string }
 
 /**
  * XRANGE pages of a partition stream, keeping only the campaign's entries. Entries a consumer holds
@@ -46,12 +48,14 @@ export async function* scanStream(redis: RedisClient, streamKey: string, campaig
     if (entries.length === 0) return
     const page: StreamClaim[] = []
     for (const [entryId, flat] of entries) {
-      // Compact and old five-field entries alike; entries of other types are not claims.
-      const f = rawClaim(flat)
+      // Compact and old five-field entries alike; a lifecycle event carries its whole claim and its type.
+      const ev = rawClaim(flat) ? null : rawEvent(flat)
+      const f = ev ? ev.claim : rawClaim(flat)
       if (!f || f.campaignId !== campaignId) continue
       const sequence = Number(f.sequence)
       if (!Number.isSafeInteger(sequence) || sequence < 1 || !f.claimId || f.userId === undefined) continue
-      page.push({ entryId, claimId: f.claimId, userId: f.userId, sequence, claimedAt: Number(f.claimedAt) })
+      page.push({ entryId, claimId: f.claimId, userId: f.userId, sequence, claimedAt: Number(f.claimedAt),
+        ...(ev ? { type: ev.kind } : {}) })
     }
     yield { claims: page, read: entries.length }
     if (entries.length < count) return
@@ -66,7 +70,8 @@ export async function* scanStream(redis: RedisClient, streamKey: string, campaig
  * "sequence > last ORDER BY sequence LIMIT n" keyset can be planned as a sort of all remaining rows
  * right after a bulk load, which makes the walk quadratic.
  */
-export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SIZE): AsyncGenerator<ClaimRecord[]> {
+export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SIZE): AsyncGenerator<(ClaimRecord & {
+  released: boolean })[]> {
   const campaign = BigInt(campaignId)
   const nextAfter = async (after: number): Promise<number | null> => {
     const [r] = await db.select({ s: claims.sequence }).from(claims)
@@ -77,13 +82,14 @@ export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SI
   let after: number | null = 0
   while (after !== null) {
     const rows = await db.select({ claimId: claims.claimId, userId: claims.userId, sequence: claims.sequence,
-      claimedAt: claims.claimedAt })
+      claimedAt: claims.claimedAt,
+      released: sql<boolean>`(${claims.cancelledAt} IS NOT NULL OR ${claims.expiredAt} IS NOT NULL)` })
       .from(claims)
       .where(and(eq(claims.campaignId, campaign), gt(claims.sequence, after), lte(claims.sequence, after + pageSize)))
       .orderBy(asc(claims.sequence))
     if (rows.length > 0) {
       yield rows.map((r) => ({ claimId: r.claimId, userId: r.userId, sequence: r.sequence,
-        claimedAt: r.claimedAt.getTime() }))
+        claimedAt: r.claimedAt.getTime(), released: r.released }))
       after += pageSize
     } else {
       // An empty window: jump over the gap to the next row, or stop when there is none.
@@ -92,11 +98,14 @@ export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SI
   }
 }
 
-export async function claimStats(db: Db, campaignId: string): Promise<{ rows: number; maxSequence: number }> {
+export async function claimStats(db: Db, campaignId: string): Promise<{
+  rows: number; maxSequence: number; released: number }> {
   const [r] = await db.select({ rows: sql<number>`count(*)::int`,
-    maxSequence: sql<number>`coalesce(max(${claims.sequence}), 0)::int` })
+    maxSequence: sql<number>`coalesce(max(${claims.sequence}), 0)::int`,
+    released: sql<number>`count(*) FILTER (WHERE ${claims.cancelledAt} IS NOT NULL
+          OR ${claims.expiredAt} IS NOT NULL)::int` })
     .from(claims).where(eq(claims.campaignId, BigInt(campaignId)))
-  return { rows: r!.rows, maxSequence: r!.maxSequence }
+  return { rows: r!.rows, maxSequence: r!.maxSequence, released: r!.released }
 }
 
 /**
@@ -118,9 +127,8 @@ export async function* scanDeadLetters(db: Db, campaignId: string, pageSize = PA
     for (const r of rows) {
       const f = r.fields as Record<string, unknown>
       const sequence = Number(f.sequence)
-      if (typeof f.claimId === 'string' && Number.isSafeInteger(sequence) && sequence >= 1) {
-        page.push({ claimId: f.claimId, sequence })
-      }
+      if (typeof f.claimId === 'string' && Number.isSafeInteger(sequence) && sequence >= 1) page.push({
+        claimId: f.claimId, sequence })
     }
     yield page
     if (rows.length < pageSize) return

@@ -18,6 +18,8 @@ export const ACL_COMMANDS = [
   'xadd', 'xlen', 'xrange', 'xreadgroup', 'xack', 'xdel', 'xautoclaim', 'xpending',
   'xgroup|create', 'xgroup|delconsumer', 'xinfo|groups', 'xinfo|consumers',
   'multi', 'exec',
+  // lifecycle (issue 12): returned-unit counter, end flag, holds sorted set, archive's removal of live state
+  'hincrby', 'hdel', 'zadd', 'zrem', 'zrangebyscore', 'zcard', 'unlink',
   // campaign-changed events
   'publish', 'subscribe', 'unsubscribe',
 ] as const

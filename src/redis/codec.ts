@@ -5,9 +5,13 @@
  * Users record (users hash, field = userId):
  *   "<count>;<entry>,<entry>,..."   entry = "<sequence>:<claimId>:<claimedAtMs>[:<mark>]"
  *   count is the number of entries that count against perUserLimit, so claim.lua reads it in O(1)
- *   (a string.match anchored at the start) and never walks the entries to refuse. An entry without a
- *   mark is held; a mark is one lowercase letter (kept for claim lifecycle: a cancelled claim stays
- *   listed, marked, and is taken out of count by whoever marks it). Entries are in sequence order.
+ *   (a string.match anchored at the start) and never walks the entries to refuse. A mark is one lowercase
+ *   letter, the claim's lifecycle state (issue 12); a cancelled or expired claim stays listed, marked, and
+ *   is taken out of count by the script that marks it:
+ *     (none) a final claim, holds a unit       h  a hold (expires at claimedAtMs + holdSeconds * 1000)
+ *     f      a hold confirmed, holds a unit     c  cancelled (unit returned)     x  hold expired (returned)
+ *   When a mark was set (c, f, x) is kept apart, in the campaign's marks hash (keys.marks), for replays.
+ *   Entries are in sequence order.
  *   Old records (before the count header): "<entry>,<entry>,..."; every reader accepts them and
  *   claim.lua rewrites one in the new format when it next issues to that user. Their count is the
  *   number of entries.
@@ -17,11 +21,25 @@
  *   userId comes last because it is the only free-text part (it may contain ':' and ','); the others
  *   are digits or a UUID. New entry types add a new field name; readers refuse a type they do not know
  *   (the worker dead-letters it) rather than misread it.
+ *   type "h" (hold issued): "<sequence>:<claimId>:<claimedAtMs>:<holdUntilMs>:<campaignId>:<userId>"
+ *   types "k" (cancelled), "f" (hold confirmed), "e" (hold expired), lifecycle events that carry the whole
+ *   claim so the worker can write the row from whichever entry reaches it first:
+ *     "<sequence>:<claimId>:<claimedAtMs>:<holdUntilMs or empty>:<atMs>:<campaignId>:<userId>"
+ *   a cancellation may add a second field "r", its reason (free text).
  *   Old entries (before this format, possibly still in a stream when it was deployed): five fields
  *   claimId, campaignId, userId, sequence, claimedAt; the worker and reconcile read both.
  */
 
 export interface UserClaim { sequence: number; claimId: string; claimedAt: number; mark?: string }
+
+export type ClaimState = 'active' | 'held' | 'confirmed' | 'cancelled' | 'expired'
+const STATES: Record<string, ClaimState> = { h: 'held', f: 'confirmed', c: 'cancelled', x: 'expired' }
+
+/** A users-record entry's lifecycle state, from its mark (none: a final claim, 'active'). */
+export const claimState = (mark: string | undefined): ClaimState => (mark ? STATES[mark] ?? 'active' : 'active')
+
+/** A claim holds a unit unless cancelled or expired. */
+export const holdsUnit = (mark: string | undefined): boolean => mark !== 'c' && mark !== 'x'
 
 const CLAIM_ENTRY_TYPE = 'c'
 
@@ -50,10 +68,10 @@ export function parseUserRecord(record: string | null | undefined):
 export const userEntry = (c: UserClaim): string =>
   `${c.sequence}:${c.claimId}:${c.claimedAt}${c.mark ? `:${c.mark}` : ''}`
 
-/** A users record in the current format; count = the unmarked entries. */
+/** A users record in the current format; count = the entries that hold a unit. */
 export function encodeUserRecord(claims: UserClaim[]): string {
   let count = 0
-  for (const c of claims) if (!c.mark) count++
+  for (const c of claims) if (holdsUnit(c.mark)) count++
   return `${count};${claims.map(userEntry).join(',')}`
 }
 
@@ -64,15 +82,34 @@ export interface ClaimRow {
   userId: string
   sequence: number
   claimedAt: number
+  /** A hold: when it expires unless confirmed (ms); absent or null for a final claim. */
+  holdUntil?: number | null
 }
 
-/** The [field, value] pair of a claim's stream entry. */
-export const encodeClaimEntry = (r: ClaimRow): [string, string] =>
-  [CLAIM_ENTRY_TYPE, `${r.sequence}:${r.claimId}:${r.claimedAt}:${r.campaignId}:${r.userId}`]
+/** The [field, value] pair of a claim's stream entry ("h" for a hold, "c" otherwise). */
+export const encodeClaimEntry = (r: ClaimRow): [string, string] => (r.holdUntil
+  ? [HOLD_ENTRY_TYPE, `${r.sequence}:${r.claimId}:${r.claimedAt}:${r.holdUntil}:${r.campaignId}:${r.userId}`]
+  : [CLAIM_ENTRY_TYPE, `${r.sequence}:${r.claimId}:${r.claimedAt}:${r.campaignId}:${r.userId}`])
 
 /** The raw parts of a claim entry (either format), unvalidated; null when it is not a claim entry. */
 export interface RawClaim {
-  claimId?: string; campaignId?: string; userId?: string; sequence?: string; claimedAt?: string
+  claimId?: string; campaignId?: string; userId?: string; sequence?: string; claimedAt?: string; holdUntil?: string
+}
+
+const HOLD_ENTRY_TYPE = 'h'
+
+/** Splits v at its first n ':' (the last part keeps any further ':'); null when v has fewer. */
+function splitColons(v: string, n: number): string[] | null {
+  const out: string[] = []
+  let from = 0
+  for (let i = 0; i < n; i++) {
+    const at = v.indexOf(':', from)
+    if (at < 0) return null
+    out.push(v.slice(from, at))
+    from = at + 1
+  }
+  out.push(v.slice(from))
+  return out
 }
 
 /**
@@ -81,6 +118,11 @@ export interface RawClaim {
  */
 export function rawClaim(list: readonly string[]): RawClaim | null {
   if (list.length === 2) {
+    if (list[0] === HOLD_ENTRY_TYPE) {
+      const p = splitColons(list[1]!, 5)
+      if (!p) return { sequence: list[1]! }
+      return { sequence: p[0], claimId: p[1], claimedAt: p[2], holdUntil: p[3], campaignId: p[4], userId: p[5] }
+    }
     if (list[0] !== CLAIM_ENTRY_TYPE) return null
     const v = list[1]!
     const a = v.indexOf(':')
@@ -98,6 +140,34 @@ export function rawClaim(list: readonly string[]): RawClaim | null {
     claimedAt: f.claimedAt }
 }
 
+export type LifecycleKind = 'cancel' | 'confirm' | 'expire'
+const EVENT_TYPES: Record<string, LifecycleKind> = { k: 'cancel', f: 'confirm', e: 'expire' }
+const EVENT_FIELDS: Record<LifecycleKind, string> = { cancel: 'k', confirm: 'f', expire: 'e' }
+
+/** A lifecycle event of the stream: the whole claim (unvalidated) and what happened to it, when. */
+export interface RawEvent { kind: LifecycleKind; claim: RawClaim; at?: string; reason?: string }
+
+/** A lifecycle event entry ("k", "f" or "e", optionally "r"), or null when the entry is not one. */
+export function rawEvent(list: readonly string[]): RawEvent | null {
+  const kind = list.length === 2 || (list.length === 4 && list[2] === 'r') ? EVENT_TYPES[list[0]!] : undefined
+  if (!kind) return null
+  const p = splitColons(list[1]!, 6)
+  const reason = list.length === 4 ? list[3] : undefined
+  if (!p) return { kind, claim: { sequence: list[1]! } }
+  return { kind, at: p[4], ...(reason !== undefined ? { reason } : {}), claim: { sequence: p[0], claimId: p[1],
+    claimedAt: p[2], ...(p[3] ? { holdUntil: p[3] } : {}), campaignId: p[5], userId: p[6] } }
+}
+
+/** The flat list of a lifecycle event entry (what the Lua scripts write). */
+export function encodeEventEntry(kind: LifecycleKind, r: ClaimRow, at: number, reason?: string): string[] {
+  const v = `${r.sequence}:${r.claimId}:${r.claimedAt}:${r.holdUntil ?? ''}:${at}:${r.campaignId}:${r.userId}`
+  return reason ? [EVENT_FIELDS[kind], v, 'r', reason] : [EVENT_FIELDS[kind], v]
+}
+
+/** The campaign an entry (claim or event, any format) belongs to, or undefined. */
+export const entryCampaign = (list: readonly string[] | null): string | undefined =>
+  (list ? (rawClaim(list) ?? rawEvent(list)?.claim)?.campaignId : undefined)
+
 /** The fields of an entry as a record, the compact one expanded (dead letters keep this shape). */
 export function entryFields(list: readonly string[] | null): Record<string, string> {
   const out: Record<string, string> = {}
@@ -105,6 +175,14 @@ export function entryFields(list: readonly string[] | null): Record<string, stri
   const raw = list.length === 2 ? rawClaim(list) : null
   if (raw && raw.claimId !== undefined) {
     for (const [k, v] of Object.entries(raw)) if (v !== undefined) out[k] = v
+    return out
+  }
+  const ev = rawEvent(list)
+  if (ev && ev.claim.claimId !== undefined) {
+    for (const [k, v] of Object.entries(ev.claim)) if (v !== undefined) out[k] = v
+    out.type = ev.kind
+    if (ev.at !== undefined) out.at = ev.at
+    if (ev.reason !== undefined) out.reason = ev.reason
     return out
   }
   for (let i = 0; i + 1 < list.length; i += 2) out[list[i]!] = list[i + 1]!

@@ -19,16 +19,23 @@ export function createKeys(prefix: string, partitions: number) {
     slotOf: (p: number) => keySlot(tag(p)),
     /** A hash tag in the campaign's slot, for keys built outside this module (the rate limiter's). */
     tagOf: (id: string | bigint) => `{${tags[partitionOf(id)]!}}`,
-    /** Hash: name, stock, perUserLimit, opensAt, closesAt (ms or ''), issued. */
+    /**
+     * Hash: name, stock, perUserLimit, opensAt, closesAt (ms or ''), holdSeconds (or ''), issued, returned
+     * (units given back by cancellations and expired holds), ended (ms, set by an archive).
+     */
     campaign,
-    /** Hash: userId -> "seq:claimId:claimedAtMs,..." (the user's claims, in order). */
+    /** Hash: userId -> "count;seq:claimId:claimedAtMs[:mark],..." (the user's claims, in order; codec.ts). */
     users: (id: string | bigint) => `${campaign(id)}:users`,
+    /** Sorted set: claimId..userId -> expiresAtMs of the campaign's open holds (campaigns with holdSeconds). */
+    holds: (id: string | bigint) => `${campaign(id)}:holds`,
+    /** Hash: claimId -> ms its mark was set (cancelled, confirmed, expired); what a replayed answer repeats. */
+    marks: (id: string | bigint) => `${campaign(id)}:marks`,
     /** String: the stored answer for (user, Idempotency-Key), expires after IDEMPOTENCY_TTL_S. */
     idempotency: (id: string | bigint, userId: string,
       key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,
     /** String: a user's request count in the RATE_LIMIT_USER_WINDOW_MS window (claim.lua, same slot). */
     userRate: (id: string | bigint, userId: string) => `${campaign(id)}:rl:${userId.length}:${userId}`,
-    /** Stream of issued claims of every campaign in partition p. */
+    /** Stream of issued claims and their lifecycle events, of every campaign in partition p. */
     stream,
     streamOf: (id: string | bigint) => stream(partitionOf(id)),
     streams: () => Array.from({ length: partitions }, (_, p) => stream(p)),

@@ -1,4 +1,4 @@
-import { entryFields, rawClaim, type ClaimRow, type RawClaim } from '../redis/codec.js'
+import { entryFields, rawClaim, rawEvent, type ClaimRow, type LifecycleKind, type RawClaim } from '../redis/codec.js'
 
 export type { ClaimRow } from '../redis/codec.js'
 
@@ -30,7 +30,7 @@ export const fieldsOf = (e: StreamEntry): Record<string, string> => entryFields(
  * Validates everything Postgres would otherwise reject with a data error, so that a malformed entry is
  * dead-lettered at once instead of failing its whole batch. Returns the row or the reason it is unusable.
  */
-export function parseClaim(f: RawClaim | null): ClaimRow | string {
+function parseClaim(f: RawClaim | null): ClaimRow | string {
   if (!f) return 'not a claim entry'
   const { claimId, campaignId, userId } = f
   if (!claimId || !UUID.test(claimId)) return `bad claimId ${JSON.stringify(claimId ?? null)}`
@@ -44,9 +44,44 @@ export function parseClaim(f: RawClaim | null): ClaimRow | string {
   }
   const claimedAt = Number(f.claimedAt)
   if (!Number.isSafeInteger(claimedAt) || claimedAt < 0) return `bad claimedAt ${JSON.stringify(f.claimedAt ?? null)}`
-  return { claimId: claimId.toLowerCase(), campaignId, userId, sequence, claimedAt }
+  const row: ClaimRow = { claimId: claimId.toLowerCase(), campaignId, userId, sequence, claimedAt }
+  if (f.holdUntil !== undefined) {
+    const holdUntil = Number(f.holdUntil)
+    if (!Number.isSafeInteger(holdUntil) || holdUntil < 0) return `bad holdUntil ${JSON.stringify(f.holdUntil)}`
+    row.holdUntil = holdUntil
+  }
+  return row
 }
 
-/** A stream entry (compact or the old five fields) as a row, or why it is unusable. */
-export const parseEntry = (e: StreamEntry): ClaimRow | string =>
-  (e.raw ? parseClaim(rawClaim(e.raw)) : 'entry deleted while pending')
+/** A dead letter's expanded fields (fieldsOf) as a row, with its event if it was one (retry-failed). */
+export function parseFields(f: Record<string, string>): ClaimRow | EventRow | string {
+  const row = parseClaim(f)
+  if (typeof row === 'string' || f.type === undefined) return row
+  if (f.type !== 'cancel' && f.type !== 'confirm' && f.type !== 'expire') return `bad type ${JSON.stringify(f.type)}`
+  const at = Number(f.at)
+  if (!Number.isSafeInteger(at) || at < 0) return `bad at ${JSON.stringify(f.at ?? null)}`
+  return { ...row, event: { kind: f.type, at, reason: f.reason ? f.reason.slice(0, 500) : null } }
+}
+
+/** What a lifecycle event (issue 12) says happened to its claim, and when. */
+export interface LifecycleEvent { kind: LifecycleKind; at: number; reason: string | null }
+/** A lifecycle event's claim row, with the event. */
+export type EventRow = ClaimRow & { event: LifecycleEvent }
+
+/**
+ * A stream entry (compact or the old five fields) as a row, or why it is unusable. Lifecycle events carry
+ * the whole claim besides their own parts, so the worker can write the row from whichever arrives first.
+ */
+export function parseEntry(e: StreamEntry): ClaimRow | EventRow | string {
+  if (!e.raw) return 'entry deleted while pending'
+  const claim = rawClaim(e.raw)
+  if (claim) return parseClaim(claim)
+  const ev = rawEvent(e.raw)
+  if (!ev) return 'not a claim entry'
+  const row = parseClaim(ev.claim)
+  if (typeof row === 'string') return row
+  const at = Number(ev.at)
+  if (!Number.isSafeInteger(at) || at < 0) return `bad at ${JSON.stringify(ev.at ?? null)}`
+  const reason = ev.reason ? ev.reason.slice(0, 500).replaceAll('\u0000', '') : null
+  return { ...row, event: { kind: ev.kind, at, reason } }
+}

@@ -22,6 +22,11 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
     help: 'Claims rows inserted by this worker', registers: [register] })
   const failed = new Counter({ name: 'fcfs_worker_failed_total', help: 'Entries this worker moved to failed_claims',
     registers: [register] })
+  const holdsExpired = new Counter({ name: 'fcfs_holds_expired_total',
+    help: 'Holds this worker\'s sweep expired (each gave one unit back to its campaign\'s stock)',
+    registers: [register] })
+  const archived = new Counter({ name: 'fcfs_campaigns_archived_total',
+    help: 'Campaigns this worker archived (ARCHIVE_AFTER_S)', registers: [register] })
   // Gauges read live state when scraped; a failing source leaves the previous values.
   const read = async <T>(f: () => Promise<T>): Promise<T | undefined> => {
     try { return await withTimeout(f(), 800) } catch { return undefined }
@@ -46,13 +51,16 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
       if (n !== undefined) this.set(n)
     },
   })
-  return { register, batchSize, insertSeconds, persisted, failed }
+  return { register, batchSize, insertSeconds, persisted, failed, holdsExpired, archived }
 }
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>
 
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+    timer = setTimeout(() => reject(new Error(
+      `timed out after ${ms} ms`)), ms)
   })
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }

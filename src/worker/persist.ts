@@ -2,56 +2,121 @@ import { once } from 'node:events'
 import { sql } from 'drizzle-orm'
 import type { Db, DbHandle } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
-import { fieldsOf, type ClaimRow, type StreamEntry } from './entry.js'
+import { fieldsOf, type ClaimRow, type LifecycleEvent, type StreamEntry } from './entry.js'
+
+/** A claim with what its lifecycle events (in the same batch) say about it. */
+interface LifecycleRow extends ClaimRow {
+  confirmedAt: number | null
+  cancelledAt: number | null
+  cancelReason: string | null
+  expiredAt: number | null
+}
+
+function applyEvent(r: LifecycleRow, e: LifecycleEvent): void {
+  if (e.kind === 'cancel') {
+    r.cancelledAt ??= e.at
+    r.cancelReason ??= e.reason
+  } else if (e.kind === 'confirm') r.confirmedAt ??= e.at
+  else r.expiredAt ??= e.at
+}
+
+const lifecycleRow = (row: ClaimRow): LifecycleRow => ({ ...row, confirmedAt: null, cancelledAt: null,
+  cancelReason: null, expiredAt: null })
+
+const ts = (ms: number | null | undefined) => (ms == null ? null : ms / 1000)
 
 /**
- * One statement for the whole batch: column arrays through unnest (one parameter per column, not per
- * value) measured fastest here against json_to_recordset and a VALUES list (see docs/readme-worker.md).
- * Dedupes on claim_id ONLY: a redelivered entry is a no-op, while a different claim reusing a taken
- * (campaign, sequence) still fails, because that is Redis having lost writes, not a duplicate.
+ * Row by row (the retry after a row error): a claim without events is inserted, deduped on claim_id
+ * ONLY: a redelivered entry is a no-op, while a different claim reusing a taken (campaign, sequence)
+ * still fails, because that is Redis having lost writes, not a duplicate. A claim with events is
+ * upserted: a missing row is created in its final state (a cancellation reclaimed before its claim
+ * leaves a cancelled row, and the claim's own insert is then a no-op); an existing row gets each
+ * timestamp once (COALESCE: a redelivered event changes nothing), and only real transitions update it.
  */
-export async function insertClaims(db: Db, rows: ClaimRow[]): Promise<number> {
-  if (rows.length === 0) return 0
-  const col = <T>(f: (r: ClaimRow) => T) => sql.param(rows.map(f))
+async function writeRow(db: Db, r: LifecycleRow, lifecycle: boolean): Promise<number> {
   const res = await db.execute(sql`
-    INSERT INTO ${claims} (claim_id, campaign_id, user_id, sequence, claimed_at)
-    SELECT c, ca, u, s, to_timestamp(at / 1000.0)
-    FROM unnest(${col((r) => r.claimId)}::uuid[], ${col((r) => r.campaignId)}::bigint[],
-      ${col((r) => r.userId)}::text[],
-      ${col((r) => r.sequence)}::int[], ${col((r) => r.claimedAt)}::float8[]) AS t(c, ca, u, s, at)
-    ON CONFLICT (claim_id) DO NOTHING`)
+    INSERT INTO ${claims} (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at, confirmed_at,
+      cancelled_at, cancel_reason, expired_at)
+    VALUES (${r.claimId}::uuid, ${r.campaignId}::bigint, ${r.userId}, ${r.sequence},
+      to_timestamp(${r.claimedAt / 1000}::float8), to_timestamp(${ts(r.holdUntil)}::float8),
+      to_timestamp(${ts(r.confirmedAt)}::float8), to_timestamp(${ts(r.cancelledAt)}::float8), ${r.cancelReason}::text,
+      to_timestamp(${ts(r.expiredAt)}::float8))
+    ${lifecycle ? UPSERT : sql`ON CONFLICT (claim_id) DO NOTHING`}`)
   return (res as unknown as { count: number }).count
 }
 
-// COPY's text format: backslash, tab, newline and carriage return must be escaped; only userId can hold them.
+const UPSERT = sql`ON CONFLICT (claim_id) DO UPDATE SET
+      hold_expires_at = COALESCE(${claims.holdExpiresAt}, EXCLUDED.hold_expires_at),
+      confirmed_at = COALESCE(${claims.confirmedAt}, EXCLUDED.confirmed_at),
+      cancelled_at = COALESCE(${claims.cancelledAt}, EXCLUDED.cancelled_at),
+      cancel_reason = COALESCE(${claims.cancelReason}, EXCLUDED.cancel_reason),
+      expired_at = COALESCE(${claims.expiredAt}, EXCLUDED.expired_at)
+    WHERE (EXCLUDED.confirmed_at IS NOT NULL AND ${claims.confirmedAt} IS NULL)
+       OR (EXCLUDED.cancelled_at IS NOT NULL AND ${claims.cancelledAt} IS NULL)
+       OR (EXCLUDED.expired_at IS NOT NULL AND ${claims.expiredAt} IS NULL)`
+
+// COPY's text format: backslash, tab, newline and carriage return must be escaped; only userId and the
+// cancel reason can hold them. \N is NULL.
 const COPY_SPECIAL = /[\\\t\n\r]/
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
 const copyText = (v: string): string => (COPY_SPECIAL.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : v)
+const copyOpt = (v: number | string | null | undefined): string =>
+  (v == null ? '\\N' : typeof v === 'string' ? copyText(v) : String(v))
 
 /**
- * The batch path: COPY the rows into a per-connection temporary table, then one INSERT ... SELECT ...
- * ON CONFLICT (claim_id) DO NOTHING from it, in one transaction. COPY streams the rows in the text
- * format without per-value parameters (the unnest insert sends five text arrays that the server parses
- * element by element, and the client escapes every element); the INSERT keeps the same dedupe and fires
- * the guard trigger once per statement, as before. The temporary table is created once per connection
- * (IF NOT EXISTS) and emptied at every commit (ON COMMIT DELETE ROWS), so batches on different pooled
- * connections never see each other's rows.
+ * The batch path: COPY the rows into a per-connection temporary table, then INSERT ... SELECT from it, in
+ * one transaction. COPY streams the rows in the text format without per-value parameters (the unnest
+ * insert sends text arrays that the server parses element by element, and the client escapes every
+ * element). Claims with lifecycle events in the batch are upserted first (units given back before the
+ * ones taken are checked: a returned unit may be the one a claim of the same batch took), then plain
+ * claims are inserted ON CONFLICT (claim_id) DO NOTHING; the guard triggers fire once per statement.
+ * The temporary table is created once per connection (IF NOT EXISTS) and emptied at every commit (ON
+ * COMMIT DELETE ROWS), so batches on different pooled connections never see each other's rows.
  */
-async function copyClaims(handle: DbHandle, rows: ClaimRow[]): Promise<number> {
-  if (rows.length === 0) return 0
+async function copyGroups(handle: DbHandle, groups: Group[]): Promise<number> {
+  if (groups.length === 0) return 0
   let text = ''
-  for (const r of rows) text += `${r.claimId}\t${r.campaignId}\t${copyText(r.userId)}\t${r.sequence}\t${r.claimedAt}\n`
+  let events = false
+  for (const { row: r, lifecycle } of groups) {
+    events ||= lifecycle
+    text += `${r.claimId}\t${r.campaignId}\t${copyText(r.userId)}\t${r.sequence}\t${r.claimedAt}\t` +
+      `${copyOpt(r.holdUntil)}\t${copyOpt(r.confirmedAt)}\t${copyOpt(r.cancelledAt)}\t${copyOpt(r.cancelReason)}\t` +
+      `${copyOpt(r.expiredAt)}\t${lifecycle ? 't' : 'f'}\n`
+  }
   return handle.sql.begin(async (tx) => {
-    await tx`CREATE TEMP TABLE IF NOT EXISTS claims_staging (claim_id uuid NOT NULL, campaign_id bigint NOT NULL,
-      user_id text NOT NULL, sequence int NOT NULL, claimed_at_ms bigint NOT NULL) ON COMMIT DELETE ROWS`
-    const w = await tx`COPY claims_staging (claim_id, campaign_id, user_id, sequence, claimed_at_ms)
-      FROM STDIN`.writable()
+    await tx`CREATE TEMP TABLE IF NOT EXISTS claims_lifecycle_staging (claim_id uuid NOT NULL,
+      campaign_id bigint NOT NULL, user_id text NOT NULL, sequence int NOT NULL, claimed_at_ms bigint NOT NULL,
+      hold_until_ms bigint, confirmed_at_ms bigint, cancelled_at_ms bigint, cancel_reason text, expired_at_ms bigint,
+      lifecycle boolean NOT NULL) ON COMMIT DELETE ROWS`
+    const w = await tx`COPY claims_lifecycle_staging (claim_id, campaign_id, user_id, sequence, claimed_at_ms,
+      hold_until_ms, confirmed_at_ms, cancelled_at_ms, cancel_reason, expired_at_ms, lifecycle) FROM STDIN`.writable()
     w.end(text)
     await once(w, 'finish')
-    const res = await tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at)
-      SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0) FROM claims_staging
+    let count = 0
+    if (events) {
+      const res = await tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at,
+        confirmed_at, cancelled_at, cancel_reason, expired_at)
+        SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
+          to_timestamp(hold_until_ms / 1000.0), to_timestamp(confirmed_at_ms / 1000.0),
+          to_timestamp(cancelled_at_ms / 1000.0), cancel_reason, to_timestamp(expired_at_ms / 1000.0)
+        FROM claims_lifecycle_staging WHERE lifecycle
+        ON CONFLICT (claim_id) DO UPDATE SET
+          hold_expires_at = COALESCE(claims.hold_expires_at, EXCLUDED.hold_expires_at),
+          confirmed_at = COALESCE(claims.confirmed_at, EXCLUDED.confirmed_at),
+          cancelled_at = COALESCE(claims.cancelled_at, EXCLUDED.cancelled_at),
+          cancel_reason = COALESCE(claims.cancel_reason, EXCLUDED.cancel_reason),
+          expired_at = COALESCE(claims.expired_at, EXCLUDED.expired_at)
+        WHERE (EXCLUDED.confirmed_at IS NOT NULL AND claims.confirmed_at IS NULL)
+           OR (EXCLUDED.cancelled_at IS NOT NULL AND claims.cancelled_at IS NULL)
+           OR (EXCLUDED.expired_at IS NOT NULL AND claims.expired_at IS NULL)`
+      count += res.count
+    }
+    const res = await tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at)
+      SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
+        to_timestamp(hold_until_ms / 1000.0)
+      FROM claims_lifecycle_staging WHERE NOT lifecycle
       ON CONFLICT (claim_id) DO NOTHING`
-    return res.count
+    return count + res.count
   })
 }
 
@@ -68,13 +133,15 @@ function pgError(err: unknown): PgError {
 export const isRowError = (err: unknown): boolean => /^2[23]/.test(pgError(err).code ?? '')
 
 /**
- * Refused: the guard trigger (stock, per-user limit) or a sequence already taken by another claim.
- * Retrying cannot help, so the row is dead-lettered at once. Other row errors (a campaign missing from
- * Postgres: FK violation) may heal, so those entries stay pending and are redelivered.
+ * Refused for good: a sequence already taken by another claim (Redis lost writes). Retrying cannot help,
+ * so the row is dead-lettered at once. The guard trigger's refusals (stock, per-user limit) are not
+ * final since units can come back: the cancellation that freed the unit may sit in another batch or a
+ * dead consumer's pending list, so those entries, like other row errors (a campaign missing from
+ * Postgres: FK violation), stay pending and are redelivered until MAX_DELIVERIES.
  */
 const isRefusal = (err: unknown): boolean => {
   const e = pgError(err)
-  return e.code === '23514' || (e.code === '23505' && e.constraint_name === 'claims_campaign_sequence_key')
+  return e.code === '23505' && e.constraint_name === 'claims_campaign_sequence_key'
 }
 
 const cmp = <T extends string | bigint>(x: T, y: T): number => (x < y ? -1 : x > y ? 1 : 0)
@@ -86,14 +153,35 @@ const cmpEntryId = (x: string, y: string): number => {
   return xm - ym || xs - ys
 }
 
-export interface Item { entry: StreamEntry; row: ClaimRow }
+export interface Item { entry: StreamEntry; row: ClaimRow; event?: LifecycleEvent }
 interface RowFailure { item: Item; error: string; refused: boolean }
 export interface PersistResult { inserted: number; failures: RowFailure[] }
 
+/** One claim of a batch: its row with the batch's events applied, and the entries that spoke of it. */
+interface Group { row: LifecycleRow; items: Item[]; lifecycle: boolean }
+
+function groupItems(items: Item[]): Group[] {
+  const byClaim = new Map<string, Group>()
+  for (const item of items) {
+    let g = byClaim.get(item.row.claimId)
+    if (!g) {
+      g = { row: lifecycleRow(item.row), items: [], lifecycle: false }
+      byClaim.set(item.row.claimId, g)
+    }
+    g.items.push(item)
+    if (item.row.holdUntil != null) g.row.holdUntil ??= item.row.holdUntil
+    if (item.event) {
+      applyEvent(g.row, item.event)
+      g.lifecycle = true
+    }
+  }
+  return [...byClaim.values()]
+}
+
 /**
- * Inserts a batch. On a row error the batch is redone row by row inside one transaction, each row under
- * a savepoint, so one bad row never blocks the others. Connection errors are thrown (the caller backs
- * off and retries the whole batch; every step is idempotent).
+ * Persists a batch of claims and lifecycle events. On a row error the batch is redone claim by claim
+ * inside one transaction, each under a savepoint, so one bad row never blocks the others. Connection
+ * errors are thrown (the caller backs off and retries the whole batch; every step is idempotent).
  */
 export async function persistBatch(handle: DbHandle, items: Item[]): Promise<PersistResult> {
   const db = handle.db
@@ -102,23 +190,38 @@ export async function persistBatch(handle: DbHandle, items: Item[]): Promise<Per
   // row retry keeps the earlier one in line (the earlier stream entry when both carry one sequence).
   items.sort((a, b) => cmp(a.row.campaignId,
     b.row.campaignId) || a.row.sequence - b.row.sequence || cmpEntryId(a.entry.id, b.entry.id))
+  const groups = groupItems(items)
   try {
-    return { inserted: await copyClaims(handle, items.map((i) => i.row)), failures: [] }
+    return { inserted: await copyGroups(handle, groups), failures: [] }
   } catch (err) {
     if (!isRowError(err)) throw err
   }
   return db.transaction(async (tx) => {
     let inserted = 0
     const failures: RowFailure[] = []
-    for (const item of items) {
+    // Releases first, as in the batch path.
+    for (const g of [...groups.filter((x) => x.lifecycle), ...groups.filter((x) => !x.lifecycle)]) {
       try {
-        inserted += await tx.transaction((sp) => insertClaims(sp as unknown as Db, [item.row]))
+        inserted += await tx.transaction((sp) => writeRow(sp as unknown as Db, g.row, g.lifecycle))
       } catch (err) {
         if (!isRowError(err)) throw err
-        failures.push({ item, error: errorText(err), refused: isRefusal(err) })
+        const error = errorText(err)
+        for (const item of g.items) failures.push({ item, error, refused: isRefusal(err) })
       }
     }
     return { inserted, failures }
+  })
+}
+
+/** Persists parsed entries outside the worker (retry-failed): the row-by-row statements, one transaction. */
+export async function writeEntries(db: Db, parsed: Item[]): Promise<number> {
+  const groups = groupItems(parsed)
+  return db.transaction(async (tx) => {
+    let n = 0
+    for (const g of [...groups.filter((x) => x.lifecycle), ...groups.filter((x) => !x.lifecycle)]) {
+      n += await writeRow(tx as unknown as Db, g.row, g.lifecycle)
+    }
+    return n
   })
 }
 

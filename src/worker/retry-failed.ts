@@ -1,8 +1,8 @@
 import { and, asc, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { failedClaims } from '../db/schema.js'
-import { parseClaim } from './entry.js'
-import { errorText, insertClaims, isRowError } from './persist.js'
+import { parseFields } from './entry.js'
+import { errorText, isRowError, writeEntries } from './persist.js'
 
 type RetryOutcome = 'inserted' | 'already_present' | 'still_failing'
 
@@ -29,13 +29,16 @@ export async function retryFailedClaims(db: Db, opts: { limit?: number } = {}): 
         .where(and(eq(failedClaims.id, id), isNull(failedClaims.resolvedAt))).for('update', { skipLocked: true })
       if (!f) return null
       const base = { id: String(f.id), stream: f.stream, entryId: f.entryId }
-      const row = parseClaim(f.fields as Record<string, string>)
+      const row = parseFields(f.fields as Record<string, string>)
       let error: string
       if (typeof row === 'string') {
         error = `unparsable entry: ${row}`
       } else {
         try {
-          const n = await tx.transaction((sp) => insertClaims(sp as unknown as Db, [row]))
+          const { event, ...claim } = 'event' in row ? row : { ...row, event: undefined }
+          const item = { entry: { stream: f.stream, id: f.entryId, raw: null, deliveries: f.attempts }, row: claim,
+            ...(event ? { event } : {}) }
+          const n = await tx.transaction((sp) => writeEntries(sp as unknown as Db, [item]))
           await tx.update(failedClaims).set({ resolvedAt: sql`now()` }).where(eq(failedClaims.id, f.id))
           return { ...base, outcome: (n === 1 ? 'inserted' : 'already_present') as RetryOutcome }
         } catch (err) {

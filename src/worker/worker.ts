@@ -7,11 +7,13 @@ import { createDb, type DbHandle } from '../db/client.js'
 import { failedClaims } from '../db/schema.js'
 import { createRedis, isCluster, masters } from '../redis/client.js'
 import { createKeys } from '../redis/keys.js'
+import { rawEvent } from '../redis/codec.js'
 import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
 import { parseEntry, type StreamEntry } from './entry.js'
 import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
 import { createStreamOps, isNoGroup, streamGroups, type StreamReader } from './streams.js'
+import { createLifecycleTasks } from './lifecycle-tasks.js'
 
 interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
 
@@ -56,12 +58,14 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),
     unresolvedFailures: async () => {
-      const [row] = await db.db.select({ n: sql<number>`count(*)::int` }).from(failedClaims)
-        .where(isNull(failedClaims.resolvedAt))
+      const [row] = await db.db.select({ n: sql<number>`count(*)::int` }).from(failedClaims).where(isNull(
+        failedClaims.resolvedAt))
       return row?.n ?? 0
     },
   })
   const stats = { batches: 0, entries: 0, inserted: 0, failed: 0, reclaimed: 0 }
+  // Hold expiry and automatic archive: timers of their own on the command connection.
+  const tasks = createLifecycleTasks({ config, redis, db: db.db, keys, log, metrics })
   let stopping = false
   let stopDeadline = Infinity
   let nextReclaimAt = 0
@@ -87,9 +91,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         return await Promise.race([pending, expired])
       } catch (err) {
         if (isNoPerm(err)) throw refused(what, err)
-        if (err === deadlinePassed || (stopping && Date.now() >= stopDeadline)) {
-          throw new GiveUp(`${what}: gave up at shutdown: ${errorText(err)}`)
-        }
+        if (err === deadlinePassed || (stopping && Date.now() >= stopDeadline)) throw new GiveUp(
+          `${what}: gave up at shutdown: ${errorText(err)}`)
         const delayMs = Math.min(2000, 100 * 2 ** Math.min(attempt - 1, 5)) * (0.5 + Math.random() / 2)
         log.warn({ what, attempt, delayMs: Math.round(delayMs), err: errorText(err) }, `${what} failed, retrying`)
         await sleep(stopping ? Math.max(0, Math.min(delayMs, stopDeadline - Date.now())) : delayMs)
@@ -126,13 +129,16 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     const dead: DeadLetter[] = []
     for (const entry of batch) {
       if (entry.deliveries > config.MAX_DELIVERIES) {
-        const error = `delivered ${entry.deliveries} times, more than MAX_DELIVERIES (${config.MAX_DELIVERIES})`
-        dead.push({ entry, error })
+        dead.push({ entry,
+          error: `delivered ${entry.deliveries} times, more than MAX_DELIVERIES (${config.MAX_DELIVERIES})` })
         continue
       }
-      const row = parseEntry(entry)
-      if (typeof row === 'string') dead.push({ entry, error: `unparsable entry: ${row}` })
-      else items.push({ entry, row })
+      const parsed = parseEntry(entry)
+      if (typeof parsed === 'string') dead.push({ entry, error: `unparsable entry: ${parsed}` })
+      else if ('event' in parsed) {
+        const { event, ...row } = parsed
+        items.push({ entry, row, event })
+      } else items.push({ entry, row: parsed })
     }
     const { inserted, letters, held } = await retrying('persist batch', async () => {
       const r = await persistBatch(db, items)
@@ -159,9 +165,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     metrics.persisted.inc(inserted)
     if (letters.length) metrics.failed.inc(letters.length)
     const oldest = Math.min(...batch.map((e) => Number(e.id.slice(0, e.id.indexOf('-')))))
-    log.info({ entries: batch.length, inserted,
-      duplicates: items.length - inserted - (letters.length - dead.length) - held.size, failed: letters.length,
-      held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldest }, 'batch persisted')
+    log.info({ entries: batch.length, inserted, duplicates: items.length - inserted - (
+      letters.length - dead.length) - held.size, failed: letters.length,
+    held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldest }, 'batch persisted')
     for (const l of letters) log.warn({ stream: l.entry.stream, entryId: l.entry.id, attempts: l.entry.deliveries,
       error: l.error }, 'entry moved to failed_claims')
     for (const e of held) log.warn({ stream: e.stream, entryId: e.id, deliveries: e.deliveries },
@@ -186,8 +192,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         }
         if (res.entries.length) {
           stats.reclaimed += res.entries.length
-          log.info({ stream, entries: res.entries.length,
-            maxDeliveries: Math.max(...res.entries.map((e) => e.deliveries)) }, 'reclaimed idle entries')
+          log.info({ stream, entries: res.entries.length, maxDeliveries: Math.max(...res.entries.map((e) =>
+            e.deliveries)) }, 'reclaimed idle entries')
           await handle(res.entries)
         }
         cursor = res.next
@@ -203,8 +209,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
 
   async function run(): Promise<void> {
     // An evicting policy would drop streams of answered claims: refuse to run (Redis down: keep retrying).
-    const policy = await retrying('check eviction policy',
-      () => checkEvictionPolicy(redis, config.REDIS_EVICTION_POLICY_ACK))
+    const policy = await retrying('check eviction policy', () => checkEvictionPolicy(redis,
+      config.REDIS_EVICTION_POLICY_ACK))
     if (!policy.ok) throw new EvictionPolicyError(`refusing to start: ${policy.message}`)
     await ensureGroups()
     await reclaim()
@@ -229,6 +235,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
           while (inflight.size >= config.WORKER_INFLIGHT && !failure) await Promise.race(inflight)
           if (failure) break
           start(batch)
+          // A batch that gives units back commits before any later batch starts: a later claim may have
+          // taken one of those units, and the guard would refuse it against the old count.
+          if (batch.some((e) => e.raw !== null && rawEvent(e.raw) !== null)) await Promise.all(inflight)
         }
         if (!stopping && !failure && Date.now() >= nextReclaimAt) await reclaim()
       }
@@ -257,17 +266,16 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       }
       log.info({ consumer: name, group, streams: streams.length, count: config.WORKER_COUNT,
         blockMs: config.WORKER_BLOCK_MS }, 'worker started')
+      tasks.start()
       loop = run().catch((err) => {
-        if (err instanceof GiveUp) {
-          log.warn({ err: err.message }, 'left the batch in hand pending for another worker')
-          return
-        }
-        if (err instanceof EvictionPolicyError || err instanceof CommandRefusedError) {
-          log.error({ err: { message: err.message } }, err.message)
+        if (err instanceof GiveUp) log.warn({ err: err.message }, 'left the batch in hand pending for another worker')
+        else if (err instanceof EvictionPolicyError || err instanceof CommandRefusedError) {
+          log.error({ err: {
+            message: err.message } }, err.message); throw err
         } else {
-          log.error({ err }, 'worker loop crashed')
+          log.error({ err },
+            'worker loop crashed'); throw err
         }
-        throw err
       })
     },
 
@@ -292,6 +300,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         stopDeadline = Date.now() + config.WORKER_SHUTDOWN_TIMEOUT_MS
         const deadline = setTimeout(() => expire(deadlinePassed), config.WORKER_SHUTDOWN_TIMEOUT_MS)
         log.info({ consumer: name }, 'worker stopping: finishing the batch in hand')
+        await tasks.stop()
         if (loop) {
           const finished = await Promise.race([loop.then(() => true, () => true),
             sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])

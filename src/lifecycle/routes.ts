@@ -1,0 +1,148 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyBaseLogger } from 'fastify'
+import type { AppContext } from '../context.js'
+import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable, claimNotFound,
+  errorBody } from '../errors.js'
+import { adminAuthenticator, userAuthenticator } from '../auth.js'
+import { publishCampaignChanged } from '../campaigns/events.js'
+import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
+import { archiveCampaign } from './archive.js'
+import { findClaimOwner } from './owner.js'
+import { runCancel, runConfirm, type CancelOutcome } from './scripts.js'
+import {
+  ArchiveResponseSchema, CancelBodySchema, CancelledClaimSchema, ClaimParamsSchema, ConfirmedClaimSchema,
+  RevokeBodySchema,
+} from './schemas.js'
+
+const iso = (ms: number) => new Date(ms).toISOString()
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema,
+  415: ErrorSchema, 503: ErrorSchema }
+
+const holdExpired = (claimId: string) => new AppError(409, ErrorCode.HOLD_EXPIRED,
+  `hold ${claimId} expired before it was confirmed; its unit went back to the stock`)
+
+/** Live state missing: archived -> CAMPAIGN_ENDED, never created -> 404, lost -> 503. */
+async function missingCampaign(ctx: AppContext, id: string): Promise<AppError> {
+  const m = await ctx.whyMissing(id)
+  if (m.kind === 'archived') return campaignEnded(id)
+  if (m.kind === 'unknown') return campaignNotFound(id)
+  return campaignUnavailable(id)
+}
+
+/** Shared by the owner's cancel and the admin's revoke: one script outcome -> one answer. */
+async function cancelAnswer(ctx: AppContext, log: FastifyBaseLogger, o: CancelOutcome,
+  a: { campaignId: string; userId: string; claimId: string; by: 'user' | 'admin' }) {
+  switch (o.kind) {
+    case 'cancelled':
+      if (!o.replayed) {
+        ctx.metrics.countCancellation(a.by)
+        // A unit came back: instances that cached "sold out" must ask Redis again.
+        ctx.soldOut.forget(a.campaignId)
+        await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'returned', campaignId: a.campaignId })
+          .catch((err: Error) => log.warn({ err },
+            'returned event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
+      }
+      return { claimId: a.claimId, campaignId: a.campaignId, userId: a.userId, sequence: o.sequence,
+        status: 'cancelled' as const, cancelledAt: iso(o.cancelledAt) }
+    case 'not_found': throw claimNotFound(a.campaignId, a.claimId)
+    case 'ended': throw campaignEnded(a.campaignId)
+    case 'hold_expired':
+      ctx.metrics.countExpiredHold()
+      throw holdExpired(a.claimId)
+    case 'unavailable': throw await missingCampaign(ctx, a.campaignId)
+  }
+}
+
+export const userLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  const authenticate = userAuthenticator(ctx.config)
+
+  app.delete('/v1/campaigns/:id/claims/:claimId', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'cancelClaim',
+      summary: 'Cancel one of your claims; its unit goes back to the stock (a repeat replays the answer)',
+      tags: ['claims'], params: ClaimParamsSchema, body: CancelBodySchema,
+      response: { 200: CancelledClaimSchema, ...errors },
+    },
+  }, async (req) => {
+    const campaignId = req.params.id
+    const claimId = req.params.claimId.toLowerCase()
+    const o = await runCancel(ctx.redis, ctx.keys, { campaignId, userId: req.userId, claimId })
+    req.logFields = { campaignId, claimId, outcome: `cancel:${o.kind}` }
+    return cancelAnswer(ctx, req.log, o, { campaignId, userId: req.userId, claimId, by: 'user' })
+  })
+
+  app.post('/v1/campaigns/:id/claims/:claimId/confirm', {
+    onRequest: authenticate,
+    schema: {
+      operationId: 'confirmHold',
+      summary: 'Confirm a hold before its expiresAt (a repeat replays the answer)',
+      tags: ['claims'], params: ClaimParamsSchema, body: CancelBodySchema,
+      response: { 200: ConfirmedClaimSchema, ...errors },
+    },
+  }, async (req) => {
+    const campaignId = req.params.id
+    const claimId = req.params.claimId.toLowerCase()
+    const o = await runConfirm(ctx.redis, ctx.keys, { campaignId, userId: req.userId, claimId })
+    req.logFields = { campaignId, claimId, outcome: `confirm:${o.kind}` }
+    switch (o.kind) {
+      case 'confirmed':
+        if (!o.replayed) ctx.metrics.countConfirmation()
+        return { claimId, campaignId, userId: req.userId, sequence: o.sequence, status: 'confirmed' as const,
+          confirmedAt: iso(o.confirmedAt) }
+      case 'not_found': throw claimNotFound(campaignId, claimId)
+      case 'hold_expired':
+        ctx.metrics.countExpiredHold()
+        throw holdExpired(claimId)
+      case 'cancelled': throw new AppError(409, ErrorCode.CLAIM_CANCELLED, `claim ${claimId} was cancelled`)
+      case 'not_a_hold': throw new AppError(409, ErrorCode.NOT_A_HOLD,
+        `claim ${claimId} is final: campaign ${campaignId} has no holds to confirm`)
+      case 'unavailable': throw await missingCampaign(ctx, campaignId)
+    }
+  })
+}
+
+export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  app.addHook('onRequest', adminAuthenticator(ctx.config))
+
+  app.delete('/admin/campaigns/:id/claims/:claimId', {
+    schema: {
+      operationId: 'revokeClaim',
+      summary: "Revoke any user's claim (optional reason); its unit goes back to the stock",
+      tags: ['admin'], params: ClaimParamsSchema, body: RevokeBodySchema,
+      response: { 200: CancelledClaimSchema, ...errors },
+    },
+  }, async (req) => {
+    const campaignId = req.params.id
+    const claimId = req.params.claimId.toLowerCase()
+    const owner = await findClaimOwner(ctx.redis, ctx.keys, ctx.campaigns, campaignId, claimId)
+    if (owner === null) {
+      if (!(await ctx.redis.exists(ctx.keys.campaign(campaignId)))) throw await missingCampaign(ctx, campaignId)
+      throw new AppError(404, ErrorCode.CLAIM_NOT_FOUND, `campaign ${campaignId} has no claim ${claimId}`)
+    }
+    const o = await runCancel(ctx.redis, ctx.keys, { campaignId, userId: owner, claimId,
+      reason: req.body?.reason ?? 'revoked by admin' })
+    req.logFields = { campaignId, claimId, owner, outcome: `revoke:${o.kind}` }
+    return cancelAnswer(ctx, req.log, o, { campaignId, userId: owner, claimId, by: 'admin' })
+  })
+
+  app.post('/admin/campaigns/:id/archive', {
+    schema: {
+      operationId: 'archiveCampaign',
+      summary: 'Move an ended (closed or sold-out) campaign out of Redis once PostgreSQL holds all of it',
+      tags: ['admin'], params: CampaignIdParamsSchema, body: CancelBodySchema,
+      response: { 200: ArchiveResponseSchema, ...errors },
+    },
+  }, async (req, reply) => {
+    const id = req.params.id
+    const o = await archiveCampaign({ redis: ctx.redis, db: ctx.db.db, keys: ctx.keys, campaigns: ctx.campaigns }, id)
+    if (o.kind === 'not_found') throw campaignNotFound(id)
+    if (o.kind === 'refused') {
+      return reply.code(409).send(errorBody(409, ErrorCode[o.code],
+        `campaign ${id} cannot be archived yet: ${o.reason}`, { reason: o.reason }))
+    }
+    ctx.soldOut.forget(id)
+    return { id, state: 'archived' as const, archivedAt: o.row.archivedAt!.toISOString(), issued: o.issued,
+      active: o.active, released: o.released, persisted: o.persisted }
+  })
+}
