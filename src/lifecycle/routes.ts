@@ -59,7 +59,7 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   app.delete('/v1/campaigns/:id/claims/:claimId', {
     onRequest: authenticate,
     schema: {
-      operationId: 'cancelClaim',
+      operationId: 'cancelClaim', security: [{ userJwt: [] }],
       summary: 'Cancel one of your claims; its unit goes back to the stock (a repeat replays the answer)',
       tags: ['claims'], params: ClaimParamsSchema, body: CancelBodySchema,
       response: { 200: CancelledClaimSchema, ...errors },
@@ -75,7 +75,7 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   app.post('/v1/campaigns/:id/claims/:claimId/confirm', {
     onRequest: authenticate,
     schema: {
-      operationId: 'confirmHold',
+      operationId: 'confirmHold', security: [{ userJwt: [] }],
       summary: 'Confirm a hold before its expiresAt (a repeat replays the answer)',
       tags: ['claims'], params: ClaimParamsSchema, body: CancelBodySchema,
       response: { 200: ConfirmedClaimSchema, ...errors },
@@ -107,7 +107,7 @@ export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }
 
   app.delete('/admin/campaigns/:id/claims/:claimId', {
     schema: {
-      operationId: 'revokeClaim',
+      operationId: 'revokeClaim', security: [{ adminToken: [] }],
       summary: "Revoke any user's claim (optional reason); its unit goes back to the stock",
       tags: ['admin'], params: ClaimParamsSchema, body: RevokeBodySchema,
       response: { 200: CancelledClaimSchema, ...errors },
@@ -128,7 +128,7 @@ export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }
 
   app.post('/admin/campaigns/:id/archive', {
     schema: {
-      operationId: 'archiveCampaign',
+      operationId: 'archiveCampaign', security: [{ adminToken: [] }],
       summary: 'Move an ended (closed or sold-out) campaign out of Redis once PostgreSQL holds all of it',
       tags: ['admin'], params: CampaignIdParamsSchema, body: CancelBodySchema,
       response: { 200: ArchiveResponseSchema, ...errors },
