@@ -5,8 +5,9 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { encodeClaimEntry, encodeUserRecord, entryFields, parseUserRecord, rawClaim } from '../src/redis/codec.js'
-import { parseEntry } from '../src/worker/entry.js'
+import { claimState, encodeClaimEntry, encodeEventEntry, encodeUserRecord, entryFields, holdsUnit, parseUserRecord, rawClaim,
+  rawEvent } from '../src/redis/codec.js'
+import { parseEntry, parseFields } from '../src/worker/entry.js'
 import { parseRecord, scanStream } from '../src/reconcile/sources.js'
 import { deleteKeys } from './helper.js'
 
@@ -38,6 +39,29 @@ t.test('users record: count header, marks, and old records without a header', as
   t.same(parseRecord('u', `2;1:${a.claimId}:10,junk`).malformed, ['junk'])
 })
 
+t.test('lifecycle entries: a hold carries holdUntil, events carry the whole claim, their time and a reason', async (t) => {
+  const hold = { ...row, holdUntil: row.claimedAt + 2000 }
+  const h = encodeClaimEntry(hold)
+  t.equal(h[0], 'h', 'a hold is its own entry type')
+  t.same(parseEntry({ stream: 's', id: '1-0', raw: h, deliveries: 1 }), hold)
+  t.equal(rawEvent(h), null, 'a hold is a claim, not an event')
+  const k = encodeEventEntry('cancel', hold, row.claimedAt + 500, 'fraud: seen twice, again')
+  t.same(k.slice(0, 1).concat(k.slice(2)), ['k', 'r', 'fraud: seen twice, again'], 'type k, the reason in field r')
+  t.equal(rawClaim(k), null, 'an event is not read as a claim (claim counts stay right)')
+  const parsed = parseEntry({ stream: 's', id: '1-0', raw: k, deliveries: 1 })
+  t.same(parsed, { ...hold, event: { kind: 'cancel', at: row.claimedAt + 500, reason: 'fraud: seen twice, again' } })
+  // A dead letter keeps the expanded fields; retry-failed reads them back to the same row and event.
+  const fields = entryFields(k)
+  t.match(fields, { type: 'cancel', claimId: row.claimId, userId: row.userId, holdUntil: String(hold.holdUntil) })
+  t.same(parseFields(fields), parsed)
+  const e = encodeEventEntry('expire', row, row.claimedAt + 9)
+  t.same(e.length, 2, 'no reason, no r field')
+  t.same(parseEntry({ stream: 's', id: '1-0', raw: e, deliveries: 1 }), { ...row, event: { kind: 'expire', at: row.claimedAt + 9, reason: null } })
+  t.match(parseEntry({ stream: 's', id: '1-0', raw: ['f', '1:2'], deliveries: 1 }), /^bad claimId/)
+  t.same(['', 'h', 'f', 'c', 'x'].map((m) => [claimState(m || undefined), holdsUnit(m || undefined)]),
+    [['active', true], ['held', true], ['confirmed', true], ['cancelled', false], ['expired', false]])
+})
+
 t.test('reconcile reads a stream holding both formats', async (t) => {
   const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379')
   const prefix = `codec${randomUUID().slice(0, 8)}`
@@ -48,10 +72,12 @@ t.test('reconcile reads a stream holding both formats', async (t) => {
   const newId = await redis.xadd(stream, '*', ...encodeClaimEntry(other))
   await redis.xadd(stream, '*', ...encodeClaimEntry({ ...row, campaignId: '43', claimId: randomUUID() }))
   await redis.xadd(stream, '*', 'x', 'an event type this reader does not know')
+  const evId = await redis.xadd(stream, '*', ...encodeEventEntry('cancel', other, other.claimedAt + 1))
   const seen = []
   for await (const page of scanStream(redis, stream, '42')) seen.push(...page.claims)
   t.same(seen, [
     { entryId: oldId, claimId: row.claimId, userId: row.userId, sequence: 7, claimedAt: row.claimedAt },
     { entryId: newId, claimId: other.claimId, userId: row.userId, sequence: 8, claimedAt: row.claimedAt },
+    { entryId: evId, claimId: other.claimId, userId: row.userId, sequence: 8, claimedAt: row.claimedAt, type: 'cancel' },
   ])
 })

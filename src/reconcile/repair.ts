@@ -41,11 +41,22 @@ export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Prom
       result.restored += r.restored
       progress.add(batch.length)
     }
-    for await (const { claims } of scanStream(redis, keys.streamOf(id), id, pageSize)) {
-      await flush(claims.filter((c) => ins.restore.has(c.sequence)))
-    }
-    for await (const rows of scanClaims(db, id, pageSize)) {
-      await flush(rows.filter((r) => ins.restore.has(r.sequence)))
+    // A record keeps the first entry of a claim it is given: the strongest state first (cancelled or
+    // expired, from an event on its way or a row; then confirmed; then the claim as issued).
+    const EVENT_MARK: Record<string, string> = { cancel: 'c', expire: 'x', confirm: 'f' }
+    const passes: { stream: (type?: string) => boolean; rows: (mark?: string) => boolean }[] = [
+      { stream: (type) => type === 'cancel' || type === 'expire', rows: (mark) => mark === 'c' || mark === 'x' },
+      { stream: (type) => type === 'confirm', rows: (mark) => mark !== 'c' && mark !== 'x' },
+      { stream: (type) => type === undefined, rows: () => false },
+    ]
+    for (const pass of passes) {
+      for await (const { claims } of scanStream(redis, keys.streamOf(id), id, pageSize)) {
+        await flush(claims.filter((c) => pass.stream(c.type) && ins.restore.has(c.sequence))
+          .map(({ type, ...c }) => (type ? { ...c, mark: EVENT_MARK[type]! } : c)))
+      }
+      for await (const rows of scanClaims(db, id, pageSize)) {
+        await flush(rows.filter((r) => pass.rows(r.mark) && ins.restore.has(r.sequence)))
+      }
     }
     progress.stop()
   }

@@ -7,7 +7,7 @@
   KEYS[1] campaign hash
   KEYS[2] users hash        (userId -> "count;seq:claimId:claimedAtMs[:mark],..."; old records lack "count;")
   ARGV[1] highest sequence among the claims below
-  ARGV[2..] pairs: userId, "seq:claimId:claimedAtMs"
+  ARGV[2..] pairs: userId, "seq:claimId:claimedAtMs[:mark]"
 
   Returns {restored, issued}: restored = claims added to a record (already present ones are skipped);
   issued = the counter after the call, or -1 when the campaign hash is missing (then only the records
@@ -24,7 +24,7 @@ for i = 2, #ARGV, 2 do
     records[userId] = record
     order[#order + 1] = userId
   end
-  local claimId = string.match(entry, '^%d+:([^:,]+):%d+$')
+  local claimId = string.match(entry, '^%d+:([^:,]+):%d+:?%l?$')
   if claimId and not string.find(record, ':' .. claimId .. ':', 1, true) then
     if record == '' then record = entry else record = record .. ',' .. entry end
     records[userId] = record

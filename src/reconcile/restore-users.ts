@@ -17,7 +17,11 @@ export function defineRestoreUsersScript(redis: RedisClient): void {
   redis.defineCommand('fcfsRestoreUsers', { numberOfKeys: 2, lua: RESTORE_USERS_LUA })
 }
 
-export interface ClaimRecord { userId: string; claimId: string; sequence: number; claimedAt: number }
+export interface ClaimRecord {
+  userId: string; claimId: string; sequence: number; claimedAt: number
+  /** The users-record mark of its lifecycle state (codec.ts); none for a final claim. */
+  mark?: string
+}
 
 /**
  * Adds the given claims to their users' records and raises issued to the highest of their sequences

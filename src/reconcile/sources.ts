@@ -71,7 +71,7 @@ export async function* scanStream(redis: RedisClient, streamKey: string, campaig
  * right after a bulk load, which makes the walk quadratic.
  */
 export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SIZE): AsyncGenerator<(ClaimRecord & {
-  released: boolean })[]> {
+  released: boolean; mark?: string })[]> {
   const campaign = BigInt(campaignId)
   const nextAfter = async (after: number): Promise<number | null> => {
     const [r] = await db.select({ s: claims.sequence }).from(claims)
@@ -83,13 +83,17 @@ export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SI
   while (after !== null) {
     const rows = await db.select({ claimId: claims.claimId, userId: claims.userId, sequence: claims.sequence,
       claimedAt: claims.claimedAt,
-      released: sql<boolean>`(${claims.cancelledAt} IS NOT NULL OR ${claims.expiredAt} IS NOT NULL)` })
+      released: sql<boolean>`(${claims.cancelledAt} IS NOT NULL OR ${claims.expiredAt} IS NOT NULL)`,
+      // The users-record mark (codec.ts) the row's state stands for.
+      mark: sql<string>`CASE WHEN ${claims.cancelledAt} IS NOT NULL THEN 'c' WHEN ${claims.expiredAt} IS NOT NULL
+        THEN 'x' WHEN ${claims.confirmedAt} IS NOT NULL THEN 'f' WHEN ${claims.holdExpiresAt} IS NOT NULL THEN 'h'
+        ELSE '' END` })
       .from(claims)
       .where(and(eq(claims.campaignId, campaign), gt(claims.sequence, after), lte(claims.sequence, after + pageSize)))
       .orderBy(asc(claims.sequence))
     if (rows.length > 0) {
       yield rows.map((r) => ({ claimId: r.claimId, userId: r.userId, sequence: r.sequence,
-        claimedAt: r.claimedAt.getTime(), released: r.released }))
+        claimedAt: r.claimedAt.getTime(), released: r.released, ...(r.mark ? { mark: r.mark } : {}) }))
       after += pageSize
     } else {
       // An empty window: jump over the gap to the next row, or stop when there is none.
