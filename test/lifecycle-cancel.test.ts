@@ -106,3 +106,23 @@ t.test('the same claim cancelled 50 times at once returns one unit', async (t) =
   const pub = await http(`${url}/v1/campaigns/${id}`)
   t.equal(pub.body.remaining, 3)
 })
+
+t.test('an old users record (no count header) is cancelled in place and rewritten with its header', async (t) => {
+  const { config, redis } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
+  const { url } = await startApp(t, config)
+  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
+  const id = await createCampaign(url, { name: 'old record', stock: 5, perUserLimit: 2 })
+  const a = await claim(url, id, 'u')
+  const b = await claim(url, id, 'u')
+  const rec = (await redis.hget(keys.users(id), 'u'))!
+  t.match(rec, /^2;/, 'written with the count header')
+  const body = rec.slice(rec.indexOf(';') + 1)
+  await redis.hset(keys.users(id), 'u', body) // the format before perf's header; every reader accepts it
+  t.match(await cancel(url, id, b.body.claimId, 'u'), { status: 200, body: { sequence: 2 } })
+  t.equal(await redis.hget(keys.users(id), 'u'), `1;${body}:c`, 'marked c, count 1 in a header')
+  t.match(await claim(url, id, 'u'), { status: 201, body: { sequence: 3 } })
+  t.match(await claim(url, id, 'u'), { status: 409, body: { code: 'ALREADY_CLAIMED', count: 2, sequences: [1, 3] } },
+    'the at-limit answer lists the active claims only')
+  t.match(await cancel(url, id, a.body.claimId, 'u'), { status: 200, body: { sequence: 1 } })
+  t.match(await redis.hget(keys.users(id), 'u'), /^1;1:[^,]+:c,2:[^,]+:c,3:[^,]+\d$/, 'first entry marked in place')
+})

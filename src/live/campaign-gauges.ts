@@ -24,7 +24,8 @@ export function registerCampaignGauges(registry: Registry,
     async collect() {
       try {
         const rows = await withTimeout(sql<{ id: bigint }[]>`
-          SELECT id FROM campaigns WHERE (closes_at IS NULL OR closes_at > now() - interval '1 hour') AND archived_at IS NULL
+          SELECT id FROM campaigns
+          WHERE (closes_at IS NULL OR closes_at > now() - interval '1 hour') AND archived_at IS NULL
           ORDER BY id DESC LIMIT ${MAX_CAMPAIGNS}`, deps.timeoutMs, 'campaign ids')
         const ids = rows.map((r) => String(r.id))
         const reads = Promise.all(ids.map((id) => redis.hmget(keys.campaign(id), 'stock', 'issued', 'returned')))
