@@ -5,8 +5,8 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { claimState, encodeClaimEntry, encodeEventEntry, encodeUserRecord, entryFields, holdsUnit, parseUserRecord, rawClaim,
-  rawEvent } from '../src/redis/codec.js'
+import { claimState, encodeClaimEntry, encodeEventEntry, encodeUserRecord, entryFields, holdsUnit, parseUserRecord,
+  rawClaim, rawEvent } from '../src/redis/codec.js'
 import { parseEntry, parseFields } from '../src/worker/entry.js'
 import { parseRecord, scanStream } from '../src/reconcile/sources.js'
 import { deleteKeys } from './helper.js'
