@@ -10,8 +10,24 @@ import { createKeys } from '../src/redis/keys.js'
 import { createDb } from '../src/db/client.js'
 import { reconcile } from '../src/reconcile/reconcile.js'
 import { seedCampaign, claimIdOf } from '../bench/reconcile-seed.js'
-import { testEnv, startApp, createCampaign, claim, http, userToken, freePort } from './helper.js'
+import { testEnv, startApp, createCampaign, claim, http, userToken, freePort, ADMIN_TOKEN } from './helper.js'
 import { startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+
+/** Opens the campaign's live feed; resolves with the data of its 'end' event (or what came, if it closed). */
+async function feedEnd(url: string, id: string): Promise<string> {
+  const res = await fetch(`${url}/admin/campaigns/${id}/live`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(30_000) })
+  let buf = ''
+  const dec = new TextDecoder()
+  try {
+    for await (const chunk of res.body!) {
+      buf += dec.decode(chunk as Uint8Array, { stream: true })
+      const m = /event: end\ndata: (.*)\n/.exec(buf)
+      if (m) return m[1]!
+    }
+  } catch { /* timed out */ }
+  return buf
+}
 
 const archive = (url: string, id: string) => http(`${url}/admin/campaigns/${id}/archive`, { method: 'POST', admin: true })
 
@@ -50,9 +66,13 @@ t.test('archive: refused while running or pending, then answered from PostgreSQL
   await waitUntil('event applied', async () => (await sql`SELECT cancelled_at FROM claims WHERE claim_id = ${a.body.claimId}`)[0]?.cancelled_at)
   await waitUntil('drained: the refused claim went in on redelivery', async () => { const s = await streamState(redis, config); return s.length === 0 && s.pending === 0 })
 
+  const feed = feedEnd(url, id)
+  await sleep(300)
   const done = await archive(url, id)
   t.match(done, { status: 200, body: { id, state: 'archived', issued: 5, active: 3, released: 2, persisted: 5 } })
-  t.same(await redis.exists(keys.campaign(id), keys.users(id), keys.holds(id)), 0, 'live state removed from Redis')
+  t.same(await redis.exists(keys.campaign(id), keys.users(id), keys.holds(id), keys.marks(id)), 0,
+    'live state removed from Redis')
+  t.match(await feed, /archived/, 'an open live feed ends on archive')
   t.match(await archive(url, id), { status: 200, body: { state: 'archived', archivedAt: done.body.archivedAt } }, 'repeating is harmless')
 
   t.match(await http(`${url}/v1/campaigns/${id}`), { status: 200, body: { id, state: 'archived', remaining: 0 } })
@@ -60,6 +80,8 @@ t.test('archive: refused while running or pending, then answered from PostgreSQL
   const me = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken('a') })
   t.match(me, { status: 200, body: { claims: [{ claimId: a.body.claimId, sequence: 1, status: 'persisted', state: 'cancelled' }] } }, 'claims/me from PostgreSQL')
   t.match(await claim(url, id, 'z'), { status: 403, body: { code: 'CLOSED' } })
+  t.match(await http(`${url}/admin/campaigns/${id}/stock`, { method: 'POST', admin: true, body: { add: 1 } }),
+    { status: 409, body: { code: 'CAMPAIGN_ENDED' } }, 'no stock for an archived campaign (never 503)')
   t.match(await http(`${url}/v1/campaigns/${id}/claims/${b.body.claimId}`, { method: 'DELETE', token: userToken('b') }), { status: 409, body: { code: 'CAMPAIGN_ENDED' } })
   const after = await reconcile(redis, db.db, keys, {})
   t.same(after.campaigns.map((c) => c.campaignId), [], 'reconcile skips archived campaigns')

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AppContext } from '../context.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { Type } from 'typebox'
-import { AppError, ErrorCode, ErrorSchema, campaignNotFound, campaignUnavailable } from '../errors.js'
+import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable } from '../errors.js'
 import { createAdminIdempotency } from './idempotency.js'
 import { adminAuthenticator } from '../auth.js'
 import { mirrorCampaign, readLiveState, remainingOf } from './mirror.js'
@@ -159,14 +159,16 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     schema: {
       tags: ['admin'], operationId: 'addStock', summary: 'Add stock (also to a sold-out campaign)', security: ADMIN,
       params: CampaignIdParamsSchema, headers: AdminWriteHeadersSchema, body: AddStockBodySchema,
-      response: { 200: AddStockResponseSchema, 404: ErrorSchema, ...writeErrors },
+      response: { 200: AddStockResponseSchema, 404: ErrorSchema, 409: ErrorSchema, ...writeErrors },
     },
   }, async (req, reply) => {
     const { id } = req.params
     const key = req.headers['idempotency-key']
     // Refuse before touching the database when the live state is gone: only reconcile may rebuild it.
     if (!(await ctx.redis.exists(ctx.keys.campaign(id)))) {
-      if (!(await ctx.campaigns.get(id))) throw campaignNotFound(id)
+      const gone = await ctx.campaigns.get(id)
+      if (!gone) throw campaignNotFound(id)
+      if (gone.archivedAt) throw campaignEnded(id)
       throw campaignUnavailable(id)
     }
     let stock: number | undefined
