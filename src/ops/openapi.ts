@@ -35,7 +35,9 @@ function codesFor(url: string, status: string): ErrorCode[] {
   return (CODES_BY_STATUS[status] ?? []).filter((c) => {
     switch (c) {
       case ErrorCode.ALREADY_CLAIMED: return url === '/v1/campaigns/:id/claims'
-      case ErrorCode.CLAIM_NOT_FOUND: case ErrorCode.CAMPAIGN_ENDED: case ErrorCode.HOLD_EXPIRED: return oneClaim
+      case ErrorCode.CLAIM_NOT_FOUND: case ErrorCode.HOLD_EXPIRED: return oneClaim
+      // also adding stock to an archived campaign
+      case ErrorCode.CAMPAIGN_ENDED: return oneClaim || url.endsWith('/stock')
       case ErrorCode.CLAIM_CANCELLED: case ErrorCode.NOT_A_HOLD: return confirm
       case ErrorCode.CAMPAIGN_ACTIVE: case ErrorCode.HOLDS_OPEN:
       case ErrorCode.CLAIMS_PENDING: case ErrorCode.RECONCILE_DRIFT: return archive
