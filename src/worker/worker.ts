@@ -164,7 +164,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     metrics.insertSeconds.observe(insertS)
     metrics.persisted.inc(inserted)
     if (letters.length) metrics.failed.inc(letters.length)
-    const oldest = Math.min(...batch.map((e) => Number(e.id.slice(0, e.id.indexOf('-')))))
+    // A loop, not Math.min(...batch): spreading a large batch into arguments throws RangeError.
+    let oldest = Infinity
+    for (const e of batch) oldest = Math.min(oldest, Number(e.id.slice(0, e.id.indexOf('-'))))
     log.info({ entries: batch.length, inserted, duplicates: items.length - inserted - (
       letters.length - dead.length) - held.size, failed: letters.length,
     held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldest }, 'batch persisted')
@@ -192,8 +194,9 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         }
         if (res.entries.length) {
           stats.reclaimed += res.entries.length
-          log.info({ stream, entries: res.entries.length, maxDeliveries: Math.max(...res.entries.map((e) =>
-            e.deliveries)) }, 'reclaimed idle entries')
+          let maxDeliveries = 0
+          for (const e of res.entries) maxDeliveries = Math.max(maxDeliveries, e.deliveries)
+          log.info({ stream, entries: res.entries.length, maxDeliveries }, 'reclaimed idle entries')
           await handle(res.entries)
         }
         cursor = res.next

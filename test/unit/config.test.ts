@@ -23,3 +23,9 @@ t.test('a bad value names the variable', async (t) => {
   t.doesNotThrow(() => loadConfig({ TRUSTED_USER_HEADER: 'x-user-id' }))
   t.doesNotThrow(() => loadConfig({}, 'script'), 'scripts need no JWT secret')
 })
+
+t.test('WORKER_COUNT has a maximum, so one batch stays a sane transaction', async (t) => {
+  t.equal(loadConfig({ ...base, WORKER_COUNT: '10000' }, 'worker').WORKER_COUNT, 10_000)
+  t.throws(() => loadConfig({ ...base, WORKER_COUNT: '10001' }, 'worker'), /WORKER_COUNT/)
+  t.throws(() => loadConfig({ ...base, WORKER_COUNT: '200000' }, 'worker'), /WORKER_COUNT/)
+})
