@@ -1,4 +1,5 @@
 /** npm run reconcile: compares Redis with PostgreSQL per campaign and, with --fix, repairs (docs/reconcile.md). */
+import { CAMPAIGN_ID } from '../src/campaigns/schemas.js'
 import { intOption, parseCli, UsageError, type CliSpec } from '../src/cli.js'
 import type { DbHandle } from '../src/db/client.js'
 import type { RunReport } from '../src/reconcile/report.js'
@@ -25,7 +26,9 @@ const RECONCILE_CLI = {
 } satisfies CliSpec
 
 const { values } = parseCli(RECONCILE_CLI, process.argv.slice(2), (v) => {
-  if (v.campaign !== undefined && !/^[1-9]\d{0,18}$/.test(v.campaign)) throw new UsageError(`--campaign must be a campaign id, got ${JSON.stringify(v.campaign)}`)
+  if (v.campaign !== undefined && !CAMPAIGN_ID.test(v.campaign)) {
+    throw new UsageError(`--campaign must be a campaign id (1 to 18 digits), got ${JSON.stringify(v.campaign)}`)
+  }
   intOption('page-size', v['page-size'], 1000, 1, 100_000)
 })
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.

@@ -1,7 +1,11 @@
 import { Type } from 'typebox'
 
+/** A campaign id: a positive decimal of at most 18 digits (fits a bigint). The API, worker and reconcile share it. */
+export const CAMPAIGN_ID_PATTERN = '^[1-9][0-9]{0,17}$'
+export const CAMPAIGN_ID = new RegExp(CAMPAIGN_ID_PATTERN)
+
 export const CampaignIdParamsSchema = Type.Object({
-  id: Type.String({ pattern: '^[1-9][0-9]{0,17}$', description: 'campaign id (decimal string)' }),
+  id: Type.String({ pattern: CAMPAIGN_ID_PATTERN, description: 'campaign id (decimal string)' }),
 }, { additionalProperties: false })
 
 const DateTimeOrNull = Type.Union([Type.String({ format: 'date-time' }), Type.Null()])

@@ -1,7 +1,8 @@
 import { Type } from 'typebox'
+import { CAMPAIGN_ID_PATTERN } from '../campaigns/schemas.js'
 
 export const ClaimParamsSchema = Type.Object({
-  id: Type.String({ pattern: '^[1-9][0-9]{0,17}$', description: 'campaign id (decimal string)' }),
+  id: Type.String({ pattern: CAMPAIGN_ID_PATTERN, description: 'campaign id (decimal string)' }),
   claimId: Type.String({ pattern: '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$',
     description: 'the claimId of a 201' }),
 }, { additionalProperties: false })

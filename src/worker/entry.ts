@@ -1,3 +1,4 @@
+import { CAMPAIGN_ID } from '../campaigns/schemas.js'
 import { entryFields, rawClaim, rawEvent, type ClaimRow, type LifecycleKind, type RawClaim } from '../redis/codec.js'
 
 export type { ClaimRow } from '../redis/codec.js'
@@ -15,7 +16,6 @@ export interface StreamEntry {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const CAMPAIGN_ID = /^[1-9][0-9]{0,17}$/
 const INT4_MAX = 2_147_483_647
 
 /** ioredis replies [id, [field, value, ...]]; a deleted entry still pending comes back with null fields. */
