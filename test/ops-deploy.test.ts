@@ -118,6 +118,16 @@ t.test('compose file validates against the Compose Specification schema', async 
   }
   t.same(s.api.command, ['node', 'dist/src/server.js'])
   t.same(s.worker.command, ['node', 'dist/src/worker/main.js'])
+  // src/worker/main.ts exits hard WORKER_SHUTDOWN_TIMEOUT_MS + WORKER_BLOCK_MS + 5 s after SIGTERM; Docker's
+  // SIGKILL at stop_grace_period must come later, or a slow drain is cut short mid-batch.
+  const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1] ?? NaN)
+  const workerExitS = (Number(s.worker.environment.WORKER_SHUTDOWN_TIMEOUT_MS) +
+    Number(s.worker.environment.WORKER_BLOCK_MS) + 5000) / 1000
+  t.equal(workerExitS, 16, 'the worker exits hard after 16 s with the defaults')
+  t.ok(seconds(s.worker.stop_grace_period) > workerExitS,
+    `worker stop_grace_period ${s.worker.stop_grace_period} is longer than its own hard exit (${workerExitS} s)`)
+  t.ok(seconds(s.api.stop_grace_period) > Number(s.api.environment.SHUTDOWN_GRACE_MS) / 1000,
+    'api stop_grace_period is longer than SHUTDOWN_GRACE_MS')
 })
 
 t.test('every variable the compose file uses is in .env.example, and the secrets have no default', async (t) => {
@@ -128,6 +138,21 @@ t.test('every variable the compose file uses is in .env.example, and the secrets
     t.equal(envExample[v], '', `${v} is empty in .env.example`)
     t.throws(() => interpolate(composeText, { ...envExample, ...SECRETS, [v]: '' }), new RegExp(v),
       `compose refuses to start without ${v}`)
+  }
+})
+
+t.test('every ConfigSchema variable is settable from .env.example, or fixed by the compose file', async (t) => {
+  const doc = parseYaml(interpolate(composeText, { ...envExample, ...SECRETS }), { merge: true })
+  // Set by the compose file itself (container addresses and ports; DATABASE_URL from the POSTGRES_* values).
+  const fixed = ['NODE_ENV', 'PORT', 'HOST', 'REDIS_URL', 'DATABASE_URL', 'METRICS_PORT', 'WORKER_METRICS_PORT']
+  // Per process: WORKER_NAME must differ between replicas (default <hostname>-<pid>); METRICS_HOST defaults to HOST.
+  const perProcess = ['WORKER_NAME', 'METRICS_HOST']
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    if (perProcess.includes(name)) continue
+    if (fixed.includes(name)) {
+      t.ok(['api', 'worker'].some((svc) => doc.services[svc].environment[name] !== undefined),
+        `${name} is set by docker-compose.yml`)
+    } else t.ok(name in envExample, `${name} is in .env.example`)
   }
 })
 
