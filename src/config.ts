@@ -64,7 +64,7 @@ export const ConfigSchema = Type.Object({
   // Worker
   WORKER_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' })),
   // Entries read per stream per XREADGROUP; bounded so one batch stays a sane transaction and log line.
-  WORKER_COUNT: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  WORKER_COUNT: Type.Integer({ default: 2000, minimum: 1, maximum: 10_000 }),
   WORKER_BLOCK_MS: Int(1000, 1),
   RECLAIM_IDLE_MS: Int(30000, 1),
   RECLAIM_INTERVAL_MS: Int(5000, 1),
