@@ -11,7 +11,8 @@ import { Redis } from 'ioredis'
 import type { Config } from '../src/config.js'
 import { migrateDatabase } from '../src/db/migrate.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
-import { defineClaimScript, runClaim } from '../src/claims/claim-script.js'
+import { runClaim } from '../src/claims/claim-script.js'
+import { defineScripts } from '../src/redis/scripts.js'
 import { parseUserRecord } from '../src/redis/codec.js'
 import { LoadClient } from './load-client.js'
 import type { LoadJob, LoadResult } from './load-protocol.js'
@@ -466,7 +467,7 @@ async function fillBacklog(env: Env, url: string, count: number, tag: string): P
   const id = await createCampaign(env, url, `bench backlog ${tag}`, count)
   const redis = new Redis(env.config.REDIS_URL, { enableAutoPipelining: true })
   try {
-    defineClaimScript(redis)
+    defineScripts(redis)
     const chunk = 2_000
     for (let i = 0; i < count; i += chunk) {
       await Promise.all(Array.from({ length: Math.min(chunk, count - i) }, (_, j) => runClaim(redis, env.keys, {

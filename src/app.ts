@@ -6,15 +6,13 @@ import { createDb, type DbHandle } from './db/client.js'
 import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
 import { createKeys } from './redis/keys.js'
+import { defineScripts } from './redis/scripts.js'
 import { AppError, ErrorCode, RETRY_AFTER_S, errorBody, isBackendDown } from './errors.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
-import { defineMirrorScript } from './campaigns/mirror.js'
 import { adminCampaignRoutes } from './campaigns/admin-routes.js'
 import { publicCampaignRoutes } from './campaigns/public-routes.js'
-import { defineClaimScript } from './claims/claim-script.js'
 import { claimRoutes } from './claims/routes.js'
-import { defineLifecycleScripts } from './lifecycle/scripts.js'
 import { adminLifecycleRoutes, userLifecycleRoutes } from './lifecycle/routes.js'
 import type { AppContext } from './context.js'
 import { createApiMetrics } from './ops/metrics.js'
@@ -138,9 +136,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const redis = deps.redis ?? createRedis(config,
     { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   const db = deps.db ?? createDb(config.DATABASE_URL)
-  defineClaimScript(redis)
-  defineMirrorScript(redis)
-  defineLifecycleScripts(redis)
+  defineScripts(redis)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const campaigns = createCampaignsRepository(db.db)
   const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)

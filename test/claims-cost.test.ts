@@ -11,7 +11,8 @@ import { Redis } from 'ioredis'
 import { testEnv, startApp, createCampaign, claim, freePort, waitForOutput, countBy } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { createRedis } from '../src/redis/client.js'
-import { defineClaimScript, runClaim } from '../src/claims/claim-script.js'
+import { runClaim } from '../src/claims/claim-script.js'
+import { defineScripts } from '../src/redis/scripts.js'
 import { parseUserRecord } from '../src/redis/codec.js'
 
 t.test('the issue path is one Redis round trip, the per-user limit included', async (t) => {
@@ -70,7 +71,7 @@ t.test('at limit with a long history: the refusal reads the count, the 409 stays
   // A plain client without the app's command timeout: 1,000 set-up claims on a loaded machine may queue.
   const client = new Redis(config.REDIS_URL)
   t.teardown(() => client.quit())
-  defineClaimScript(client)
+  defineScripts(client)
   const issued = await Promise.all(Array.from({ length: 1000 }, () =>
     runClaim(client, keys, { campaignId: id, userId: 'hoarder', claimId: randomUUID(), idempotencyTtlS: 60 })))
   t.ok(issued.every((r) => r.outcome.kind === 'issued'))
@@ -121,7 +122,7 @@ t.test('records in the old format (no count header) are honoured and rewritten o
   // A re-sent script finds its claim in an old record too.
   const client = createRedis(config, { log: console, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   t.teardown(() => client.quit())
-  defineClaimScript(client)
+  defineScripts(client)
   const resent = await runClaim(client, keys, { campaignId: id, userId: 'full', claimId: (await redis.hget(keys.users(id), 'full'))!.split(',')[1]!.split(':')[1]!, idempotencyTtlS: 60 })
   t.match(resent.outcome, { kind: 'issued', sequence: 4, claimedAt: 1 })
   t.equal(await redis.hget(keys.campaign(id), 'issued'), '5')

@@ -4,7 +4,8 @@ import { testEnv, startApp, createCampaign, claim, countBy } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { rawClaim } from '../src/redis/codec.js'
 import { createRedis } from '../src/redis/client.js'
-import { defineClaimScript, runClaim } from '../src/claims/claim-script.js'
+import { runClaim } from '../src/claims/claim-script.js'
+import { defineScripts } from '../src/redis/scripts.js'
 
 t.test('1,000 distinct users at once on stock 300', async (t) => {
   const { config, redis } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0' })
@@ -51,7 +52,7 @@ t.test('the script run twice with the same claimId returns one claim, the same a
   const id = await createCampaign(url, { name: 'resend', stock: 5, perUserLimit: 2 })
   const client = createRedis(config, { log: console, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   t.teardown(() => client.quit())
-  defineClaimScript(client)
+  defineScripts(client)
   const args = { campaignId: id, userId: 'u1', claimId: randomUUID(), idempotencyTtlS: 60 }
   const first = await runClaim(client, keys, args)
   const second = await runClaim(client, keys, args)

@@ -1,20 +1,5 @@
-import { readFileSync } from 'node:fs'
-import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
-
-export const MIRROR_LUA = readFileSync(new URL('./mirror.lua', import.meta.url), 'utf8')
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    fcfsMirror(campaign: string, mode: 'create' | 'update', name: string, stock: number, perUserLimit: number,
-      opensAt: string, closesAt: string, holdSeconds: string): Result<number[], Context>
-  }
-}
-
-export function defineMirrorScript(redis: RedisClient): void {
-  redis.defineCommand('fcfsMirror', { numberOfKeys: 1, lua: MIRROR_LUA })
-}
 
 export interface CampaignSettings {
   id: bigint | string

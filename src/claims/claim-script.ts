@@ -1,23 +1,5 @@
-import { readFileSync } from 'node:fs'
-import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
-import { withRecordLib } from './record.js'
-
-export const CLAIM_LUA = withRecordLib(readFileSync(new URL('./claim.lua', import.meta.url), 'utf8'))
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string, holds: string,
-      marks: string, claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1',
-      userMax: number, userWindowMs: number): Result<unknown[], Context>
-  }
-}
-
-/** Registers claim.lua; ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after SCRIPT FLUSH). */
-export function defineClaimScript(redis: RedisClient): void {
-  redis.defineCommand('fcfsClaim', { numberOfKeys: 7, lua: CLAIM_LUA })
-}
 
 export type ClaimOutcome =
   | { kind: 'issued'; sequence: number; claimId: string; claimedAt: number; holdUntil: number | null }
@@ -64,3 +46,6 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }
 }
+
+/** bench/cluster-run.ts registers claim.lua by this name; it registers every script (src/redis/scripts.ts). */
+export { defineScripts as defineClaimScript } from '../redis/scripts.js'

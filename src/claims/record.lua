@@ -1,6 +1,6 @@
 --[[
   The users-record helpers and the unit-return step shared by claim.lua and the lifecycle scripts
-  (src/lifecycle/*.lua). Prepended to each of them by src/claims/record.ts: Redis has no includes.
+  (src/lifecycle/*.lua). Prepended to each of them by src/redis/scripts.ts: Redis has no includes.
 
   Record (src/redis/codec.ts): "<count>;<seq>:<claimId>:<claimedAtMs>[:<mark>],..." in sequence order;
   count = the entries that hold a unit. Marks: none a final claim, h a hold, f a confirmed hold,

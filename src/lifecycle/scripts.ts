@@ -1,34 +1,5 @@
-import { readFileSync } from 'node:fs'
-import type { Result } from 'ioredis'
 import type { RedisClient } from '../redis/client.js'
 import type { Keys } from '../redis/keys.js'
-import { withRecordLib } from '../claims/record.js'
-
-const load = (name: string) => withRecordLib(readFileSync(new URL(`./${name}`, import.meta.url), 'utf8'))
-const CANCEL_LUA = load('cancel.lua')
-const CONFIRM_LUA = load('confirm.lua')
-const SWEEP_HOLDS_LUA = load('sweep-holds.lua')
-const END_CAMPAIGN_LUA = load('end-campaign.lua')
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    fcfsCancel(campaign: string, users: string, stream: string, holds: string, marks: string,
-      campaignId: string, userId: string, claimId: string, reason: string): Result<number[], Context>
-    fcfsConfirm(campaign: string, users: string, stream: string, holds: string, marks: string,
-      campaignId: string, userId: string, claimId: string): Result<number[], Context>
-    fcfsSweepHolds(campaign: string, users: string, stream: string, holds: string, marks: string, campaignId: string,
-      max: number): Result<number[], Context>
-    fcfsEndCampaign(campaign: string, holds: string, mode: 'end' | 'reopen'): Result<number[], Context>
-  }
-}
-
-/** Registers the lifecycle scripts (ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT). */
-export function defineLifecycleScripts(redis: RedisClient): void {
-  redis.defineCommand('fcfsCancel', { numberOfKeys: 5, lua: CANCEL_LUA })
-  redis.defineCommand('fcfsConfirm', { numberOfKeys: 5, lua: CONFIRM_LUA })
-  redis.defineCommand('fcfsSweepHolds', { numberOfKeys: 5, lua: SWEEP_HOLDS_LUA })
-  redis.defineCommand('fcfsEndCampaign', { numberOfKeys: 2, lua: END_CAMPAIGN_LUA })
-}
 
 /** The five keys every lifecycle script of one campaign works on; one hash tag, one slot. */
 const slotKeys = (keys: Keys, id: string) => [keys.campaign(id), keys.users(id), keys.streamOf(id),

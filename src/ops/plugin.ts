@@ -2,8 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { AppContext } from '../context.js'
 import { AppError, ErrorCode, RETRY_AFTER_S, errorBody } from '../errors.js'
-import { CLAIM_LUA } from '../claims/claim-script.js'
-import { MIRROR_LUA } from '../campaigns/mirror.js'
+import { scriptSources } from '../redis/scripts.js'
 import { checkReadiness, evictionCheck, postgresCheck, redisCheck, scriptsCheck } from './health.js'
 import { httpTimeouts } from '../http-limits.js'
 import { opsRoutes, type OpsRoutesOptions } from './routes.js'
@@ -39,7 +38,7 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   const readiness = async () => {
     const r = await checkReadiness({
       redis: redisCheck(redis),
-      scripts: scriptsCheck(redis, [CLAIM_LUA, MIRROR_LUA]),
+      scripts: scriptsCheck(redis, Object.values(scriptSources())),
       eviction,
     }, config.READY_TIMEOUT_MS, { postgres: postgresUp })
     ctx.metrics.setBackendUp('postgres', r.checks.postgres === 'ok')

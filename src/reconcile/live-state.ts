@@ -1,22 +1,6 @@
-import { readFileSync } from 'node:fs'
-import type { Result } from 'ioredis'
 import type { Keys } from '../redis/keys.js'
 import type { CampaignSettings } from '../campaigns/mirror.js'
 import type { RedisClient } from '../redis/client.js'
-
-const LIVE_STATE_LUA = readFileSync(new URL('./live-state.lua', import.meta.url), 'utf8')
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    fcfsLiveState(campaign: string, create: '0' | '1', name: string, stock: number, perUserLimit: number,
-      opensAt: string, closesAt: string, minIssued: number, holdSeconds: string, returned: number): Result<number[],
-        Context>
-  }
-}
-
-export function defineLiveStateScript(redis: RedisClient): void {
-  redis.defineCommand('fcfsLiveState', { numberOfKeys: 1, lua: LIVE_STATE_LUA })
-}
 
 /** A window bound as the hash stores it: epoch ms, or '' for none. */
 export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')

@@ -6,14 +6,12 @@ import type { CampaignRow } from '../campaigns/repository.js'
 import type { Keys } from '../redis/keys.js'
 import { inspectCampaign, lostClaims, exampleOf, type ReconcileDeps } from './inspect.js'
 import { repairCampaign } from './repair.js'
-import { defineLiveStateScript } from './live-state.js'
-import { defineReenqueueScript } from './reenqueue.js'
-import { defineRestoreUsersScript } from './restore-users.js'
 import { addExample, CLASS_NAMES, MAX_EXAMPLES, type CampaignReport, type ClassName, type RunReport } from './report.js'
 import { silentProgress, type Progress } from './progress.js'
 import { PAGE_SIZE } from './sources.js'
 import { assertNoEviction, evictedKeys } from '../redis/eviction.js'
 import type { RedisClient } from '../redis/client.js'
+import { defineScripts } from '../redis/scripts.js'
 
 export interface ReconcileOptions {
   campaignId?: string
@@ -27,12 +25,6 @@ export interface ReconcileOptions {
 }
 
 class CampaignNotFoundError extends Error {}
-
-function defineReconcileScripts(redis: RedisClient): void {
-  defineRestoreUsersScript(redis)
-  defineLiveStateScript(redis)
-  defineReenqueueScript(redis)
-}
 
 async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<CampaignRow> {
   if (only !== undefined) {
@@ -56,7 +48,7 @@ async function* campaignsToCheck(db: Db, only?: string): AsyncGenerator<Campaign
 /** Runs the whole check; throws on an infrastructure error (the caller maps that to exit code 2). */
 export async function reconcile(redis: RedisClient, db: Db, keys: Keys,
   opts: ReconcileOptions = {}): Promise<Omit<RunReport, 'elapsedMs' | 'peakRssBytes'>> {
-  defineReconcileScripts(redis)
+  defineScripts(redis)
   // Both sides must answer before anything is judged: an empty database must not make a dead Redis "agree".
   await redis.ping().catch((err: Error) => { throw new Error(`Redis unreachable: ${err.message}`) })
   await db.execute(sql`select 1`).catch((err: Error) => {

@@ -1,21 +1,6 @@
-import { readFileSync } from 'node:fs'
-import type { Result } from 'ioredis'
 import { userEntry } from '../redis/codec.js'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
-
-const RESTORE_USERS_LUA = readFileSync(new URL('./restore-users.lua', import.meta.url), 'utf8')
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    fcfsRestoreUsers(campaign: string, users: string, top: number, ...pairs: string[]): Result<[number,
-      number], Context>
-  }
-}
-
-export function defineRestoreUsersScript(redis: RedisClient): void {
-  redis.defineCommand('fcfsRestoreUsers', { numberOfKeys: 2, lua: RESTORE_USERS_LUA })
-}
 
 export interface ClaimRecord {
   userId: string; claimId: string; sequence: number; claimedAt: number

@@ -7,7 +7,7 @@ import type { Db } from '../db/client.js'
 import { campaigns } from '../db/schema.js'
 import type { Keys } from '../redis/keys.js'
 import { createCampaignsRepository } from '../campaigns/repository.js'
-import { defineLifecycleScripts, sweepHolds } from '../lifecycle/scripts.js'
+import { sweepHolds } from '../lifecycle/scripts.js'
 import { errorText } from './persist.js'
 import type { WorkerMetrics } from './metrics.js'
 
@@ -23,7 +23,6 @@ const ARCHIVE_EVERY_MS = 10_000
 export function createLifecycleTasks(opts: {
   config: Config; redis: RedisClient; db: Db; keys: Keys; log: Logger; metrics: WorkerMetrics }) {
   const { config, redis, db, keys, log, metrics } = opts
-  defineLifecycleScripts(redis)
   const repo = createCampaignsRepository(db)
   let stopping = false
   let holdCampaigns: string[] = []

@@ -1,16 +1,6 @@
-import { readFileSync } from 'node:fs'
-import type { Result } from 'ioredis'
 import { toEntry, type StreamEntry } from './entry.js'
 import type { RedisClient } from '../redis/client.js'
 import { keySlot } from '../redis/slots.js'
-
-const DELETE_IDLE_CONSUMER_LUA = readFileSync(new URL('./delete-idle-consumer.lua', import.meta.url), 'utf8')
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    fcfsDeleteIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Result<number, Context>
-  }
-}
 
 type RawEntry = [string, string[] | null]
 
@@ -54,7 +44,6 @@ export function createStreamOps(opts: {
   const { redis, readers, group, consumer } = opts
   const streams = readers.flatMap((r) => r.streams)
   const groupOf = new Map(readers.flatMap((r, i) => r.streams.map((s) => [s, i] as const)))
-  redis.defineCommand('fcfsDeleteIdleConsumer', { numberOfKeys: 1, lua: DELETE_IDLE_CONSUMER_LUA })
 
   // Entries read but not yet handed out, the first read error, and each reader's read in flight.
   const buffer: StreamEntry[] = []

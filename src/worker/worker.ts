@@ -7,6 +7,7 @@ import { createDb, type DbHandle } from '../db/client.js'
 import { failedClaims } from '../db/schema.js'
 import { createRedis, isCluster, masters } from '../redis/client.js'
 import { createKeys } from '../redis/keys.js'
+import { defineScripts } from '../redis/scripts.js'
 import { rawEvent } from '../redis/codec.js'
 import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
 import { parseEntry, type StreamEntry } from './entry.js'
@@ -42,6 +43,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const streams = keys.streams()
   const redis = createRedis(config,
     { connectionName: `fcfs-worker:${name}`, log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  defineScripts(redis)
   // Blocking reads get their own connections (one per group of streams a read may name together: one for
   // all on a single Redis, one per slot on a cluster); they wait through reconnects rather than fail reads,
   // and their timeout leaves room for the BLOCK itself.

@@ -1,0 +1,98 @@
+/**
+ * Every Lua script the services run, in one registry: its command name, how many of its arguments are
+ * KEYS, its typed signature and its file. Each .lua stays next to the feature that owns it (its header
+ * lists KEYS, ARGV and the returns); this module only lists them, so one defineScripts() registers them all
+ * and readiness loads them all. ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (SCRIPT FLUSH, a
+ * failover), on a single Redis and on a Cluster alike.
+ */
+import { readFileSync } from 'node:fs'
+import type { ClientContext, Result } from 'ioredis'
+import type { RedisClient } from './client.js'
+
+/**
+ * The typed signatures: KEYS first (numberOfKeys of them), then ARGV, as each script's header lists them.
+ * RedisCommander extends this below, so `redis.fcfsClaim(...)` is typed on Redis and Cluster clients.
+ */
+interface ScriptCommands<Context extends ClientContext> {
+  fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string, holds: string,
+    marks: string, claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1',
+    userMax: number, userWindowMs: number): Result<unknown[], Context>
+  fcfsMirror(campaign: string, mode: 'create' | 'update', name: string, stock: number, perUserLimit: number,
+    opensAt: string, closesAt: string, holdSeconds: string): Result<number[], Context>
+  fcfsCancel(campaign: string, users: string, stream: string, holds: string, marks: string,
+    campaignId: string, userId: string, claimId: string, reason: string): Result<number[], Context>
+  fcfsConfirm(campaign: string, users: string, stream: string, holds: string, marks: string,
+    campaignId: string, userId: string, claimId: string): Result<number[], Context>
+  fcfsSweepHolds(campaign: string, users: string, stream: string, holds: string, marks: string, campaignId: string,
+    max: number): Result<number[], Context>
+  fcfsEndCampaign(campaign: string, holds: string, mode: 'end' | 'reopen'): Result<number[], Context>
+  fcfsRestoreUsers(campaign: string, users: string, top: number, ...pairs: string[]): Result<[number, number], Context>
+  fcfsLiveState(campaign: string, create: '0' | '1', name: string, stock: number, perUserLimit: number,
+    opensAt: string, closesAt: string, minIssued: number, holdSeconds: string, returned: number): Result<number[],
+      Context>
+  fcfsReenqueue(users: string, stream: string, campaignId: string, ...quads: (string | number)[]): Result<number,
+    Context>
+  fcfsDeleteIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Result<number, Context>
+}
+
+declare module 'ioredis' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- declaration merging: adds the scripts
+  interface RedisCommander<Context> extends ScriptCommands<Context> {}
+}
+
+export type ScriptName = keyof ScriptCommands<{ type: 'default' }>
+
+interface ScriptSpec {
+  /** Path from src/. */
+  file: string
+  numberOfKeys: number
+  /** Built with src/claims/record.lua's functions in front (the users-record format; Redis has no includes). */
+  recordLib?: true
+}
+
+/** Keyed by ScriptName: a signature without a file, or a file without a signature, does not compile. */
+const SCRIPTS: Record<ScriptName, ScriptSpec> = {
+  /** Issues one claim (or answers why not): users record, counter, stream entry. */
+  fcfsClaim: { file: 'claims/claim.lua', numberOfKeys: 7, recordLib: true },
+  /** Writes a campaign's settings into its live hash. */
+  fcfsMirror: { file: 'campaigns/mirror.lua', numberOfKeys: 1 },
+  /** A user's cancel or an admin's revoke: the unit goes back, the event goes on the stream. */
+  fcfsCancel: { file: 'lifecycle/cancel.lua', numberOfKeys: 5, recordLib: true },
+  /** Confirms a hold before it expires. */
+  fcfsConfirm: { file: 'lifecycle/confirm.lua', numberOfKeys: 5, recordLib: true },
+  /** Expires a campaign's due holds (the worker's sweep). */
+  fcfsSweepHolds: { file: 'lifecycle/sweep-holds.lua', numberOfKeys: 5, recordLib: true },
+  /** Ends (or reopens) a campaign before its archive. */
+  fcfsEndCampaign: { file: 'lifecycle/end-campaign.lua', numberOfKeys: 2, recordLib: true },
+  /** Gives users back the claims Redis lost, raising issued (reconcile). */
+  fcfsRestoreUsers: { file: 'reconcile/restore-users.lua', numberOfKeys: 2 },
+  /** Rebuilds or raises a campaign's live hash from the database (reconcile). */
+  fcfsLiveState: { file: 'reconcile/live-state.lua', numberOfKeys: 1 },
+  /** XADDs LOST claims again, confirmed against the users hash (reconcile). */
+  fcfsReenqueue: { file: 'reconcile/reenqueue.lua', numberOfKeys: 2 },
+  /** Drops another consumer only if it still holds nothing (worker). */
+  fcfsDeleteIdleConsumer: { file: 'worker/delete-idle-consumer.lua', numberOfKeys: 1 },
+}
+
+const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8')
+
+let sources: Record<ScriptName, string> | undefined
+
+/** Each script's source as sent to Redis (record.lua prepended where needed); read once. */
+export function scriptSources(): Record<ScriptName, string> {
+  if (sources) return sources
+  const record = read('claims/record.lua')
+  const out = {} as Record<ScriptName, string>
+  for (const [name, s] of Object.entries(SCRIPTS) as [ScriptName, ScriptSpec][]) {
+    out[name] = s.recordLib ? `${record}\n${read(s.file)}` : read(s.file)
+  }
+  return sources = out
+}
+
+/** Registers every script on a client (again is harmless: defining a command replaces it). */
+export function defineScripts(redis: RedisClient): void {
+  const src = scriptSources()
+  for (const [name, s] of Object.entries(SCRIPTS) as [ScriptName, ScriptSpec][]) {
+    redis.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: src[name] })
+  }
+}
