@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import postgres from 'postgres'
 import { Redis } from 'ioredis'
 import { loadConfig } from '../src/config.js'
-import { migrateDatabase } from '../src/db/migrate.js'
+import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { createKeys } from '../src/redis/keys.js'
 import { encodeClaimEntry } from '../src/redis/codec.js'
 import { createWorker } from '../src/worker/worker.js'
@@ -73,9 +73,7 @@ export async function drainOnce(opts: {
     await redis.del(...keys.streams())
     redis.disconnect()
     await sql.end({ timeout: 5 })
-    const admin = postgres({ ...adminOptions(config.DATABASE_URL) })
-    await admin.unsafe(`DROP DATABASE IF EXISTS "fcfs_drain_${id}" WITH (FORCE)`)
-    await admin.end({ timeout: 5 })
+    await dropDatabase(config.DATABASE_URL)
   }
 }
 
@@ -92,10 +90,4 @@ async function startProfiler() {
       return profile
     },
   }
-}
-
-function adminOptions(url: string) {
-  const u = new URL(url)
-  return { host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username || 'postgres'),
-    password: decodeURIComponent(u.password) || undefined, database: 'postgres', onnotice: () => {} }
 }

@@ -19,9 +19,8 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
-import postgres from 'postgres'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { migrateDatabase } from '../src/db/migrate.js'
+import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { cpuSeconds } from './cpu-usage.js'
 
 const { values: args } = parseArgs({
@@ -139,11 +138,7 @@ async function cleanup() {
     if (keys.length) await redis.unlink(...keys)
   } while (cursor !== '0')
   redis.disconnect()
-  const admin = new URL(dbUrl)
-  admin.pathname = '/postgres'
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} })
-  await sql.unsafe(`DROP DATABASE IF EXISTS "${dbUrl.pathname.slice(1)}" WITH (FORCE)`)
-  await sql.end({ timeout: 5 })
+  await dropDatabase(dbUrl.toString())
 }
 
 try {

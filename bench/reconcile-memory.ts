@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import { Redis } from 'ioredis'
 import { loadConfig } from '../src/config.js'
-import { migrateDatabase } from '../src/db/migrate.js'
+import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { createKeys } from '../src/redis/keys.js'
 import { seedCampaign } from './reconcile-seed.js'
 
@@ -83,8 +83,5 @@ try {
   } while (cursor !== '0')
   redis.disconnect()
   await sql.end()
-  const admin = postgres(`${base.protocol}//${base.username ? base.username + '@' : ''}${base.host}/postgres`,
-    { max: 1, onnotice: () => {} })
-  await admin.unsafe(`DROP DATABASE IF EXISTS "${base.pathname.slice(1)}" WITH (FORCE)`)
-  await admin.end()
+  await dropDatabase(base.toString())
 }

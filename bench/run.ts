@@ -9,7 +9,7 @@ import path from 'node:path'
 import postgres from 'postgres'
 import { Redis } from 'ioredis'
 import type { Config } from '../src/config.js'
-import { migrateDatabase } from '../src/db/migrate.js'
+import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
 import { runClaim } from '../src/claims/claim-script.js'
 import { defineScripts } from '../src/redis/scripts.js'
@@ -637,11 +637,6 @@ export async function destroyEnv(env: Env, keepLogs: boolean): Promise<void> {
   } while (cursor !== '0')
   env.redis.disconnect()
   await env.sql.end({ timeout: 5 })
-  const u = new URL(env.dbUrl)
-  const name = u.pathname.slice(1)
-  u.pathname = '/postgres'
-  const adminSql = postgres(u.toString(), { max: 1, onnotice: () => {} })
-  await adminSql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-  await adminSql.end({ timeout: 5 })
+  await dropDatabase(env.dbUrl)
   if (!keepLogs) rmSync(env.logDir, { recursive: true, force: true })
 }

@@ -11,7 +11,7 @@ import postgres from 'postgres'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, type Config } from '../src/config.js'
-import { migrateDatabase } from '../src/db/migrate.js'
+import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { buildApp } from '../src/app.js'
 import { entryArgs } from './entry.js'
 
@@ -58,9 +58,7 @@ export async function testEnv(t: Tap, overrides: Record<string, string> = {}): P
     await deleteKeys(redis, `${config.KEY_PREFIX}:*`)
     redis.disconnect()
     await sql.end({ timeout: 5 })
-    const admin = postgres(`${PG_BASE}/postgres`, { max: 1, onnotice: () => {} })
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)
-    await admin.end({ timeout: 5 })
+    await dropDatabase(config.DATABASE_URL)
   })
   return { config, env, redis, sql }
 }

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import postgres from 'postgres'
+import { dropDatabase } from '../src/db/migrate.js'
 import { ROOT } from './helper.js'
 import { entryArgs } from './entry.js'
 
@@ -10,11 +11,7 @@ const PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
 
 t.test('migrate creates the database and is safe to run twice, from two processes at once', async (t) => {
   const name = `fcfs_mig_${randomBytes(4).toString('hex')}`
-  const admin = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} })
-  t.teardown(async () => {
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-    await admin.end()
-  })
+  t.teardown(() => dropDatabase(`${PG}/${name}`))
   const run = async () => {
     const child = spawn(process.execPath, [...entryArgs('scripts/migrate')], {
       cwd: ROOT, env: { ...process.env, DATABASE_URL: `${PG}/${name}` }, stdio: ['ignore', 'pipe', 'pipe'],

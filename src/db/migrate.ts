@@ -18,13 +18,18 @@ function migrationsFolder(): string {
 // Any constant works; it only has to be the same in every process that migrates.
 const MIGRATION_LOCK = 72_163_001
 
-/** Creates the database if missing; tolerates another process creating it at the same moment. */
-async function ensureDatabase(url: string): Promise<void> {
+/** The database a URL names, and a connection to the server's `postgres` database to create or drop it. */
+function adminConnection(url: string): { name: string; admin: postgres.Sql } {
   const u = new URL(url)
   const name = decodeURIComponent(u.pathname.replace(/^\//, ''))
   if (!name) throw new Error('DATABASE_URL names no database')
   u.pathname = '/postgres'
-  const admin = postgres(u.toString(), { max: 1, onnotice: () => {}, connect_timeout: 10 })
+  return { name, admin: postgres(u.toString(), { max: 1, onnotice: () => {}, connect_timeout: 10 }) }
+}
+
+/** Creates the database if missing; tolerates another process creating it at the same moment. */
+async function ensureDatabase(url: string): Promise<void> {
+  const { name, admin } = adminConnection(url)
   try {
     const rows = await admin`SELECT 1 FROM pg_database WHERE datname = ${name}`
     if (rows.length === 0) {
@@ -36,6 +41,16 @@ async function ensureDatabase(url: string): Promise<void> {
         if (code !== '42P04' && code !== '23505') throw err
       }
     }
+  } finally {
+    await admin.end({ timeout: 5 })
+  }
+}
+
+/** Drops the database a URL names, connections and all (the tests' and benches' private databases). */
+export async function dropDatabase(url: string): Promise<void> {
+  const { name, admin } = adminConnection(url)
+  try {
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`)
   } finally {
     await admin.end({ timeout: 5 })
   }
