@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { isRedisUnavailableReply } from './redis/client.js'
-import { TimeoutError } from './ops/timeout.js'
+import { TimeoutError } from './timeout.js'
 
 /** Every machine-readable error code the API answers with. */
 export const ErrorCode = {

@@ -2,7 +2,7 @@ import { Gauge, type Registry } from 'prom-client'
 import type { RedisClient } from '../redis/client.js'
 import type postgres from 'postgres'
 import type { Keys } from '../redis/keys.js'
-import { withTimeout } from '../ops/timeout.js'
+import { withTimeout } from '../timeout.js'
 
 // Bounds the series count: the dashboards show the current drops, not every campaign ever made.
 const MAX_CAMPAIGNS = 50

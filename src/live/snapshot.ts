@@ -1,5 +1,5 @@
 import type { RedisClient } from '../redis/client.js'
-import { withTimeout } from '../ops/timeout.js'
+import { withTimeout } from '../timeout.js'
 import type { Keys } from '../redis/keys.js'
 import { campaignState } from '../campaigns/public-routes.js'
 

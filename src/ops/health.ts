@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type postgres from 'postgres'
-import { withTimeout } from './timeout.js'
+import { withTimeout } from '../timeout.js'
 import { checkEvictionPolicy } from '../redis/eviction.js'
 import { masters, type RedisClient } from '../redis/client.js'
 

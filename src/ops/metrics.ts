@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Keys } from '../redis/keys.js'
-import { withTimeout } from './timeout.js'
+import { withTimeout } from '../timeout.js'
 import { collectProcessMetrics } from './process-metrics.js'
 import type { RedisClient } from '../redis/client.js'
 

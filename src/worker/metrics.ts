@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Logger } from 'pino'
 import { collectProcessMetrics } from '../ops/process-metrics.js'
+import { withTimeout } from '../timeout.js'
 
 /** The worker's own registry (never prom-client's global one, so tests and embedders can run several). */
 export function createWorkerMetrics(group: string, consumer: string, sources: {
@@ -29,7 +30,7 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
     help: 'Campaigns this worker archived (ARCHIVE_AFTER_S)', registers: [register] })
   // Gauges read live state when scraped; a failing source leaves the previous values.
   const read = async <T>(f: () => Promise<T>): Promise<T | undefined> => {
-    try { return await withTimeout(f(), 800) } catch { return undefined }
+    try { return await withTimeout(f(), 800, 'metric source') } catch { return undefined }
   }
   // Only this consumer's share, so summing over workers gives the group's pending count without double
   // counting (the stream backlog and lag are the same for everyone: the API exports those).
@@ -55,15 +56,6 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
 }
 
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>
-
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(
-      `timed out after ${ms} ms`)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-}
 
 /** A tiny listener for probes and scrapes, apart from the work loop. */
 export async function startMetricsServer(opts: {

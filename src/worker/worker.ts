@@ -11,7 +11,8 @@ import { defineScripts } from '../redis/scripts.js'
 import { rawEvent } from '../redis/codec.js'
 import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
 import { parseEntry, type StreamEntry } from './entry.js'
-import { createWorkerMetrics, startMetricsServer, withTimeout } from './metrics.js'
+import { createWorkerMetrics, startMetricsServer } from './metrics.js'
+import { withTimeout } from '../timeout.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
 import { createStreamOps, isNoGroup, streamGroups, type StreamReader } from './streams.js'
 import { createLifecycleTasks } from './lifecycle-tasks.js'
@@ -291,9 +292,10 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     async ready(): Promise<{ redis: boolean; postgres: boolean }> {
       const [r, p] = await Promise.all([
         redis.status === 'ready'
-          ? withTimeout(Promise.all(masters(redis).map((node) => node.ping())), 800).then(() => true, () => false)
+          ? withTimeout(Promise.all(masters(redis).map((node) => node.ping())), 800, 'redis ping')
+              .then(() => true, () => false)
           : Promise.resolve(false),
-        withTimeout(db.sql`SELECT 1`.execute(), 800).then(() => true, () => false),
+        withTimeout(db.sql`SELECT 1`.execute(), 800, 'postgres ping').then(() => true, () => false),
       ])
       return { redis: r, postgres: p }
     },

@@ -1,7 +1,7 @@
 /** Which failures are "the backend cannot serve this now" (503 BACKEND_UNAVAILABLE), and which are not. */
 import t from 'tap'
 import { AppError, ErrorCode, errorBody, isBackendDown } from '../../src/errors.js'
-import { TimeoutError } from '../../src/ops/timeout.js'
+import { TimeoutError } from '../../src/timeout.js'
 
 const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' })
 const coded = (code: string) => Object.assign(new Error(code), { code })
