@@ -31,7 +31,7 @@ function jwtVerifier(config: Config): ((token: string) => { sub?: unknown; exp?:
 }
 
 /** onRequest hook that sets request.userId from the trusted header or the JWT's sub. */
-export function userAuthenticator(config: Config) {
+export function userAuthenticator(config: Config): Authenticator {
   const header = config.TRUSTED_USER_HEADER?.toLowerCase()
   const verify = jwtVerifier(config)
   const maxLifetimeS = config.JWT_MAX_LIFETIME_S
@@ -67,16 +67,27 @@ export function userAuthenticator(config: Config) {
   }
 }
 
-/** onRequest hook for admin routes: 503 when no ADMIN_TOKEN is configured, 401 on a wrong one. */
-export function adminAuthenticator(config: Config) {
-  const expected = config.ADMIN_TOKEN ? createHash('sha256').update(config.ADMIN_TOKEN).digest() : null
-  return async function authenticateAdmin(req: FastifyRequest): Promise<void> {
-    if (!expected) throw new AppError(503, ErrorCode.ADMIN_DISABLED,
-      'admin routes are disabled: ADMIN_TOKEN is not set')
+/** An onRequest hook (user or admin): throws the answer when the request may not pass. */
+export type Authenticator = (req: FastifyRequest) => Promise<void>
+
+/**
+ * Whether a request's `Authorization: Bearer <token>` carries exactly this token (admin and metrics tokens).
+ * Digests are compared, so the comparison takes the same time whatever the presented token's length.
+ */
+export function bearerMatcher(token: string): (req: FastifyRequest) => boolean {
+  const expected = createHash('sha256').update(token).digest()
+  return (req) => {
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
-    // Compare digests so the comparison takes the same time whatever the token's length.
-    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected)) {
-      throw unauthorized('missing or wrong admin token')
-    }
+    return m !== null && timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected)
+  }
+}
+
+/** onRequest hook for admin routes: 503 when no ADMIN_TOKEN is configured, 401 on a wrong one. */
+export function adminAuthenticator(config: Config): Authenticator {
+  const matches = config.ADMIN_TOKEN ? bearerMatcher(config.ADMIN_TOKEN) : null
+  return async function authenticateAdmin(req: FastifyRequest): Promise<void> {
+    if (!matches) throw new AppError(503, ErrorCode.ADMIN_DISABLED,
+      'admin routes are disabled: ADMIN_TOKEN is not set')
+    if (!matches(req)) throw unauthorized('missing or wrong admin token')
   }
 }

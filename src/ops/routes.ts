@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { FastifyRequest } from 'fastify'
 import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
+import { bearerMatcher } from '../auth.js'
 import type { ApiMetrics } from './metrics.js'
 import type { Readiness } from './health.js'
 
@@ -31,13 +31,9 @@ export interface OpsRoutesOptions {
 }
 
 function bearerCheck(token: string) {
-  const expected = createHash('sha256').update(token).digest()
+  const matches = bearerMatcher(token)
   return async (req: FastifyRequest) => {
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
-    // Digests compare in constant time whatever the presented token's length.
-    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), expected)) {
-      throw new AppError(401, ErrorCode.UNAUTHORIZED, 'missing or wrong metrics token')
-    }
+    if (!matches(req)) throw new AppError(401, ErrorCode.UNAUTHORIZED, 'missing or wrong metrics token')
   }
 }
 
