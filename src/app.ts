@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest,
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest,
   type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { parseCorsOrigins, parseTrustProxy, type Config } from './config.js'
@@ -6,30 +6,35 @@ import { createDb, type DbHandle } from './db/client.js'
 import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
 import { createKeys } from './redis/keys.js'
-import { defineScripts } from './redis/scripts.js'
-import { AppError, ErrorCode, RETRY_AFTER_S, errorBody, isBackendDown } from './errors.js'
+import { defineScripts, scriptSources } from './redis/scripts.js'
+import { ErrorCode, errorBody } from './errors.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
 import { adminCampaignRoutes } from './campaigns/admin-routes.js'
 import { publicCampaignRoutes } from './campaigns/public-routes.js'
 import { claimRoutes } from './claims/routes.js'
 import { adminLifecycleRoutes, userLifecycleRoutes } from './lifecycle/routes.js'
-import type { AppContext } from './context.js'
 import { createApiMetrics } from './ops/metrics.js'
 import { registerDocs } from './ops/openapi.js'
 import { registerOps } from './ops/plugin.js'
-import { createSoldOutCache } from './claims/sold-out-cache.js'
+import { createSoldOutCache, type SoldOutCache } from './claims/sold-out-cache.js'
 import { subscribeCampaignEvents } from './campaigns/events.js'
-import { adminAuthenticator } from './auth.js'
+import { adminAuthenticator, userAuthenticator } from './auth.js'
 import { registerLive } from './live/plugin.js'
 import { trackAllowedMethods } from './http/allowed-methods.js'
 import { registerCors } from './http/cors.js'
+import { installErrorHandlers } from './http/error-handlers.js'
 
 // A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
 const LIVE_READ_TIMEOUT_MS = 5000
 
 declare module 'fastify' {
-  interface FastifyInstance { ctx: AppContext }
+  interface FastifyInstance {
+    /** The API's command connection (server.ts checks the eviction policy on it before listening). */
+    redis: RedisClient
+    /** This instance's local sold-out answers (test/sold-out-cache.test.ts watches it). */
+    soldOut: SoldOutCache
+  }
   interface FastifyRequest {
     /** Extra fields for this request's completion log line (e.g. a claim's outcome). */
     logFields: Record<string, unknown> | null
@@ -143,9 +148,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const soldOut = createSoldOutCache(config.SOLD_OUT_CACHE_MS)
   const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config, keys, soldOut, app.log) : null
   const missing = createMissingCampaignResolver(campaigns)
-  const ctx: AppContext = { config, redis, db, keys, campaigns, errorForMissing: missing.errorForMissing,
-    whyMissing: missing.whyMissing, metrics, soldOut }
-  app.decorate('ctx', ctx)
+  app.decorate<RedisClient>('redis', redis)
+  app.decorate('soldOut', soldOut)
   app.addHook('onClose', async () => {
     await events?.close()
     if (!deps.redis) await redis.quit().catch(() => redis.disconnect())
@@ -162,50 +166,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // JSON only: without fastify's default text/plain parser a text body gets 415 like every other media type.
   app.removeContentTypeParser('text/plain')
 
-  // Every 503 tells the client when to come back, whichever path produced it.
-  app.addHook('onSend', (_req, reply, payload, done) => {
-    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(RETRY_AFTER_S))
-    done(null, payload)
-  })
+  installErrorHandlers(app, { bodyLimit: config.BODY_LIMIT, allowedMethods })
   registerInputGuards(app, config)
 
-  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    if (err instanceof AppError) return reply.code(err.statusCode).send(err.toBody())
-    if (err.validation) return reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, err.message))
-    const status = err.statusCode ?? 500
-    if (status === 413) return reply.code(413).send(errorBody(413, ErrorCode.PAYLOAD_TOO_LARGE,
-      `body larger than ${config.BODY_LIMIT} bytes`))
-    if (status === 415) return reply.code(415).send(errorBody(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-      'send application/json or no body'))
-    if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, ErrorCode.VALIDATION,
-      err.message))
-    if (isBackendDown(err)) {
-      req.log.error({ err, userId: req.userId || undefined }, 'backend unavailable')
-      return reply.code(503).header('retry-after', String(RETRY_AFTER_S))
-        .send(errorBody(503, ErrorCode.BACKEND_UNAVAILABLE, 'a backing store is unavailable; retry shortly'))
-    }
-    req.log.error({ err, userId: req.userId || undefined }, 'request failed')
-    return reply.code(500).send(errorBody(500, ErrorCode.INTERNAL, 'internal error'))
-  })
-  app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split('?')[0]!
-    const allow = allowedMethods(path)
-    if (allow.length > 0) {
-      return reply.code(405).header('allow', allow.join(', '))
-        .send(errorBody(405, ErrorCode.METHOD_NOT_ALLOWED,
-          `${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}`))
-    }
-    reply.code(404).send(errorBody(404, ErrorCode.NOT_FOUND, `route ${req.method} ${req.url.split('?')[0]} not found`))
-  })
-
+  // Each feature gets only what it uses; its options type (in its own module) says what that is.
+  const adminAuth = adminAuthenticator(config)
+  const authenticate = userAuthenticator(config)
+  // A unit came back or stock was added: this instance stops answering 410 at once, the others when they
+  // hear the campaign-changed event the route publishes.
+  const forgetSoldOut = (id: string) => soldOut.forget(id)
   await registerCors(app, parseCorsOrigins(config.CORS_ORIGINS))
   await registerDocs(app)
-  await registerOps(app, ctx)
-  await app.register(adminCampaignRoutes, { ctx })
-  await app.register(publicCampaignRoutes, { ctx })
-  await app.register(claimRoutes, { ctx })
+  await registerOps(app, { config, redis, sql: db.sql, metrics, scripts: Object.values(scriptSources()) })
+  await app.register(adminCampaignRoutes, { adminAuth, redis, keys, db: db.db, campaigns, forgetSoldOut })
+  await app.register(publicCampaignRoutes, { redis, keys, whyMissing: missing.whyMissing })
+  await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns,
+    whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
   await registerLive(app, {
-    redis, sql: db.sql, keys, adminAuth: adminAuthenticator(config),
+    redis, sql: db.sql, keys, adminAuth,
     answersByStatus: metrics.answersByStatus, registry: metrics.registry,
     campaignActive: async (id) => {
       const row = await campaigns.get(id)
@@ -213,7 +191,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
     intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })
-  await app.register(userLifecycleRoutes, { ctx })
-  await app.register(adminLifecycleRoutes, { ctx })
+  const lifecycle = { authenticate, adminAuth, redis, keys, db: db.db, campaigns, metrics, forgetSoldOut,
+    whyMissing: missing.whyMissing }
+  await app.register(userLifecycleRoutes, lifecycle)
+  await app.register(adminLifecycleRoutes, lifecycle)
   return app
 }

@@ -14,7 +14,7 @@ try {
 const app = await buildApp(config)
 // An evicting (or unknown, unacknowledged) policy loses answered claims: refuse to serve at all.
 try {
-  const policy = await assertNoEviction(app.ctx.redis, config.REDIS_EVICTION_POLICY_ACK)
+  const policy = await assertNoEviction(app.redis, config.REDIS_EVICTION_POLICY_ACK)
   if (policy.message !== 'noeviction') app.log.warn({ policies: policy.policies }, policy.message)
 } catch (err) {
   if (!(err instanceof EvictionPolicyError)) {

@@ -42,17 +42,17 @@ t.test('a lost event subscription empties the cache until it is back', async (t)
   const id = await createCampaign(url, { name: 'reconnect', stock: 1 })
   await claim(url, id, 'first')
   t.equal((await claim(url, id, 'second')).status, 410)
-  t.ok(app.ctx.soldOut.has(id), 'remembered')
+  t.ok(app.soldOut.has(id), 'remembered')
   const list = String(await redis.client('LIST'))
   const subs = list.split('\n').filter((l) => l.includes(`name=fcfs-api-events:${config.KEY_PREFIX} `))
   t.equal(subs.length, 1, 'one subscriber connection')
   await redis.client('KILL', 'ID', /\bid=(\d+)/.exec(subs[0]!)![1]!)
   const until = Date.now() + 5_000
-  while (app.ctx.soldOut.has(id) && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
-  t.notOk(app.ctx.soldOut.has(id), 'forgotten when the connection drops')
-  while (!app.ctx.soldOut.has(id) && Date.now() < until) {
+  while (app.soldOut.has(id) && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
+  t.notOk(app.soldOut.has(id), 'forgotten when the connection drops')
+  while (!app.soldOut.has(id) && Date.now() < until) {
     t.equal((await claim(url, id, 'meanwhile')).status, 410)
     await new Promise((r) => setTimeout(r, 20))
   }
-  t.ok(app.ctx.soldOut.has(id), 'remembered again once resubscribed')
+  t.ok(app.soldOut.has(id), 'remembered again once resubscribed')
 })

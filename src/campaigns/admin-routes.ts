@@ -1,14 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { AppContext } from '../context.js'
+import type { Authenticator } from '../auth.js'
+import type { Db } from '../db/client.js'
+import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { Type } from 'typebox'
 import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable } from '../errors.js'
 import { createAdminIdempotency } from './idempotency.js'
-import { adminAuthenticator } from '../auth.js'
 import { mirrorCampaign, readLiveState, remainingOf } from './mirror.js'
 import { campaignState } from './public-routes.js'
 import { publishCampaignChanged } from './events.js'
-import type { CampaignRow } from './repository.js'
+import type { CampaignRow, CampaignsRepository } from './repository.js'
 import {
   AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignListQuerySchema,
   CampaignListSchema,
@@ -24,8 +26,8 @@ const campaignView = (c: CampaignRow) => ({
 
 const ADMIN = [{ adminToken: [] }]
 /** The admin view of an archived campaign, from PostgreSQL alone (its live state left Redis). */
-async function archivedAdminView(ctx: AppContext, row: CampaignRow) {
-  const t = await ctx.campaigns.claimTotals(String(row.id))
+async function archivedAdminView(campaigns: CampaignsRepository, row: CampaignRow) {
+  const t = await campaigns.claimTotals(String(row.id))
   return {
     ...campaignView(row), issued: t.maxSequence, returned: t.released, remaining: Math.max(0,
       row.stock - row.activeClaims),
@@ -60,9 +62,21 @@ function notMirrored(id: string, what: string, key: string | undefined, cause: s
     { campaignId: id })
 }
 
-export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
-  app.addHook('onRequest', adminAuthenticator(ctx.config))
-  const idempotency = createAdminIdempotency(ctx.db.db)
+export interface AdminCampaignRoutesOptions {
+  /** The admin token check (src/auth.ts). */
+  adminAuth: Authenticator
+  redis: RedisClient
+  keys: Keys
+  /** Idempotency-Key answers share the campaign write's transaction. */
+  db: Db
+  campaigns: CampaignsRepository
+  /** Stock was added: this instance stops answering 410 for the campaign at once. */
+  forgetSoldOut: (campaignId: string) => void
+}
+
+export const adminCampaignRoutes: FastifyPluginAsyncTypebox<AdminCampaignRoutesOptions> = async (app, opts) => {
+  app.addHook('onRequest', opts.adminAuth)
+  const idempotency = createAdminIdempotency(opts.db)
 
   /** Mirrors a committed row into Redis, turning any failure into the 503 above. */
   async function mirrorCommitted(log: FastifyBaseLogger, row: CampaignRow, mode: 'create' | 'update', what: string,
@@ -70,7 +84,7 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     const id = String(row.id)
     let live: Awaited<ReturnType<typeof mirrorCampaign>>
     try {
-      live = await mirrorCampaign(ctx.redis, ctx.keys, row, mode)
+      live = await mirrorCampaign(opts.redis, opts.keys, row, mode)
     } catch (err) {
       log.error({ err, campaignId: id }, 'admin write committed in PostgreSQL, Redis mirror failed')
       throw notMirrored(id, what, key, (err as Error).message)
@@ -103,17 +117,17 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     const key = req.headers['idempotency-key']
     // Database first: if the Redis mirror then fails, the campaign is unavailable (503), never oversold.
     if (!key) {
-      const row = await ctx.campaigns.create(input)
+      const row = await opts.campaigns.create(input)
       await mirrorCommitted(req.log, row, 'create', 'the campaign was', undefined)
       return reply.code(201).send(campaignView(row))
     }
     let created: CampaignRow | undefined
     const { answer, replayed } = await idempotency.once(key, 'POST /admin/campaigns', req.body, async (tx) => {
-      created = await ctx.campaigns.create(input, tx)
+      created = await opts.campaigns.create(input, tx)
       return { statusCode: 201, body: campaignView(created), campaignId: created.id }
     })
     // After a lost race the closure's row was rolled back: read the winner's.
-    const row = replayed ? await ctx.campaigns.get(answer.campaignId) : created
+    const row = replayed ? await opts.campaigns.get(answer.campaignId) : created
     if (!row) throw campaignNotFound(answer.campaignId)
     // A replay after a mirror that once succeeded only updates: re-creating a live state that was lost since
     // would restart issued at 0 (reconcile rebuilds it from the claims instead).
@@ -128,7 +142,7 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
         'most `limit`, default 100)',
       querystring: CampaignListQuerySchema, response: { 200: CampaignListSchema, ...errors },
     },
-  }, async (req) => ({ campaigns: (await ctx.campaigns.list(Number(req.query.limit ?? 100))).map(campaignView) }))
+  }, async (req) => ({ campaigns: (await opts.campaigns.list(Number(req.query.limit ?? 100))).map(campaignView) }))
 
   app.get('/admin/campaigns/:id', {
     schema: { tags: ['admin'],
@@ -137,15 +151,15 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
       params: CampaignIdParamsSchema,
       response: { 200: AdminCampaignSchema, 404: ErrorSchema, ...errors } },
   }, async (req) => {
-    const row = await ctx.campaigns.get(req.params.id)
+    const row = await opts.campaigns.get(req.params.id)
     if (!row) throw campaignNotFound(req.params.id)
-    if (row.archivedAt) return archivedAdminView(ctx, row)
-    const [live, persisted] = await Promise.all([readLiveState(ctx.redis, ctx.keys, req.params.id),
-      ctx.campaigns.persistedCount(req.params.id)])
+    if (row.archivedAt) return archivedAdminView(opts.campaigns, row)
+    const [live, persisted] = await Promise.all([readLiveState(opts.redis, opts.keys, req.params.id),
+      opts.campaigns.persistedCount(req.params.id)])
     if (!live) {
       // Archived while we read: the live state is gone on purpose.
-      const again = await ctx.campaigns.get(req.params.id)
-      if (again?.archivedAt) return archivedAdminView(ctx, again)
+      const again = await opts.campaigns.get(req.params.id)
+      if (again?.archivedAt) return archivedAdminView(opts.campaigns, again)
       throw campaignUnavailable(req.params.id)
     }
     return {
@@ -165,8 +179,8 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     const { id } = req.params
     const key = req.headers['idempotency-key']
     // Refuse before touching the database when the live state is gone: only reconcile may rebuild it.
-    if (!(await ctx.redis.exists(ctx.keys.campaign(id)))) {
-      const gone = await ctx.campaigns.get(id)
+    if (!(await opts.redis.exists(opts.keys.campaign(id)))) {
+      const gone = await opts.campaigns.get(id)
       if (!gone) throw campaignNotFound(id)
       if (gone.archivedAt) throw campaignEnded(id)
       throw campaignUnavailable(id)
@@ -174,18 +188,18 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     let stock: number | undefined
     let row: CampaignRow | null
     if (!key) {
-      row = await ctx.campaigns.addStock(id, req.body.add)
+      row = await opts.campaigns.addStock(id, req.body.add)
       if (!row) throw campaignNotFound(id)
     } else {
       let updated: CampaignRow | null = null
       const { answer, replayed } = await idempotency.once(key, `POST /admin/campaigns/${id}/stock`, req.body,
         async (tx) => {
-          updated = await ctx.campaigns.addStock(id, req.body.add, tx)
+          updated = await opts.campaigns.addStock(id, req.body.add, tx)
           if (!updated) throw campaignNotFound(id)
           return { statusCode: 200, body: { stock: updated.stock }, campaignId: updated.id }
         })
       // A replay writes nothing: it mirrors the database's current stock (mirror.lua never lowers it).
-      row = replayed ? await ctx.campaigns.get(id) : updated
+      row = replayed ? await opts.campaigns.get(id) : updated
       if (!row) throw campaignNotFound(id)
       stock = Number(answer.body.stock)
       if (replayed) reply.header('idempotent-replayed', 'true')
@@ -193,9 +207,9 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
     const live = await mirrorCommitted(req.log, row, 'update', `the stock addition (stock now ${row.stock}) was`, key)
     stock ??= live.stock
     // Every instance (this one synchronously, the others through pub/sub) stops answering 410 locally.
-    ctx.soldOut.forget(id)
+    opts.forgetSoldOut(id)
     // The stock is added already: failing the request now would invite a second addition on retry.
-    await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'stock-added', campaignId: id })
+    await publishCampaignChanged(opts.redis, opts.keys, { type: 'stock-added', campaignId: id })
       .catch((err: Error) => req.log.warn({ err },
         'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
     return { stock, remaining: Math.max(0, live.stock - (live.issued - live.returned)) }

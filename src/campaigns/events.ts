@@ -2,11 +2,11 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Keys } from '../redis/keys.js'
 import { createRedis, type RedisClient } from '../redis/client.js'
 import type { Config } from '../config.js'
-import type { SoldOutCache } from '../claims/sold-out-cache.js'
 
 /**
  * Campaign-changed events on the pub/sub channel keys.events(): every API instance drops what it cached
- * about the campaign (see sold-out-cache.ts). Publish after the change is in Redis, never before.
+ * about the campaign (its listener: the claims' sold-out cache). Publish after the change is in Redis,
+ * never before.
  */
 export interface CampaignEvent { type: 'stock-added' | 'rebuilt' | 'returned' | 'archived'; campaignId: string }
 
@@ -25,10 +25,20 @@ function eventCampaignId(message: string): string | undefined {
 }
 
 /**
+ * What a subscriber does with the events (the claims' sold-out cache is one): forget one campaign, or all
+ * of them when an event names none; and know whether events can be trusted to arrive right now.
+ */
+export interface CampaignEventListener {
+  forget(campaignId?: string): void
+  /** True once subscribed; false when the connection drops (events may be lost meanwhile). */
+  setLive(live: boolean): void
+}
+
+/**
  * Subscribes a dedicated connection (a subscribed connection can run nothing else) and keeps the cache
  * live only while the subscription is: on every (re)connect it subscribes again before going live.
  */
-export function subscribeCampaignEvents(config: Config, keys: Keys, cache: SoldOutCache,
+export function subscribeCampaignEvents(config: Config, keys: Keys, cache: CampaignEventListener,
   log: FastifyBaseLogger): { close: () => Promise<void> } {
   // Named after the prefix so an operator (or a test) can tell deployments' subscribers apart.
   const sub = createRedis(config, {

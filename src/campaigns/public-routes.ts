@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { AppContext } from '../context.js'
+import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
+import type { Missing } from './lookup.js'
 import { ErrorSchema } from '../errors.js'
 import { readLiveState, remainingOf, type LiveState } from './mirror.js'
 import { campaignNotFound, campaignUnavailable } from '../errors.js'
@@ -14,7 +16,14 @@ export function campaignState(live: LiveState, now = Date.now()): 'scheduled' | 
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
-export const publicCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+export interface PublicCampaignRoutesOptions {
+  redis: RedisClient
+  keys: Keys
+  /** Archived campaigns answer from PostgreSQL (src/campaigns/lookup.ts). */
+  whyMissing: (id: string) => Promise<Missing>
+}
+
+export const publicCampaignRoutes: FastifyPluginAsyncTypebox<PublicCampaignRoutesOptions> = async (app, opts) => {
   app.get('/v1/campaigns/:id', {
     schema: { tags: ['campaigns'],
       operationId: 'getCampaign', security: [],
@@ -22,9 +31,9 @@ export const publicCampaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }
       params: CampaignIdParamsSchema,
       response: { 200: PublicCampaignSchema, 400: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
-    const live = await readLiveState(ctx.redis, ctx.keys, req.params.id)
+    const live = await readLiveState(opts.redis, opts.keys, req.params.id)
     if (!live) {
-      const m = await ctx.whyMissing(req.params.id)
+      const m = await opts.whyMissing(req.params.id)
       if (m.kind === 'unknown') throw campaignNotFound(req.params.id)
       if (m.kind === 'lost') throw campaignUnavailable(req.params.id)
       const row = m.row

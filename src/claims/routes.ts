@@ -2,9 +2,14 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
-import type { AppContext } from '../context.js'
 import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
-import { userAuthenticator } from '../auth.js'
+import type { Authenticator } from '../auth.js'
+import type { Config } from '../config.js'
+import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
+import type { CampaignsRepository } from '../campaigns/repository.js'
+import type { Missing } from '../campaigns/lookup.js'
+import type { SoldOutCache } from './sold-out-cache.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { isCluster } from '../redis/client.js'
 import { withTimeout } from '../timeout.js'
@@ -50,8 +55,34 @@ function answer(outcome: Answered, campaignId: string, userId: string): [201, Is
   }
 }
 
-export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
-  const { config, redis, keys, soldOut } = ctx
+/** The claim path's counters (src/ops/metrics.ts implements them). */
+interface ClaimMetrics {
+  countSoldOutLocal(): void
+  observeClaimRequest(status: number, seconds: number): void
+  startClaimScript(): () => void
+  countClaim(outcome: ClaimOutcome['kind'] | 'replayed' | 'error'): void
+}
+
+/** What the claim routes use, and nothing else of the app. */
+export interface ClaimRoutesOptions {
+  config: Pick<Config, 'IDEMPOTENCY_TTL_S' | 'RATE_LIMIT_FAIL_OPEN' | 'RATE_LIMIT_IP_MAX' | 'RATE_LIMIT_IP_WINDOW_MS' |
+    'RATE_LIMIT_USER_MAX' | 'RATE_LIMIT_USER_WINDOW_MS' | 'REDIS_COMMAND_TIMEOUT_MS' | 'TRUSTED_USER_HEADER'>
+  redis: RedisClient
+  keys: Keys
+  /** Sets request.userId (src/auth.ts). */
+  authenticate: Authenticator
+  soldOut: SoldOutCache
+  metrics: ClaimMetrics
+  /** An archived campaign's claims are rows only. */
+  campaigns: Pick<CampaignsRepository, 'userClaims' | 'persistedClaimIds'>
+  /** Why Redis has no live state for a campaign (src/campaigns/lookup.ts). */
+  whyMissing: (id: string) => Promise<Missing>
+  /** 404, 403 CLOSED (archived) or 503 for a campaign whose live state Redis does not have. */
+  errorForMissing: (id: string) => Promise<AppError>
+}
+
+export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async (app, opts) => {
+  const { config, redis, keys, soldOut, authenticate } = opts
   // Per IP only, in this process's memory (the plugin's own store): a flood guard that runs before any
   // token crypto. The per-user limit is counted inside claim.lua, in the claim's one round trip.
   await app.register(rateLimit, { global: false, cache: 50_000, skipOnError: config.RATE_LIMIT_FAIL_OPEN })
@@ -61,7 +92,6 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     return new AppError(429, ErrorCode.RATE_LIMITED, `too many requests, retry in ${s} s`)
   }
 
-  const authenticate = userAuthenticator(config)
   // Per IP first (cheap, local, stops floods before any crypto), then authenticate, then per user.
   const onRequest: onRequestHookHandler[] = []
   if (config.RATE_LIMIT_IP_MAX > 0) {
@@ -77,7 +107,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   // burst's long tail can get. A keyed request may be the replay of a 201, so it goes on to Redis.
   const credential = config.TRUSTED_USER_HEADER?.toLowerCase() ?? 'authorization'
   const answerSoldOutLocally = (id: string, reply: FastifyReply) => {
-    ctx.metrics.countSoldOutLocal()
+    opts.metrics.countSoldOutLocal()
     return reply.code(410).send(soldOutBody(id))
   }
   onRequest.push(async (req, reply) => {
@@ -98,7 +128,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
   app.post('/v1/campaigns/:id/claims', {
     onRequest,
     onResponse: (_req, reply, done) => {
-      ctx.metrics.observeClaimRequest(reply.statusCode, reply.elapsedTime / 1000)
+      opts.metrics.observeClaimRequest(reply.statusCode, reply.elapsedTime / 1000)
       done()
     },
     schema: {
@@ -120,7 +150,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     // A keyed request may be the replay of a 201, so it always asks Redis.
     if (!idempotencyKey && soldOut.has(campaignId)) return answerSoldOutLocally(campaignId, reply)
     const mark = soldOut.mark()
-    const stopTimer = ctx.metrics.startClaimScript()
+    const stopTimer = opts.metrics.startClaimScript()
     let result: Awaited<ReturnType<typeof runClaim>>
     try {
       result = await bounded(runClaim(redis, keys, {
@@ -130,18 +160,18 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
         userMax: config.RATE_LIMIT_USER_MAX, userWindowMs: config.RATE_LIMIT_USER_WINDOW_MS,
       }))
     } catch (err) {
-      ctx.metrics.countClaim('error')
+      opts.metrics.countClaim('error')
       throw err
     } finally {
       stopTimer()
     }
     const { outcome, replayed } = result
-    ctx.metrics.countClaim(replayed ? 'replayed' : outcome.kind)
+    opts.metrics.countClaim(replayed ? 'replayed' : outcome.kind)
     // Joins the request's one completion line (with the user id): no extra line per claim.
     req.logFields = { campaignId, outcome: outcome.kind, replayed,
       sequence: outcome.kind === 'issued' ? outcome.sequence : undefined }
     if (replayed) reply.header('idempotent-replayed', 'true')
-    if (outcome.kind === 'unavailable') throw await ctx.errorForMissing(campaignId)
+    if (outcome.kind === 'unavailable') throw await opts.errorForMissing(campaignId)
     if (outcome.kind === 'rate_limited') throw rateLimited(reply, outcome.retryAfterMs)
     // A replayed SOLD_OUT is an old answer: the campaign may have been restocked since.
     if (outcome.kind === 'sold_out' && !replayed) soldOut.remember(campaignId, mark)
@@ -161,15 +191,15 @@ export const claimRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async
     const [[stock, holdSeconds], record] = await Promise.all([redis.hmget(keys.campaign(id), 'stock', 'holdSeconds'),
       redis.hget(keys.users(id), req.userId)])
     if (stock == null) {
-      const m = await ctx.whyMissing(id)
-      if (m.kind !== 'archived') throw await ctx.errorForMissing(id)
+      const m = await opts.whyMissing(id)
+      if (m.kind !== 'archived') throw await opts.errorForMissing(id)
       // Archived: every claim is a row (the archive refused while any was pending).
-      const rows = await ctx.campaigns.userClaims(id, req.userId)
+      const rows = await opts.campaigns.userClaims(id, req.userId)
       return { claims: rows.map((r) => ({ claimId: r.claimId, sequence: r.sequence,
         claimedAt: r.claimedAt.toISOString(), status: 'persisted' as const, state: rowState(r) })) }
     }
     const mine = parseUserRecord(record).claims
-    const persisted = await ctx.campaigns.persistedClaimIds(mine.map((c) => c.claimId))
+    const persisted = await opts.campaigns.persistedClaimIds(mine.map((c) => c.claimId))
     return {
       claims: mine.map((c) => ({
         claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt),

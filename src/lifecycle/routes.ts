@@ -1,9 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AppContext } from '../context.js'
+import type { Db } from '../db/client.js'
+import type { Keys } from '../redis/keys.js'
+import type { RedisClient } from '../redis/client.js'
+import type { CampaignsRepository } from '../campaigns/repository.js'
+import type { Missing } from '../campaigns/lookup.js'
 import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable, claimNotFound,
   errorBody } from '../errors.js'
-import { adminAuthenticator, userAuthenticator } from '../auth.js'
+import type { Authenticator } from '../auth.js'
 import { publishCampaignChanged } from '../campaigns/events.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { archiveCampaign } from './archive.js'
@@ -21,24 +25,47 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: Erro
 const holdExpired = (claimId: string) => new AppError(409, ErrorCode.HOLD_EXPIRED,
   `hold ${claimId} expired before it was confirmed; its unit went back to the stock`)
 
+/** The lifecycle counters (src/ops/metrics.ts implements them). */
+interface LifecycleMetrics {
+  countCancellation(by: 'user' | 'admin'): void
+  countExpiredHold(): void
+  countConfirmation(): void
+}
+
+/** What the lifecycle routes use, and nothing else of the app. */
+export interface LifecycleRoutesOptions {
+  /** Sets request.userId (user routes); the admin token check (admin routes). src/auth.ts. */
+  authenticate: Authenticator
+  adminAuth: Authenticator
+  redis: RedisClient
+  keys: Keys
+  db: Db
+  campaigns: CampaignsRepository
+  metrics: LifecycleMetrics
+  /** A unit came back or the campaign left Redis: this instance stops answering 410 for it at once. */
+  forgetSoldOut: (campaignId: string) => void
+  /** Why Redis has no live state for a campaign (src/campaigns/lookup.ts). */
+  whyMissing: (id: string) => Promise<Missing>
+}
+
 /** Live state missing: archived -> CAMPAIGN_ENDED, never created -> 404, lost -> 503. */
-async function missingCampaign(ctx: AppContext, id: string): Promise<AppError> {
-  const m = await ctx.whyMissing(id)
+async function missingCampaign(opts: LifecycleRoutesOptions, id: string): Promise<AppError> {
+  const m = await opts.whyMissing(id)
   if (m.kind === 'archived') return campaignEnded(id)
   if (m.kind === 'unknown') return campaignNotFound(id)
   return campaignUnavailable(id)
 }
 
 /** Shared by the owner's cancel and the admin's revoke: one script outcome -> one answer. */
-async function cancelAnswer(ctx: AppContext, log: FastifyBaseLogger, o: CancelOutcome,
+async function cancelAnswer(opts: LifecycleRoutesOptions, log: FastifyBaseLogger, o: CancelOutcome,
   a: { campaignId: string; userId: string; claimId: string; by: 'user' | 'admin' }) {
   switch (o.kind) {
     case 'cancelled':
       if (!o.replayed) {
-        ctx.metrics.countCancellation(a.by)
+        opts.metrics.countCancellation(a.by)
         // A unit came back: instances that cached "sold out" must ask Redis again.
-        ctx.soldOut.forget(a.campaignId)
-        await publishCampaignChanged(ctx.redis, ctx.keys, { type: 'returned', campaignId: a.campaignId })
+        opts.forgetSoldOut(a.campaignId)
+        await publishCampaignChanged(opts.redis, opts.keys, { type: 'returned', campaignId: a.campaignId })
           .catch((err: Error) => log.warn({ err },
             'returned event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
       }
@@ -47,14 +74,14 @@ async function cancelAnswer(ctx: AppContext, log: FastifyBaseLogger, o: CancelOu
     case 'not_found': throw claimNotFound(a.campaignId, a.claimId)
     case 'ended': throw campaignEnded(a.campaignId)
     case 'hold_expired':
-      ctx.metrics.countExpiredHold()
+      opts.metrics.countExpiredHold()
       throw holdExpired(a.claimId)
-    case 'unavailable': throw await missingCampaign(ctx, a.campaignId)
+    case 'unavailable': throw await missingCampaign(opts, a.campaignId)
   }
 }
 
-export const userLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
-  const authenticate = userAuthenticator(ctx.config)
+export const userLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptions> = async (app, opts) => {
+  const { authenticate } = opts
 
   app.delete('/v1/campaigns/:id/claims/:claimId', {
     onRequest: authenticate,
@@ -67,9 +94,9 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   }, async (req) => {
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
-    const o = await runCancel(ctx.redis, ctx.keys, { campaignId, userId: req.userId, claimId })
+    const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId })
     req.logFields = { campaignId, claimId, outcome: `cancel:${o.kind}` }
-    return cancelAnswer(ctx, req.log, o, { campaignId, userId: req.userId, claimId, by: 'user' })
+    return cancelAnswer(opts, req.log, o, { campaignId, userId: req.userId, claimId, by: 'user' })
   })
 
   app.post('/v1/campaigns/:id/claims/:claimId/confirm', {
@@ -83,27 +110,27 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }>
   }, async (req) => {
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
-    const o = await runConfirm(ctx.redis, ctx.keys, { campaignId, userId: req.userId, claimId })
+    const o = await runConfirm(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId })
     req.logFields = { campaignId, claimId, outcome: `confirm:${o.kind}` }
     switch (o.kind) {
       case 'confirmed':
-        if (!o.replayed) ctx.metrics.countConfirmation()
+        if (!o.replayed) opts.metrics.countConfirmation()
         return { claimId, campaignId, userId: req.userId, sequence: o.sequence, status: 'confirmed' as const,
           confirmedAt: iso(o.confirmedAt) }
       case 'not_found': throw claimNotFound(campaignId, claimId)
       case 'hold_expired':
-        ctx.metrics.countExpiredHold()
+        opts.metrics.countExpiredHold()
         throw holdExpired(claimId)
       case 'cancelled': throw new AppError(409, ErrorCode.CLAIM_CANCELLED, `claim ${claimId} was cancelled`)
       case 'not_a_hold': throw new AppError(409, ErrorCode.NOT_A_HOLD,
         `claim ${claimId} is final: campaign ${campaignId} has no holds to confirm`)
-      case 'unavailable': throw await missingCampaign(ctx, campaignId)
+      case 'unavailable': throw await missingCampaign(opts, campaignId)
     }
   })
 }
 
-export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
-  app.addHook('onRequest', adminAuthenticator(ctx.config))
+export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptions> = async (app, opts) => {
+  app.addHook('onRequest', opts.adminAuth)
 
   app.delete('/admin/campaigns/:id/claims/:claimId', {
     schema: {
@@ -115,15 +142,15 @@ export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }
   }, async (req) => {
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
-    const owner = await findClaimOwner(ctx.redis, ctx.keys, ctx.campaigns, campaignId, claimId)
+    const owner = await findClaimOwner(opts.redis, opts.keys, opts.campaigns, campaignId, claimId)
     if (owner === null) {
-      if (!(await ctx.redis.exists(ctx.keys.campaign(campaignId)))) throw await missingCampaign(ctx, campaignId)
+      if (!(await opts.redis.exists(opts.keys.campaign(campaignId)))) throw await missingCampaign(opts, campaignId)
       throw new AppError(404, ErrorCode.CLAIM_NOT_FOUND, `campaign ${campaignId} has no claim ${claimId}`)
     }
-    const o = await runCancel(ctx.redis, ctx.keys, { campaignId, userId: owner, claimId,
+    const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: owner, claimId,
       reason: req.body?.reason ?? 'revoked by admin' })
     req.logFields = { campaignId, claimId, owner, outcome: `revoke:${o.kind}` }
-    return cancelAnswer(ctx, req.log, o, { campaignId, userId: owner, claimId, by: 'admin' })
+    return cancelAnswer(opts, req.log, o, { campaignId, userId: owner, claimId, by: 'admin' })
   })
 
   app.post('/admin/campaigns/:id/archive', {
@@ -135,13 +162,13 @@ export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }
     },
   }, async (req, reply) => {
     const id = req.params.id
-    const o = await archiveCampaign({ redis: ctx.redis, db: ctx.db.db, keys: ctx.keys, campaigns: ctx.campaigns }, id)
+    const o = await archiveCampaign({ redis: opts.redis, db: opts.db, keys: opts.keys, campaigns: opts.campaigns }, id)
     if (o.kind === 'not_found') throw campaignNotFound(id)
     if (o.kind === 'refused') {
       return reply.code(409).send(errorBody(409, ErrorCode[o.code],
         `campaign ${id} cannot be archived yet: ${o.reason}`, { reason: o.reason }))
     }
-    ctx.soldOut.forget(id)
+    opts.forgetSoldOut(id)
     return { id, state: 'archived' as const, archivedAt: o.row.archivedAt!.toISOString(), issued: o.issued,
       active: o.active, released: o.released, persisted: o.persisted }
   })

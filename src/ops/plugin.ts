@@ -1,8 +1,11 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { AppContext } from '../context.js'
-import { AppError, ErrorCode, RETRY_AFTER_S, errorBody } from '../errors.js'
-import { scriptSources } from '../redis/scripts.js'
+import type postgres from 'postgres'
+import type { Config } from '../config.js'
+import { ErrorCode, errorBody } from '../errors.js'
+import { installErrorHandlers } from '../http/error-handlers.js'
+import type { RedisClient } from '../redis/client.js'
+import type { ApiMetrics } from './metrics.js'
 import { checkReadiness, evictionCheck, postgresCheck, redisCheck, scriptsCheck } from './health.js'
 import { httpTimeouts } from '../http-limits.js'
 import { opsRoutes, type OpsRoutesOptions } from './routes.js'
@@ -18,8 +21,17 @@ declare module 'fastify' {
  * Shutdown answers, request ids, and the health/readiness/metrics routes. Call before the app's own routes:
  * the root onRequest hook must apply to all of them.
  */
-export async function registerOps(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  const { config, redis, db } = ctx
+export interface OpsOptions {
+  config: Config
+  redis: RedisClient
+  sql: postgres.Sql
+  metrics: ApiMetrics
+  /** The Lua sources readiness keeps loaded (every registered script: src/redis/scripts.ts). */
+  scripts: string[]
+}
+
+export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promise<void> {
+  const { config, redis, sql, metrics } = opts
   let closing = false
   // Fastify's own closing answer has no `code`; ours is an ordinary error body (return503OnClosing is off).
   app.addHook('preClose', (done) => { closing = true; done() })
@@ -34,21 +46,21 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   // only needed by the worker and admin routes: an outage marks the answer degraded instead of taking
   // every API instance out of the load balancer while claims keep answering.
   const eviction = evictionCheck(redis, config.REDIS_EVICTION_POLICY_ACK)
-  const postgresUp = postgresCheck(db.sql)
+  const postgresUp = postgresCheck(sql)
   const readiness = async () => {
     const r = await checkReadiness({
       redis: redisCheck(redis),
-      scripts: scriptsCheck(redis, Object.values(scriptSources())),
+      scripts: scriptsCheck(redis, opts.scripts),
       eviction,
     }, config.READY_TIMEOUT_MS, { postgres: postgresUp })
-    ctx.metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
-    ctx.metrics.setBackendUp('redis', r.checks.redis === 'ok')
+    metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
+    metrics.setBackendUp('redis', r.checks.redis === 'ok')
     return r
   }
-  ctx.metrics.setBackendProbe(async () => {
+  metrics.setBackendProbe(async () => {
     const r = await checkReadiness({}, config.READY_TIMEOUT_MS, { postgres: postgresUp, redis: redisCheck(redis) })
-    ctx.metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
-    ctx.metrics.setBackendUp('redis', r.checks.redis === 'ok')
+    metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
+    metrics.setBackendUp('redis', r.checks.redis === 'ok')
   })
 
   // The policy can change under a running instance (CONFIG SET, a failover to a differently configured
@@ -63,7 +75,7 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   }, config.REDIS_POLICY_CHECK_INTERVAL_MS)
   app.addHook('onClose', (_app, done) => { clearInterval(policyTimer); done() })
 
-  const routeOpts: OpsRoutesOptions = { readiness, metrics: ctx.metrics, metricsToken: config.METRICS_TOKEN,
+  const routeOpts: OpsRoutesOptions = { readiness, metrics, metricsToken: config.METRICS_TOKEN,
     metricsOpenWithoutToken: false }
   await app.register(opsRoutes, routeOpts)
 
@@ -71,18 +83,7 @@ export async function registerOps(app: FastifyInstance, ctx: AppContext): Promis
   if (config.METRICS_PORT === undefined) return
   const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }),
     ...httpTimeouts(config) }).withTypeProvider<TypeBoxTypeProvider>()
-  ops.addHook('onSend', (_req, reply, payload, done) => {
-    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(RETRY_AFTER_S))
-    done(null, payload)
-  })
-  ops.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    if (err instanceof AppError) return reply.code(err.statusCode).send(err.toBody())
-    req.log.error({ err }, 'request failed')
-    return reply.code(500).send(errorBody(500, ErrorCode.INTERNAL, 'internal error'))
-  })
-  ops.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody(404, ErrorCode.NOT_FOUND, `route ${req.method} ${req.url.split('?')[0]} not found`))
-  })
+  installErrorHandlers(ops, { bodyLimit: config.BODY_LIMIT })
   await ops.register(opsRoutes, { ...routeOpts, metricsOpenWithoutToken: true })
   app.opsServer = ops
   // Listening follows the app's lifecycle: a port already taken fails start-up like the API port would.
