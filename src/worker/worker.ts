@@ -10,7 +10,8 @@ import { createKeys } from '../redis/keys.js'
 import { defineScripts } from '../redis/scripts.js'
 import { rawEvent } from '../redis/codec.js'
 import { checkEvictionPolicy, EvictionPolicyError } from '../redis/eviction.js'
-import { parseEntry, type StreamEntry } from './entry.js'
+import type { StreamEntry } from './entry.js'
+import { classifyEntries, entriesToAck, maxDeliveriesOf, oldestEntryMs, triageFailures } from './steps.js'
 import { createWorkerMetrics, startMetricsServer } from './metrics.js'
 import { withTimeout } from '../timeout.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
@@ -125,54 +126,46 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     }
   }
 
-  /** Persists one batch, records dead letters, then acks: everything but the entries held for redelivery. */
-  async function handle(batch: StreamEntry[]): Promise<void> {
-    const started = performance.now()
-    const items: Item[] = []
-    const dead: DeadLetter[] = []
-    for (const entry of batch) {
-      if (entry.deliveries > config.MAX_DELIVERIES) {
-        dead.push({ entry,
-          error: `delivered ${entry.deliveries} times, more than MAX_DELIVERIES (${config.MAX_DELIVERIES})` })
-        continue
-      }
-      const parsed = parseEntry(entry)
-      if (typeof parsed === 'string') dead.push({ entry, error: `unparsable entry: ${parsed}` })
-      else if ('event' in parsed) {
-        const { event, ...row } = parsed
-        items.push({ entry, row, event })
-      } else items.push({ entry, row: parsed })
-    }
-    const { inserted, letters, held } = await retrying('persist batch', async () => {
+  /** Persist, then record failures: one retried step, so dead letters are written with the rows they explain. */
+  async function persist(items: Item[], dead: DeadLetter[]) {
+    return retrying('persist batch', async () => {
       const r = await persistBatch(db, items)
-      const letters = [...dead]
-      const held = new Set<StreamEntry>()
-      for (const f of r.failures) {
-        if (f.refused || f.item.entry.deliveries >= config.MAX_DELIVERIES) letters.push({ entry: f.item.entry,
-          error: f.error })
-        else held.add(f.item.entry)
-      }
+      const { letters, held } = triageFailures(r.failures, dead, config.MAX_DELIVERIES)
       await recordFailures(db.db, letters)
       return { inserted: r.inserted, letters, held }
     })
-    const insertS = (performance.now() - started) / 1000
-    await retrying('ack batch', () => ops.ackAndDelete(held.size ? batch.filter((e) => !held.has(e)) : batch))
+  }
 
-    const ms = performance.now() - started
+  /** Ack (and delete) after the commit: everything but the entries held for redelivery. */
+  async function ack(batch: StreamEntry[], held: Set<StreamEntry>): Promise<void> {
+    await retrying('ack batch', () => ops.ackAndDelete(entriesToAck(batch, held)))
+  }
+
+  /** One batch: classify, persist and record failures, ack; then count and log it. */
+  async function handle(batch: StreamEntry[]): Promise<void> {
+    const started = performance.now()
+    const { items, dead } = classifyEntries(batch, config.MAX_DELIVERIES)
+    const { inserted, letters, held } = await persist(items, dead)
+    const insertS = (performance.now() - started) / 1000
+    await ack(batch, held)
+    report(batch, { items: items.length, dead: dead.length, inserted, letters, held,
+      insertS, ms: performance.now() - started })
+  }
+
+  function report(batch: StreamEntry[], r: { items: number; dead: number; inserted: number; letters: DeadLetter[];
+    held: Set<StreamEntry>; insertS: number; ms: number }): void {
+    const { inserted, letters, held, ms } = r
     stats.batches++
     stats.entries += batch.length
     stats.inserted += inserted
     stats.failed += letters.length
     metrics.batchSize.observe(batch.length)
-    metrics.insertSeconds.observe(insertS)
+    metrics.insertSeconds.observe(r.insertS)
     metrics.persisted.inc(inserted)
     if (letters.length) metrics.failed.inc(letters.length)
-    // A loop, not Math.min(...batch): spreading a large batch into arguments throws RangeError.
-    let oldest = Infinity
-    for (const e of batch) oldest = Math.min(oldest, Number(e.id.slice(0, e.id.indexOf('-'))))
-    log.info({ entries: batch.length, inserted, duplicates: items.length - inserted - (
-      letters.length - dead.length) - held.size, failed: letters.length,
-    held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldest }, 'batch persisted')
+    log.info({ entries: batch.length, inserted, duplicates: r.items - inserted - (letters.length - r.dead) - held.size,
+      failed: letters.length, held: held.size, ms: Math.round(ms), lagMs: Date.now() - oldestEntryMs(batch) },
+    'batch persisted')
     for (const l of letters) log.warn({ stream: l.entry.stream, entryId: l.entry.id, attempts: l.entry.deliveries,
       error: l.error }, 'entry moved to failed_claims')
     for (const e of held) log.warn({ stream: e.stream, entryId: e.id, deliveries: e.deliveries },
@@ -197,9 +190,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         }
         if (res.entries.length) {
           stats.reclaimed += res.entries.length
-          let maxDeliveries = 0
-          for (const e of res.entries) maxDeliveries = Math.max(maxDeliveries, e.deliveries)
-          log.info({ stream, entries: res.entries.length, maxDeliveries }, 'reclaimed idle entries')
+          log.info({ stream, entries: res.entries.length, maxDeliveries: maxDeliveriesOf(res.entries) },
+            'reclaimed idle entries')
           await handle(res.entries)
         }
         cursor = res.next
