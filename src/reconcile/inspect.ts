@@ -54,7 +54,44 @@ interface LifecycleFix {
 
 const holds = (record: string | null | undefined, claimId: string) => record != null && record.includes(`:${claimId}:`)
 
-export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow): Promise<Inspection> {
+/** What gather() read of the three places, per sequence, before anything is judged. */
+export interface Sides {
+  /** The campaign hash as stored, or null when Redis has none. */
+  raw: Record<string, string> | null
+  hasLive: boolean
+  /** issued when the check began, and when the scans ended (NaN without live state). */
+  issuedStart: number
+  issuedEnd: number
+  inUsers: SeqBitset
+  /** Users-hash claims old enough to be judged LOST. */
+  eligible: SeqBitset
+  inStream: SeqBitset
+  inDb: SeqBitset
+  dead: SeqBitset
+  restore: SeqBitset
+  conflict: SeqBitset
+  /** Sequences some place holds above the issued counter read with them. */
+  beyondCounter: SeqBitset
+  maxUsersSeq: number
+  maxStreamSeq: number
+  maxDbSeq: number
+  malformedUsers: number
+  /** Cancelled or expired claims in the users' records: units Redis says came back. */
+  releasedInUsers: number
+  unappliedEvents: LifecycleFix[]
+  /** Examples found while reading (conflicts, records missing, lifecycle, malformed records). */
+  classes: CampaignReport['classes']
+}
+
+const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v))
+
+/**
+ * Gather: reads the users hash, then the stream, then the rows and dead letters, in pages, marking each
+ * sequence per place. A stream entry or row is checked against its user's record as read with it, so
+ * conflicts and records missing are found here.
+ */
+async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sides: Sides;
+  stats: Awaited<ReturnType<typeof claimStats>> }> {
   const { redis, db, keys, pageSize, progress } = deps
   const id = String(campaign.id)
   const campaignKey = keys.campaign(id)
@@ -62,7 +99,6 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   const classes = emptyClasses()
 
   const raw = await readRawLiveState(redis, keys, id)
-  const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v))
   const hasLive = raw !== null && [raw.stock, raw.perUserLimit, raw.issued].every((v) => Number.isFinite(num(v)))
   const issuedStart = hasLive ? num(raw!.issued) : 0
   const stats = await claimStats(db, id)
@@ -72,7 +108,7 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
 
   // One bit per sequence per place (see bitset.ts): memory stays ~size/8 bytes per set.
   const inUsers = new SeqBitset(size)
-  const eligible = new SeqBitset(size) // users-hash claims old enough to be judged LOST
+  const eligible = new SeqBitset(size)
   const inStream = new SeqBitset(size)
   const inDb = new SeqBitset(size)
   const dead = new SeqBitset(size)
@@ -185,9 +221,30 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     addExample(classes.redisLost, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
   }
 
+  const issuedEnd = hasLive ? await issuedNow() : NaN
+  progress.stop()
+  return {
+    sides: { raw, hasLive, issuedStart, issuedEnd, inUsers, eligible, inStream, inDb, dead, restore, conflict,
+      beyondCounter, maxUsersSeq, maxStreamSeq, maxDbSeq, malformedUsers: malformedUsers.size, releasedInUsers,
+      unappliedEvents, classes },
+    stats,
+  }
+}
+
+/** The settings compare() checks the live hash against: the database's. */
+type Settings = Pick<CampaignRow, 'name' | 'stock' | 'perUserLimit' | 'opensAt' | 'closesAt' | 'holdSeconds'>
+
+/**
+ * Compare: classifies the gathered sides by sequence (in flight, LOST, dead-lettered, gaps) and checks the
+ * live hash's counters and settings against the database's. No I/O; fills the counts of sides.classes.
+ */
+export function compare(sides: Sides, campaign: Settings): { lost: SeqBitset; needIssued: number;
+  repairLiveState: boolean } {
+  const { raw, hasLive, issuedStart, issuedEnd, inUsers, eligible, inStream, inDb, dead, restore, conflict,
+    beyondCounter, maxUsersSeq, maxStreamSeq, maxDbSeq, releasedInUsers, unappliedEvents, classes } = sides
   // Classify by sequence.
-  const lost = new SeqBitset(size)
   const top = Math.max(eligible.max(), inStream.max(), inUsers.max(), inDb.max(), issuedStart)
+  const lost = new SeqBitset(top)
   let inFlight = 0
   let deadLettered = 0
   let gaps = 0
@@ -218,7 +275,7 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   const needIssued = Math.max(maxUsersSeq, maxStreamSeq, maxDbSeq, dead.max())
   let repairLiveState = false
   const counters = classes.counters
-  counters.count = malformedUsers.size
+  counters.count = sides.malformedUsers
   const problem = (detail: string, fixable: boolean) => {
     counters.count++
     addExample(counters, { detail })
@@ -233,7 +290,6 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     })
   } else {
     const r = raw!
-    const issuedEnd = await issuedNow()
     if (beyondCounter.count() > 0) {
       problem(`issued ${issuedEnd} is below the highest sequence Redis holds (${Math.max(maxUsersSeq, maxStreamSeq)})`,
         true)
@@ -263,20 +319,27 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     if (needIssued > issuedEnd) repairLiveState = true
   }
 
-  progress.stop()
+  return { lost, needIssued, repairLiveState }
+}
+
+/** Gather, then compare; repairing is repair.ts's (reconcile --fix). */
+export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow): Promise<Inspection> {
+  const id = String(campaign.id)
+  const { sides, stats } = await gather(deps, campaign)
+  const { lost, needIssued, repairLiveState } = compare(sides, campaign)
   const report: CampaignReport = {
     campaignId: id,
     name: campaign.name,
-    issued: hasLive ? issuedStart : null,
+    issued: sides.hasLive ? sides.issuedStart : null,
     persisted: stats.rows,
-    classes,
+    classes: sides.classes,
     drift: 0,
     remaining: null,
     remainingClasses: null,
   }
-  report.drift = driftOf(classes)
-  return { report, campaign, hasLive, lost, restore, needIssued, repairLiveState, releasedRows: stats.released,
-    unappliedEvents }
+  report.drift = driftOf(sides.classes)
+  return { report, campaign, hasLive: sides.hasLive, lost, restore: sides.restore, needIssued, repairLiveState,
+    releasedRows: stats.released, unappliedEvents: sides.unappliedEvents }
 }
 
 /** Walks the users hash once more for the LOST claims' details (examples, and what --fix re-enqueues). */
