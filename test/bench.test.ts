@@ -13,7 +13,7 @@ import path from 'node:path'
 import postgres from 'postgres'
 import { Redis } from 'ioredis'
 import { ROOT } from './helper.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 const PG_BASE = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'

@@ -1,23 +1,11 @@
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { ROOT, testEnv } from './helper.js'
-
-interface Run { code: number | null; stdout: string; stderr: string }
-function run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')} timed out:\n${stdout}\n${stderr}`)) }, timeoutMs)
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
-}
+import { spawnSync } from 'node:child_process'
+import { testEnv } from './helper.js'
+import { runToEnd } from './process.js'
 
 t.test('npm run -s reconcile -- --json prints only JSON on stdout', async (t) => {
   const { env } = await testEnv(t)
-  const r = await run('npm', ['run', '-s', 'reconcile', '--', '--json'], env)
+  const r = await runToEnd('npm', ['run', '-s', 'reconcile', '--', '--json'], env)
   t.equal(r.code, 0, r.stderr)
   const parsed = JSON.parse(r.stdout)
   t.equal(parsed.exitCode, 0)
@@ -29,14 +17,14 @@ t.test('npm run -s reconcile -- --json prints only JSON on stdout', async (t) =>
 
 t.test('npm run token signs a token the API accepts', async (t) => {
   const secret = 'cli-test-secret-0123456789abcdef'
-  const r = await run('npm', ['run', '-s', 'token', '--', 'alice', '--ttl', '120'], { JWT_SECRET: secret, JWT_ISSUER: 'shop', JWT_AUDIENCE: 'fcfs' })
+  const r = await runToEnd('npm', ['run', '-s', 'token', '--', 'alice', '--ttl', '120'], { JWT_SECRET: secret, JWT_ISSUER: 'shop', JWT_AUDIENCE: 'fcfs' })
   t.equal(r.code, 0, r.stderr)
   t.match(r.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'just the token and a newline')
   const { createVerifier } = await import('fast-jwt')
   const claims = createVerifier({ key: secret, algorithms: ['HS256'], allowedIss: 'shop', allowedAud: 'fcfs' })(r.stdout.trim())
   t.equal(claims.sub, 'alice')
   t.ok(claims.exp - claims.iat === 120, 'exp = iat + --ttl')
-  const none = await run(process.execPath, ['dist/scripts/token.js', 'alice'], { JWT_SECRET: '' })
+  const none = await runToEnd(process.execPath, ['dist/scripts/token.js', 'alice'], { JWT_SECRET: '' })
   t.equal(none.code, 1, 'no JWT_SECRET: exit 1')
   t.match(none.stderr, /JWT_SECRET/)
 })

@@ -1,27 +1,14 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { ROOT } from './helper.js'
+import { runToEnd } from './process.js'
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
 // Every CLI, as npm runs it: `node dist/...` with no build step in front.
 const CLIS = ['dev', 'token', 'migrate', 'worker', 'reconcile', 'retry-failed', 'bench', 'bench:drain']
 // Nothing listens there: a CLI that touched a service while printing its help would fail or hang.
 const NO_SERVICES = { REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', JWT_SECRET: '', ADMIN_TOKEN: '' }
-
-interface Run { code: number | null; stdout: string; stderr: string }
-function run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')} timed out:\n${stdout}\n${stderr}`)) }, timeoutMs)
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
-}
 
 /** fn over items, at most `n` at a time (each CLI start loads its whole module graph: 2 cores, shared). */
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
@@ -46,8 +33,8 @@ t.test('no npm script builds before it runs (the build happens once, at install)
 
 t.test('-h/--help: usage, every option and the exit codes on stdout, exit 0, no service touched', async (t) => {
   await pool(CLIS, 3, async (name) => {
-    const long = await run(process.execPath, [entry(name), '--help'], NO_SERVICES)
-    const short = await run(process.execPath, [entry(name), '-h'], NO_SERVICES)
+    const long = await runToEnd(process.execPath, [entry(name), '--help'], NO_SERVICES)
+    const short = await runToEnd(process.execPath, [entry(name), '-h'], NO_SERVICES)
     t.equal(long.code, 0, `${name} --help exits 0 ${long.stderr}`)
     t.equal(long.stderr, '', `${name} --help: nothing on stderr`)
     t.match(long.stdout, /^usage: npm run /, `${name} --help: usage line`)
@@ -60,17 +47,17 @@ t.test('-h/--help: usage, every option and the exit codes on stdout, exit 0, no 
 
 t.test('an unknown option exits 2 with a message on stderr and nothing on stdout', async (t) => {
   await pool(CLIS, 3, async (name) => {
-    const r = await run(process.execPath, [entry(name), '--no-such-option'], NO_SERVICES)
+    const r = await runToEnd(process.execPath, [entry(name), '--no-such-option'], NO_SERVICES)
     t.equal(r.code, 2, `${name}: exit 2`)
     t.equal(r.stdout, '', `${name}: stdout empty`)
     t.match(r.stderr, /no-such-option/, `${name}: stderr names the option`)
     t.match(r.stderr, /--help/, `${name}: stderr points at --help`)
   })
-  const limit = await run(process.execPath, [entry('retry-failed'), '--limit', 'abc'], NO_SERVICES)
+  const limit = await runToEnd(process.execPath, [entry('retry-failed'), '--limit', 'abc'], NO_SERVICES)
   t.equal(limit.code, 2, 'retry-failed --limit abc is refused (it used to run the job)')
   t.match(limit.stderr, /--limit must be an integer/)
-  const missing = await run(process.execPath, [entry('token')], NO_SERVICES)
+  const missing = await runToEnd(process.execPath, [entry('token')], NO_SERVICES)
   t.equal(missing.code, 2, 'token without a user id')
-  const extra = await run(process.execPath, [entry('worker'), 'stray'], NO_SERVICES)
+  const extra = await runToEnd(process.execPath, [entry('worker'), 'stray'], NO_SERVICES)
   t.equal(extra.code, 2, 'a stray positional argument')
 })

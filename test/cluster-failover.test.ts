@@ -23,7 +23,8 @@ import { createKeys } from '../src/redis/keys.js'
 import { parseUserRecord } from '../src/redis/codec.js'
 import { startApp, createCampaign, claim } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
-import { startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
+import { startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 
 const COMMAND_TIMEOUT_MS = 1000
@@ -144,7 +145,7 @@ t.test('SIGKILL a master during a burst: 503 while converging, 201 after the pro
     const s = await streamState(redis, config)
     return s.length === 0 && s.pending === 0
   }, 90_000)
-  t.same(await stopWorker(worker), { code: 0, signal: null })
+  t.same(await stopProcess(worker), { code: 0, signal: null })
   const persisted = new Set((await sql`SELECT claim_id FROM claims`).map((r) => r.claim_id as string))
   const lostPersisted = lost.filter((s) => persisted.has(s.claimId!))
   t.equal(lostPersisted.filter((s) => held.has(s.id)).length, lost.filter((s) => held.has(s.id)).length,

@@ -6,7 +6,8 @@ import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { startApp, createCampaign, claim, http, one, userToken } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
-import { startedWorker, stopWorker, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
+import { startedWorker, waitUntil } from './worker-helper.js'
 
 const cluster = await startCluster(t, { replicas: 0 })
 const { config, env, redis, sql } = await clusterEnv(t, cluster, {
@@ -60,5 +61,5 @@ t.test('holds, confirms, cancels and swept expiries in campaigns on three master
     t.same(row, { rows: 10, confirmed: 4, cancelled: 3, expired: 3, active: 4 }, `${id}: PostgreSQL agrees`)
     t.match((await http(`${url}/v1/campaigns/${id}`)).body, { remaining: 6, state: 'open' })
   }
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })

@@ -12,7 +12,8 @@ import { aclRule } from '../src/redis/acl.js'
 import { createKeys } from '../src/redis/keys.js'
 import { ROOT, startApp, createCampaign, claim } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
-import { rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
+import { rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 
 const SLOW_START = 90_000 // a loaded CI machine can take long to start a tsx child
@@ -94,7 +95,7 @@ t.test('two workers drain every partition; one is killed -9 in the middle, every
     .reduce((n, l) => n + Number(l.entries), 0)
   t.ok(reclaimed >= held, `the survivor took over the dead worker's entries (${reclaimed} reclaimed)`)
   t.ok(beta.logs.some((l) => l.msg === 'batch persisted'), 'the survivor persisted batches')
-  t.same(await stopWorker(beta), { code: 0, signal: null })
+  t.same(await stopProcess(beta), { code: 0, signal: null })
 })
 
 t.test('reconcile on the cluster: clean, LOST after a stream is lost, restore after a master loses its data', async (t) => {
@@ -146,7 +147,7 @@ t.test('reconcile on the cluster: clean, LOST after a stream is lost, restore af
   await assertPersistedOnce(t)
   const after = await runReconcile(env, ['--json'])
   t.equal(after.code, 0, 'clean again')
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })
 
 t.test('every role ran as the cluster ACL user: no node denied it anything', async (t) => {

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { ROOT } from './helper.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 t.test('the server refuses to start on bad config, naming the variable', async (t) => {
   const r = spawnSync(process.execPath, [...entryArgs('src/server')], {

@@ -14,7 +14,7 @@ import { startPrivateRedis } from './private-redis.js'
 import { spawnWorker, waitUntil, rowCount } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 import { ACL_COMMANDS, aclRule } from '../src/redis/acl.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 const PASSWORD = 'acl-test-password-0123'
 const METRICS_TOKEN = 'metrics-token-0123456789'

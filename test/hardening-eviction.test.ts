@@ -12,7 +12,7 @@ import { claimMany } from './worker-helper.js'
 import { reconcileIn } from './reconcile-helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 function run(entry: string, env: Record<string, string>,
   args: string[] = []): Promise<{ code: number | null; out: string }> {

@@ -3,8 +3,7 @@
  * parallel) and builds the app exactly as production does, listening on a real loopback port.
  */
 import { createHmac, randomBytes } from 'node:crypto'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
@@ -13,7 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig, type Config } from '../src/config.js'
 import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { buildApp } from '../src/app.js'
-import { entryArgs } from './entry.js'
+import { entryArgs, startProcess } from './process.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const ADMIN_TOKEN = 'test-admin-token-0123456789'
@@ -85,18 +84,8 @@ export async function startApp(t: Tap, config: Config): Promise<{ app: FastifyIn
 /** Starts the real server entry point in a child process (the build), resolves once it listens. */
 export async function spawnServer(t: Tap, env: Record<string, string>, port: number,
   startTimeoutMs = 60_000): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [...entryArgs('src/server')], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1',
-      LOG_LEVEL: env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? env.LOG_LEVEL : 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await once(child, 'exit')
-    }
-  })
+  const { child } = startProcess(t, entryArgs('src/server'), { ...env, PORT: String(port), HOST: '127.0.0.1',
+    LOG_LEVEL: env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? env.LOG_LEVEL : 'info' })
   // Only bounds a hang: process start-up is slow on a busy machine.
   await waitForOutput(child, /Server listening/, startTimeoutMs)
   return { child, url: `http://127.0.0.1:${port}` }

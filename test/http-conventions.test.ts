@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { testEnv, startApp, createCampaign, http, userToken, freePort, waitForOutput, ROOT } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { loadConfig } from '../src/config.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 const SHOP = 'https://shop.example'
 

@@ -11,7 +11,8 @@ import { createDb } from '../src/db/client.js'
 import { reconcile } from '../src/reconcile/reconcile.js'
 import { seedCampaign, claimIdOf } from '../bench/reconcile-seed.js'
 import { testEnv, startApp, createCampaign, claim, http, userToken, freePort, ADMIN_TOKEN } from './helper.js'
-import { startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 /** Opens the campaign's live feed; resolves with the data of its 'end' event (or what came, if it closed). */
 async function feedEnd(url: string, id: string): Promise<string> {
@@ -85,7 +86,7 @@ t.test('archive: refused while running or pending, then answered from PostgreSQL
   t.match(await http(`${url}/v1/campaigns/${id}/claims/${b.body.claimId}`, { method: 'DELETE', token: userToken('b') }), { status: 409, body: { code: 'CAMPAIGN_ENDED' } })
   const after = await reconcile(redis, db.db, keys, {})
   t.same(after.campaigns.map((c) => c.campaignId), [], 'reconcile skips archived campaigns')
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })
 
 t.test('archive of 100,000 persisted claims gives the memory back', async (t) => {

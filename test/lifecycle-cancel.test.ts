@@ -3,7 +3,8 @@ import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { rawEvent } from '../src/redis/codec.js'
 import { one, testEnv, startApp, createCampaign, claim, http, userToken } from './helper.js'
-import { startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 const cancel = (url: string, id: string, claimId: string, user: string) =>
   http(`${url}/v1/campaigns/${id}/claims/${claimId}`, { method: 'DELETE', token: userToken(user) })
@@ -73,7 +74,7 @@ t.test('cancel: owner only, replayed, unit returned under a new sequence, persis
   const persistedRevoke = await revoke(url, id, (await sql`SELECT claim_id FROM claims WHERE sequence = 4 AND campaign_id = ${id}`)[0]!.claim_id)
   t.match(persistedRevoke, { status: 200, body: { userId: 'alice', sequence: 4 } })
   await waitUntil('revoke persisted', async () => (await sql`SELECT active_claims FROM campaigns WHERE id = ${id}`)[0]!.active_claims === 0)
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })
 
 t.test('a closed campaign refuses cancellations with CAMPAIGN_ENDED', async (t) => {

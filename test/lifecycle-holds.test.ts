@@ -3,7 +3,8 @@ import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { parseUserRecord, holdsUnit } from '../src/redis/codec.js'
 import { testEnv, startApp, createCampaign, claim, http, userToken } from './helper.js'
-import { startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 const confirm = (url: string, id: string, claimId: string, user: string) =>
   http(`${url}/v1/campaigns/${id}/claims/${claimId}/confirm`, { method: 'POST', token: userToken(user) })
@@ -116,7 +117,7 @@ t.test('holds: stock 100, holdSeconds 2, 60 confirmed, 40 expire while 500 claim
   const late = Math.max(...expired.map((r) => Number(r.late_ms)))
   t.ok(expired.every((r) => Number(r.late_ms) >= 0), 'none expired early')
   t.ok(late < 1500, `each expired within about a second of its expiresAt (latest ${Math.round(late)} ms)`)
-  t.same(await stopWorker(worker), { code: 0, signal: null })
+  t.same(await stopProcess(worker), { code: 0, signal: null })
 })
 
 t.test('the worker alone expires holds on time (no claims arriving)', async (t) => {
@@ -133,7 +134,7 @@ t.test('the worker alone expires holds on time (no claims arriving)', async (t) 
   t.ok(Date.now() - expiresAt < 1500, 'within about a second')
   t.match(await http(`${url}/v1/campaigns/${id}`), { body: { remaining: 2 } })
   await waitUntil('expiry persisted', async () => (await sql`SELECT expired_at FROM claims WHERE claim_id = ${r.body.claimId}`)[0]?.expired_at)
-  t.same(await stopWorker(worker), { code: 0, signal: null })
+  t.same(await stopProcess(worker), { code: 0, signal: null })
 
   // Confirming a final claim: nothing to confirm.
   const plain = await createCampaign(url, { name: 'final', stock: 1 })

@@ -3,7 +3,8 @@ import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { parseUserRecord, holdsUnit } from '../src/redis/codec.js'
 import { one, testEnv, spawnServer, freePort, createCampaign, claim, http, userToken } from './helper.js'
-import { startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 /** Runs fn over items, `concurrency` at a time. */
 async function pool<T>(items: T[], concurrency: number, fn: (x: T) => Promise<void>): Promise<void> {
@@ -80,5 +81,5 @@ t.test('stock 500: 200 cancels race 2,000 new claimers over two API processes', 
   t.equal(over, 0)
   const { n: dead } = one(await sql`SELECT count(*)::int AS n FROM failed_claims`)
   t.equal(dead, 0, 'nothing dead-lettered')
-  t.same(await stopWorker(worker), { code: 0, signal: null })
+  t.same(await stopProcess(worker), { code: 0, signal: null })
 })

@@ -7,7 +7,8 @@ import t from 'tap'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, claim, http, one, userToken } from './helper.js'
-import { claimMany, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { claimMany, startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 // Small idle times so reclaiming happens within the test; the production default is 30 s.
 const FAST = { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0', SOLD_OUT_CACHE_MS: '0', RECLAIM_IDLE_MS: '1000',
@@ -51,7 +52,7 @@ t.test('a cancellation reclaimed before its claim: the row is written cancelled,
     'one row, cancelled; the late claim insert changed nothing')
   const [row] = await sql`SELECT user_id, sequence FROM claims WHERE claim_id = ${a.body.claimId}`
   t.same({ ...row }, { user_id: 'alice', sequence: 1 })
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })
 
 t.test('kill -9 of the worker between claims and their cancellations, then cancels racing persistence', async (t) => {
@@ -100,5 +101,5 @@ t.test('kill -9 of the worker between claims and their cancellations, then cance
   t.same(cancelledRows.map((r) => r.user_id).sort(), [...cancelled, ...more].sort(), 'exactly the cancelled claims')
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   t.same(await redis.hmget(keys.campaign(id), 'issued', 'returned'), ['161', '110'], 'Redis agrees: 161 - 110 = 51')
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import postgres from 'postgres'
 import { dropDatabase } from '../src/db/migrate.js'
 import { ROOT } from './helper.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 const PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
 

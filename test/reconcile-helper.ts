@@ -1,6 +1,5 @@
 /** Shared by the reconcile tests: run it (in-process or as the real script), seed states, snapshot Redis. */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import type postgres from 'postgres'
 import { createDb } from '../src/db/client.js'
 import { createRedis, type RedisClient } from '../src/redis/client.js'
@@ -8,8 +7,8 @@ import { createKeys, type Keys } from '../src/redis/keys.js'
 import { rawClaim } from '../src/redis/codec.js'
 import { reconcile, type ReconcileOptions } from '../src/reconcile/reconcile.js'
 import type { RunReport } from '../src/reconcile/report.js'
-import { ROOT, type TestEnv } from './helper.js'
-import { entryArgs } from './entry.js'
+import type { TestEnv } from './helper.js'
+import { entryArgs, runToEnd, startProcess } from './process.js'
 
 export const keysOf = (env: Pick<TestEnv, 'config'>): Keys =>
   createKeys(env.config.KEY_PREFIX, env.config.STREAM_PARTITIONS)
@@ -29,25 +28,14 @@ export async function reconcileIn(env: Pick<TestEnv, 'config'>, opts: ReconcileO
 export interface ProcessResult { code: number | null; stdout: string; stderr: string; json: RunReport | null }
 
 /** The real entry point as a child process (from the build), for exit codes and output. */
-export function runReconcile(env: Record<string, string>, args: string[],
+export async function runReconcile(env: Record<string, string>, args: string[],
   nodeArgs: string[] = []): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, ...entryArgs('scripts/reconcile'), ...args], {
-      cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      let json: RunReport | null = null
-      if (args.includes('--json')) {
-        try { json = JSON.parse(stdout) as RunReport } catch { /* left null: the test says so */ }
-      }
-      resolve({ code, stdout, stderr, json })
-    })
-  })
+  const r = await runToEnd(process.execPath, [...nodeArgs, ...entryArgs('scripts/reconcile'), ...args], env, 600_000)
+  let json: RunReport | null = null
+  if (args.includes('--json')) {
+    try { json = JSON.parse(r.stdout) as RunReport } catch { /* left null: the test says so */ }
+  }
+  return { ...r, json }
 }
 
 export interface Entry {
@@ -107,29 +95,10 @@ export async function rowsOf(sql: postgres.Sql, campaignId: string) {
 /** The real worker (src/worker/main.ts) as a child process, killed at teardown if still running. */
 export async function startWorker(t: { teardown(fn: () => unknown): void }, env: TestEnv,
   name: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, entryArgs('src/worker/main'), {
-    cwd: ROOT,
-    env: { ...process.env, ...env.env, WORKER_NAME: name, WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1',
-      LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => { out += d })
-  child.stderr!.on('data', (d) => { out += d })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await once(child, 'exit')
-    }
-  })
-  child.once('exit', (code) => { if (code) console.error(`worker ${name} exited ${code}:\n${out}`) })
+  const { child, output } = startProcess(t, entryArgs('src/worker/main'), { ...env.env, WORKER_NAME: name,
+    WORKER_BLOCK_MS: '100', WORKER_METRICS_PORT: '-1', LOG_LEVEL: 'warn' })
+  child.once('exit', (code) => { if (code) console.error(`worker ${name} exited ${code}:\n${output()}`) })
   return child
-}
-
-export async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  await once(child, 'exit')
 }
 
 /** Waits until the campaign's stream is empty and the table holds `rows` rows (bounded wait). */

@@ -6,9 +6,8 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { testEnv, startApp, createCampaign, claim, deleteKeys, http, ROOT, countBy, type Res } from './helper.js'
-import { drained, keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, startWorker, stopWorker,
-  streamEntries } from './reconcile-helper.js'
-import { entryArgs } from './entry.js'
+import { drained, keysOf, persistByHand, reconcileIn, rowsOf, runReconcile, startWorker, streamEntries } from './reconcile-helper.js'
+import { entryArgs, stopProcess } from './process.js'
 
 t.test('restore after Redis lost everything, with claims firing during the restore', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -25,7 +24,7 @@ t.test('restore after Redis lost everything, with claims firing during the resto
   t.same(countBy(first, (r) => r.status), { 201: 1000 })
   const worker = await startWorker(t, env, 'w-before')
   await drained(env, id, 1000)
-  await stopWorker(worker)
+  await stopProcess(worker)
 
   await deleteKeys(redis, `${env.config.KEY_PREFIX}:*`)
   const down = await claim(url, id, 'someone')
@@ -80,7 +79,7 @@ t.test('restore after Redis lost everything, with claims firing during the resto
 
   const again = await startWorker(t, env, 'w-after')
   await drained(env, id, STOCK)
-  await stopWorker(again)
+  await stopProcess(again)
   const rows = await rowsOf(sql, id)
   t.same(rows.map((r) => r.sequence), Array.from({ length: STOCK }, (_, i) => i + 1), 'rows 1..stock, each once')
   t.equal((await sql`SELECT count(*)::int AS n FROM failed_claims`)[0]!.n, 0, 'the worker refused nothing')

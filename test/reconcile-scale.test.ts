@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { testEnv, ROOT } from './helper.js'
 import { keysOf, runReconcile } from './reconcile-helper.js'
 import { seedCampaign } from '../bench/reconcile-seed.js'
-import { entryArgs } from './entry.js'
+import { entryArgs } from './process.js'
 
 const CLAIMS = 200_000
 const HEAP = ['--max-old-space-size=64']

@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import { testEnv, startApp, createCampaign, claim, countBy } from './helper.js'
-import { drained, keysOf, rowsOf, runReconcile, startWorker, stopWorker, streamEntries } from './reconcile-helper.js'
+import { drained, keysOf, rowsOf, runReconcile, startWorker, streamEntries } from './reconcile-helper.js'
+import { stopProcess } from './process.js'
 
 t.test('reconcile with the worker', async (t) => {
   const env = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -17,7 +18,7 @@ t.test('reconcile with the worker', async (t) => {
     const res = await Promise.all(Array.from({ length: 300 }, (_, i) => claim(url, id, `u${i}`)))
     t.same(countBy(res, (r) => r.status), { 201: 300 })
     await drained(env, id, 300)
-    await stopWorker(worker)
+    await stopProcess(worker)
     const run = await runReconcile(env.env, ['--campaign', id, '--json'])
     t.equal(run.code, 0)
     const c = run.json!.campaigns[0]!
@@ -44,7 +45,7 @@ t.test('reconcile with the worker', async (t) => {
 
     const worker = await startWorker(t, env, 'w-lost')
     await drained(env, id, 200)
-    await stopWorker(worker)
+    await stopProcess(worker)
     const rows = await rowsOf(env.sql, id)
     t.same(rows.map((r) => r.sequence), Array.from({ length: 200 }, (_, i) => i + 1), 'each sequence stored once')
     const issuedIds = new Set(res.map((r) => r.body.claimId as string))

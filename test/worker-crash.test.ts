@@ -2,7 +2,8 @@ import t from 'tap'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, one } from './helper.js'
-import { claimMany, consumers, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { claimMany, consumers, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 // Small idle times so reclaiming happens within the test; the production default is 30 s.
 const FAST_RECLAIM = { RATE_LIMIT_IP_MAX: '0', RECLAIM_IDLE_MS: '1500', RECLAIM_INTERVAL_MS: '300' }
@@ -53,7 +54,7 @@ t.test('kill -9 mid-batch: another worker reclaims the orphaned entries, the dea
   await assertExactlyOnce(t, sql, id, 300)
   await waitUntil('dead consumer removed', async () => !(await consumers(redis, stream)).includes('doomed'))
   t.same(await consumers(redis, stream), ['heir'])
-  t.same(await stopWorker(b), { code: 0, signal: null })
+  t.same(await stopProcess(b), { code: 0, signal: null })
 })
 
 t.test('SIGSTOP past the idle time while another worker claims its entries, then SIGCONT: one row each', async (t) => {
@@ -87,7 +88,7 @@ t.test('SIGSTOP past the idle time while another worker claims its entries, then
   const inserted = [a, b].flatMap((w) => w.logs).filter((l) => l.msg === 'batch persisted').reduce((n,
     l) => n + Number(l.inserted), 0)
   t.equal(inserted, 200, 'the two workers inserted 200 rows between them, no more')
-  const [ea, eb] = await Promise.all([stopWorker(a), stopWorker(b)])
+  const [ea, eb] = await Promise.all([stopProcess(a), stopProcess(b)])
   t.same([ea, eb], [{ code: 0, signal: null }, { code: 0, signal: null }])
   const s = await streamState(redis, config)
   t.same([s.length, s.pending], [0, 0])
@@ -116,5 +117,5 @@ t.test('SIGTERM during a burst: exit 0, nothing left pending by that consumer', 
   const b = await startedWorker(t, env, 'finisher', { WORKER_COUNT: '500' })
   await waitUntil('drained', async () => (await rowCount(sql, id)) === 2000)
   await assertExactlyOnce(t, sql, id, 2000)
-  t.same(await stopWorker(b), { code: 0, signal: null })
+  t.same(await stopProcess(b), { code: 0, signal: null })
 })

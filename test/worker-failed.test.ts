@@ -4,8 +4,8 @@ import { once } from 'node:events'
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, ROOT, one } from './helper.js'
-import { claimMany, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
-import { entryArgs } from './entry.js'
+import { claimMany, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { entryArgs, stopProcess } from './process.js'
 
 const fieldsOf = (c: { claimId?: string; campaignId: string; userId: string; sequence: number }) =>
   ['claimId', c.claimId ?? randomUUID(), 'campaignId', c.campaignId, 'userId', c.userId, 'sequence',
@@ -62,7 +62,7 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
     { attempts: 7, error: /delivered 7 times, more than MAX_DELIVERIES \(3\)/ })
   const held = w.logs.filter((l) => l.msg === 'entry left pending for redelivery' && l.entryId === poisonId).map((l) => l.deliveries)
   t.same(held, [1, 2], 'the poison entry was retried before it was given up')
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 
   // The cause goes away: the campaign appears in Postgres.
   await sql`INSERT INTO campaigns (id, name, stock) OVERRIDING SYSTEM VALUE VALUES (${ghost}, 'late', 10)`
@@ -112,7 +112,7 @@ t.test('the database refuses rows beyond stock or beyond the per-user limit; the
   t.match(failed[2]!.error, /^23505 claims_campaign_sequence_key/)
   t.same(failed.map((f) => f.attempts), [2, 2, 1],
     'a reused sequence is dead-lettered at once; guard refusals are retried (a returned unit may still be on its way) up to MAX_DELIVERIES')
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 
   // Directly, too: only active claims count.
   const insert = (user: string, seq: number, tx = sql) =>

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, http, claim, userToken, countBy, one } from './helper.js'
-import { claimMany, fetchJson, rowCount, startedWorker, stopWorker, streamState, waitUntil } from './worker-helper.js'
+import { claimMany, fetchJson, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 t.test('5,000 claims through HTTP, two workers: every claim persisted exactly once', async (t) => {
   const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0' })
@@ -88,7 +89,7 @@ t.test('5,000 claims through HTTP, two workers: every claim persisted exactly on
   t.ok([w1, w2].some((w) => w.logs.some((l) => /consumer group missing/.test(l.msg))), 'a worker saw NOGROUP')
 
   // SIGTERM: both exit 0.
-  const [e1, e2] = await Promise.all([stopWorker(w1), stopWorker(w2)])
+  const [e1, e2] = await Promise.all([stopProcess(w1), stopProcess(w2)])
   t.same(e1, { code: 0, signal: null })
   t.same(e2, { code: 0, signal: null })
   const final = await streamState(redis, config)

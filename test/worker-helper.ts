@@ -1,5 +1,5 @@
 /** Helpers for the worker tests: real worker child processes, a Postgres proxy to cut, stream state. */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -7,8 +7,8 @@ import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
 import type { RedisClient } from '../src/redis/client.js'
 import type { Config } from '../src/config.js'
-import { ROOT, claim } from './helper.js'
-import { entryArgs } from './entry.js'
+import { claim } from './helper.js'
+import { entryArgs, startProcess } from './process.js'
 
 interface Tap { teardown(fn: () => unknown): void }
 
@@ -27,17 +27,12 @@ export interface WorkerProcess {
 /** Runs the real worker entry point (dist/src/worker/main.js, the build) as a child process. */
 export function spawnWorker(t: Tap, env: Record<string, string>, name: string, extra: Record<string,
   string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [...entryArgs('src/worker/main')], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_NAME: name, WORKER_METRICS_PORT: '-1', ...extra },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const { child, output, exited } = startProcess(t, entryArgs('src/worker/main'),
+    { ...env, LOG_LEVEL: 'info', WORKER_NAME: name, WORKER_METRICS_PORT: '-1', ...extra })
   const logs: LogLine[] = []
-  let raw = ''
   let partial = ''
   const waiters = new Set<() => void>()
   child.stdout!.on('data', (d: Buffer) => {
-    raw += d.toString()
     const lines = (partial + d.toString()).split('\n')
     partial = lines.pop() ?? ''
     for (const line of lines) {
@@ -45,29 +40,19 @@ export function spawnWorker(t: Tap, env: Record<string, string>, name: string, e
     }
     for (const w of waiters) w()
   })
-  child.stderr!.on('data', (d: Buffer) => { raw += d.toString() })
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null,
-    signal: signal as NodeJS.Signals | null }))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT')
-      child.kill('SIGKILL')
-    }
-    await exited
-  })
   const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 60_000) => new Promise<LogLine>((resolve, reject) => {
     const check = () => {
       const hit = logs.find(pred)
       if (hit) { cleanup(); resolve(hit) }
     }
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${name}: no matching log line within ${timeoutMs} ms; output:\n${raw.slice(-4000)}`)) }, timeoutMs)
-    const onExit = () => { cleanup(); reject(new Error(`worker ${name} exited; output:\n${raw.slice(-4000)}`)) }
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${name}: no matching log line within ${timeoutMs} ms; output:\n${output().slice(-4000)}`)) }, timeoutMs)
+    const onExit = () => { cleanup(); reject(new Error(`worker ${name} exited; output:\n${output().slice(-4000)}`)) }
     const cleanup = () => { clearTimeout(timer); waiters.delete(check); child.off('exit', onExit) }
     waiters.add(check)
     child.once('exit', onExit)
     check()
   })
-  return { child, name, logs, output: () => raw, waitForLog, exited }
+  return { child, name, logs, output, waitForLog, exited }
 }
 
 export async function startedWorker(t: Tap, env: Record<string, string>, name: string,
@@ -182,9 +167,4 @@ export async function fetchJson(url: string): Promise<{ status: number; body: an
   let body: unknown = text
   try { body = JSON.parse(text) } catch { /* text */ }
   return { status: res.status, body, text }
-}
-
-export async function stopWorker(w: WorkerProcess, signal: NodeJS.Signals = 'SIGTERM') {
-  w.child.kill(signal)
-  return w.exited
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { testEnv, startApp, createCampaign, one } from './helper.js'
-import { claimMany, fetchJson, rowCount, startedWorker, stopWorker, streamState, tcpProxy,
-  waitUntil } from './worker-helper.js'
+import { claimMany, fetchJson, rowCount, startedWorker, streamState, tcpProxy, waitUntil } from './worker-helper.js'
+import { stopProcess } from './process.js'
 
 t.test('Postgres unreachable while claims keep coming: nothing acked early, all rows once it returns', async (t) => {
   const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0' })
@@ -44,7 +44,7 @@ t.test('Postgres unreachable while claims keep coming: nothing acked early, all 
   const { failed } = one(await sql`SELECT count(*)::int AS failed FROM failed_claims`)
   t.equal(failed, 0)
   await waitUntil('ready again', async () => (await fetchJson(readyz)).status === 200)
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
 })
 
 t.test('SIGTERM while Postgres is down: the batch in hand stays pending for others, exit 0', async (t) => {
@@ -60,7 +60,7 @@ t.test('SIGTERM while Postgres is down: the batch in hand stays pending for othe
   await proxy.down()
   t.same(await claimMany(url, id, Array.from({ length: 50 }, (_, i) => `u${i}`)), { 201: 50 })
   await w.waitForLog((l) => l.msg === 'persist batch failed, retrying')
-  t.same(await stopWorker(w), { code: 0, signal: null })
+  t.same(await stopProcess(w), { code: 0, signal: null })
   t.ok(w.logs.some((l) => l.msg === 'left the batch in hand pending for another worker'))
   const s = await streamState(redis, config)
   t.equal(s.length, 50, 'nothing acked')
