@@ -5,29 +5,19 @@
  * answered claims, memory pressure evicts the campaign; --fix used to rebuild it from 0 rows).
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { testEnv, startApp, http, createCampaign, ROOT } from './helper.js'
+import { testEnv, startApp, http, createCampaign } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
 import { claimMany } from './worker-helper.js'
 import { reconcileIn } from './reconcile-helper.js'
 import { createKeys } from '../src/redis/keys.js'
 import { formatCampaign, formatSummary } from '../src/reconcile/format.js'
-import { entryArgs } from './process.js'
+import { entryArgs, runToEnd } from './process.js'
 
-function run(entry: string, env: Record<string, string>,
+async function run(entry: string, env: Record<string, string>,
   args: string[] = []): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...entryArgs(entry.replace(/\.ts$/, '')), ...args], {
-      cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '-1' }, stdio: ['ignore',
-        'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => { out += d })
-    child.stderr.on('data', (d) => { out += d })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000) // only bounds a hang
-    child.on('error', reject)
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, out }) })
-  })
+  const r = await runToEnd(process.execPath, [...entryArgs(entry.replace(/\.ts$/, '')), ...args],
+    { ...env, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '-1' })
+  return { code: r.code, out: r.stdout + r.stderr }
 }
 
 t.test('allkeys-lru: API, worker, reconcile and retry-failed refuse to start, saying why', async (t) => {

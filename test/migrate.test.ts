@@ -1,11 +1,8 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import postgres from 'postgres'
 import { dropDatabase } from '../src/db/migrate.js'
-import { ROOT } from './helper.js'
-import { entryArgs } from './process.js'
+import { entryArgs, runToEnd } from './process.js'
 
 const PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
 
@@ -13,14 +10,8 @@ t.test('migrate creates the database and is safe to run twice, from two processe
   const name = `fcfs_mig_${randomBytes(4).toString('hex')}`
   t.teardown(() => dropDatabase(`${PG}/${name}`))
   const run = async () => {
-    const child = spawn(process.execPath, [...entryArgs('scripts/migrate')], {
-      cwd: ROOT, env: { ...process.env, DATABASE_URL: `${PG}/${name}` }, stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (out += d))
-    const [code] = await once(child, 'exit')
-    return { code, out }
+    const r = await runToEnd(process.execPath, entryArgs('scripts/migrate'), { DATABASE_URL: `${PG}/${name}` })
+    return { code: r.code, out: r.stdout + r.stderr }
   }
   const both = await Promise.all([run(), run()])
   for (const r of both) t.equal(r.code, 0, r.out)

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
-import { testEnv, startApp, createCampaign, ROOT, one } from './helper.js'
+import { testEnv, startApp, createCampaign, one } from './helper.js'
 import { claimMany, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
-import { entryArgs, stopProcess } from './process.js'
+import { entryArgs, runToEnd, stopProcess } from './process.js'
 
 const fieldsOf = (c: { claimId?: string; campaignId: string; userId: string; sequence: number }) =>
   ['claimId', c.claimId ?? randomUUID(), 'campaignId', c.campaignId, 'userId', c.userId, 'sequence',
@@ -13,13 +11,8 @@ const fieldsOf = (c: { claimId?: string; campaignId: string; userId: string; seq
 
 /** Runs the real retry-failed entry point; returns its exit code and output. */
 async function retryFailed(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [...entryArgs('scripts/retry-failed')],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => { out += d })
-  child.stderr.on('data', (d) => { out += d })
-  const [code] = await once(child, 'exit')
-  return { code: code as number | null, out }
+  const r = await runToEnd(process.execPath, entryArgs('scripts/retry-failed'), env)
+  return { code: r.code, out: r.stdout + r.stderr }
 }
 
 t.test('poison entries go to failed_claims, the rest flows on, retry-failed repairs what can be repaired', async (t) => {
