@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Cluster, Redis } from 'ioredis'
-import { defineClaimScript, runClaim } from '../src/claims/claim-script.js'
+import { runClaim } from '../src/claims/claim-script.js'
+import { defineScripts } from '../src/redis/scripts.js'
 import type { RedisClient } from '../src/redis/client.js'
 import { startLocalCluster } from './cluster.js'
 import { cpuPerRequest, sampleCpu } from './cpu-usage.js'
@@ -37,7 +38,7 @@ const SLOT_IN_FLIGHT = 256
 
 async function slotProbe(env: Env, label: string, redis: RedisClient, campaignId: string,
   redisPid: number | null): Promise<SlotFigures> {
-  defineClaimScript(redis)
+  defineScripts(redis)
   const runFor = async (seconds: number, tag: string) => {
     let claims = 0
     const end = Date.now() + seconds * 1000

@@ -82,8 +82,9 @@ export function errorBody(statusCode: number, code: string, message: string, ext
 const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
   'CONNECT_TIMEOUT',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
-  // PostgreSQL: shutting down, starting up, too many connections, out of resources.
-  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200'])
+  // PostgreSQL: shutting down, starting up, too many connections, out of resources, and a session the server
+  // ended because it sat idle in a transaction (the worker's stalled batch: retried, never dead-lettered).
+  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200', '25P03'])
 
 /**
  * Redis Cluster while it converges (a master failed, a slot migrates): ioredis follows MOVED/ASK and retries

@@ -48,4 +48,3 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
 }
 
 /** bench/cluster-run.ts registers claim.lua by this name; it registers every script (src/redis/scripts.ts). */
-export { defineScripts as defineClaimScript } from '../redis/scripts.js'

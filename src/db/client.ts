@@ -10,10 +10,22 @@ export interface DbHandle {
   close: () => Promise<void>
 }
 
-export function createDb(url: string, opts: { max?: number; connectTimeoutS?: number } = {}): DbHandle {
+export interface DbOptions {
+  max?: number
+  connectTimeoutS?: number
+  /**
+   * PostgreSQL ends a session left idle inside a transaction this long (idle_in_transaction_session_timeout),
+   * releasing its locks. 0: never.
+   */
+  idleInTransactionTimeoutMs?: number
+}
+
+export function createDb(url: string, opts: DbOptions = {}): DbHandle {
   const sql = postgres(url, {
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeoutS ?? 5,
+    ...(opts.idleInTransactionTimeoutMs
+      ? { connection: { idle_in_transaction_session_timeout: opts.idleInTransactionTimeoutMs } } : {}),
     onnotice: () => {},
     // bigint ids travel as strings in the API; keep them exact.
     types: { bigint: postgres.BigInt },

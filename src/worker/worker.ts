@@ -57,7 +57,11 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     }),
   }))
   const blockingConns = readers.map((r) => r.blocking)
-  const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2 })
+  // A batch's transaction updates its campaign's guard row (active_claims), so a worker frozen between its
+  // insert and its COMMIT (SIGSTOP, a long GC pause, a partition) would block every other worker's batches
+  // of that campaign: PostgreSQL ends such a session after 10 s idle, and the batch is redelivered.
+  const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2,
+    idleInTransactionTimeoutMs: 10_000 })
   const ops = createStreamOps({ redis, readers, group, consumer: name })
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),

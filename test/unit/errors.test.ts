@@ -19,6 +19,7 @@ t.test('backend trouble is recognised', async (t) => {
     ['connection refused', coded('ECONNREFUSED')],
     ['PostgreSQL shutting down', coded('57P01')],
     ['too many connections', coded('53300')],
+    ['session ended idle in a transaction', coded('25P03')],
     ['command timeout', new Error('Command timed out')],
     ['closed connection', new Error('Connection is closed.')],
     ['offline queue', new Error('Stream isn\'t writeable and enableOfflineQueue options is false')],
