@@ -46,5 +46,3 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }
 }
-
-/** bench/cluster-run.ts registers claim.lua by this name; it registers every script (src/redis/scripts.ts). */
