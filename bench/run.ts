@@ -13,7 +13,7 @@ import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
 import { runClaim } from '../src/claims/claim-script.js'
 import { defineScripts } from '../src/redis/scripts.js'
-import { parseUserRecord } from '../src/redis/codec.js'
+import { flatRecord, parseUserRecord } from '../src/redis/codec.js'
 import { LoadClient } from './load-client.js'
 import type { LoadJob, LoadResult } from './load-protocol.js'
 import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Child } from './processes.js'
@@ -357,11 +357,9 @@ async function groups(redis: Redis, stream: string): Promise<GroupInfo[]> {
   try {
     const raw = (await redis.xinfo('GROUPS', stream)) as unknown[][]
     return raw.map((g) => {
-      const m = new Map<string, unknown>()
-      for (let i = 0; i < g.length; i += 2) m.set(String(g[i]), g[i + 1])
+      const m = flatRecord(g)
       const num = (v: unknown) => (v === null || v === undefined ? null : Number(v))
-      return { name: String(m.get('name')), pending: Number(m.get('pending')), lag: num(m.get('lag')),
-        entriesRead: num(m.get('entries-read')) }
+      return { name: String(m.name), pending: Number(m.pending), lag: num(m.lag), entriesRead: num(m['entries-read']) }
     })
   } catch {
     return [] // no such stream yet

@@ -2,6 +2,7 @@ import type { RedisClient } from '../redis/client.js'
 import { withTimeout } from '../timeout.js'
 import type { Keys } from '../redis/keys.js'
 import { campaignState } from '../campaigns/public-routes.js'
+import { flatRecord } from '../redis/codec.js'
 
 /** Answer classes the page charts. */
 const OUTCOMES = ['201', '409', '410', '429', 'errors'] as const
@@ -51,10 +52,7 @@ export interface SnapshotSources {
   answersByStatus: () => Promise<Map<number, number>>
 }
 
-const field = (flat: unknown[], name: string): unknown => {
-  for (let i = 0; i + 1 < flat.length; i += 2) if (String(flat[i]) === name) return flat[i + 1]
-  return undefined
-}
+const field = (flat: unknown[], name: string): unknown => flatRecord(flat)[name]
 
 const classify = (status: number): Outcome | null => {
   if (status === 201 || status === 409 || status === 410 || status === 429) return String(status) as Outcome

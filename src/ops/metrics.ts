@@ -4,6 +4,7 @@ import type { Keys } from '../redis/keys.js'
 import { withTimeout } from '../timeout.js'
 import { collectProcessMetrics } from './process-metrics.js'
 import type { RedisClient } from '../redis/client.js'
+import { flatRecord } from '../redis/codec.js'
 
 /** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
 const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed',
@@ -143,7 +144,7 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
       streamBacklog.set({ stream }, Number(len))
       if (groupsErr || !Array.isArray(groups)) return // a stream that does not exist yet has no groups
       for (const g of groups as unknown[][]) {
-        const info = flatToRecord(g)
+        const info = flatRecord(g)
         const group = String(info.name)
         // lag is null when Redis cannot tell (after XDEL/XTRIM of undelivered entries); Redis < 7 lacks it.
         if (info.lag !== undefined && info.lag !== null) streamLag.set({ stream, group }, Number(info.lag))
@@ -195,9 +196,3 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
 }
 
 export type ApiMetrics = ReturnType<typeof createApiMetrics>
-
-function flatToRecord(flat: unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1]
-  return out
-}

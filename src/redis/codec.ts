@@ -30,6 +30,16 @@
  *   claimId, campaignId, userId, sequence, claimedAt; the worker and reconcile read both.
  */
 
+/**
+ * A Redis reply's flat [name, value, name, value, ...] list (stream entry fields, XINFO, CONFIG GET) as a
+ * record. The one place that walks such a list in pairs.
+ */
+export function flatRecord<V>(flat: readonly V[]): Record<string, V> {
+  const out: Record<string, V> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1]!
+  return out
+}
+
 export interface UserClaim { sequence: number; claimId: string; claimedAt: number; mark?: string }
 
 export type ClaimState = 'active' | 'held' | 'confirmed' | 'cancelled' | 'expired'
@@ -133,8 +143,7 @@ export function rawClaim(list: readonly string[]): RawClaim | null {
     return { sequence: v.slice(0, a), claimId: v.slice(a + 1, b), claimedAt: v.slice(b + 1, c),
       campaignId: v.slice(c + 1, d), userId: v.slice(d + 1) }
   }
-  const f: Record<string, string> = {}
-  for (let i = 0; i + 1 < list.length; i += 2) f[list[i]!] = list[i + 1]!
+  const f = flatRecord(list)
   if (f.claimId === undefined && f.campaignId === undefined && f.sequence === undefined) return null
   return { claimId: f.claimId, campaignId: f.campaignId, userId: f.userId, sequence: f.sequence,
     claimedAt: f.claimedAt }
@@ -185,6 +194,5 @@ export function entryFields(list: readonly string[] | null): Record<string, stri
     if (ev.reason !== undefined) out.reason = ev.reason
     return out
   }
-  for (let i = 0; i + 1 < list.length; i += 2) out[list[i]!] = list[i + 1]!
-  return out
+  return Object.assign(out, flatRecord(list))
 }

@@ -1,6 +1,7 @@
 import { toEntry, type StreamEntry } from './entry.js'
 import type { RedisClient } from '../redis/client.js'
 import { keySlot } from '../redis/slots.js'
+import { flatRecord } from '../redis/codec.js'
 
 type RawEntry = [string, string[] | null]
 
@@ -157,10 +158,9 @@ export function createStreamOps(opts: {
       for (const s of streams) {
         const infos = (await redis.call('XINFO', 'CONSUMERS', s, group)) as (string | number)[][]
         for (const info of infos) {
-          const m = new Map<string, string | number>()
-          for (let i = 0; i + 1 < info.length; i += 2) m.set(String(info[i]), info[i + 1]!)
-          const name = String(m.get('name'))
-          if (name === consumer || Number(m.get('pending')) !== 0 || Number(m.get('idle')) < minIdleMs) continue
+          const m = flatRecord(info)
+          const name = String(m.name)
+          if (name === consumer || Number(m.pending) !== 0 || Number(m.idle) < minIdleMs) continue
           if (await redis.fcfsDeleteIdleConsumer(s, group, name, minIdleMs)) removed.push({ stream: s, consumer: name })
         }
       }

@@ -4,8 +4,8 @@
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { claimState, encodeClaimEntry, encodeEventEntry, encodeUserRecord, entryFields, holdsUnit, parseUserRecord,
-  rawClaim, rawEvent } from '../../src/redis/codec.js'
+import { claimState, encodeClaimEntry, encodeEventEntry, encodeUserRecord, entryFields, flatRecord, holdsUnit,
+  parseUserRecord, rawClaim, rawEvent } from '../../src/redis/codec.js'
 import { parseEntry, parseFields } from '../../src/worker/entry.js'
 import { parseRecord } from '../../src/reconcile/sources.js'
 
@@ -58,4 +58,10 @@ t.test('lifecycle entries: a hold carries holdUntil, events carry the whole clai
   t.match(parseEntry({ stream: 's', id: '1-0', raw: ['f', '1:2'], deliveries: 1 }), /^bad claimId/)
   t.same(['', 'h', 'f', 'c', 'x'].map((m) => [claimState(m || undefined), holdsUnit(m || undefined)]),
     [['active', true], ['held', true], ['confirmed', true], ['cancelled', false], ['expired', false]])
+})
+
+t.test('flatRecord: a flat reply list in pairs, a dangling name ignored', async (t) => {
+  t.same(flatRecord(['name', 'g', 'pending', 3, 'lag', null]), { name: 'g', pending: 3, lag: null })
+  t.same(flatRecord(['a', '1', 'b']), { a: '1' }, 'an odd trailing name has no value')
+  t.same(flatRecord([]), {})
 })
