@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { loadConfigOrExit } from '../src/config.js'
 import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { cpuSeconds } from './cpu-usage.js'
 
@@ -44,13 +44,7 @@ for (const [k, v] of Object.entries({ VIEWERS, ROUNDS, DURATION, CONNECTIONS }))
   if (!Number.isInteger(v) || v < (k === 'VIEWERS' ? 0 : 1)) { console.error(`--${k.toLowerCase()}: a positive integer`); process.exit(2) }
 }
 
-let config
-try {
-  config = loadConfig(process.env, 'script')
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
-  process.exit(2)
-}
+const config = loadConfigOrExit('script', 2)
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const runId = randomBytes(4).toString('hex')

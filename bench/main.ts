@@ -6,7 +6,7 @@ import type { BenchResults } from './run.js'
 
 const opts = parseOptions(process.argv.slice(2))
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
-const [{ latestProfile, renderProfile, summarizeProfile }, { ConfigError, loadConfig }, { createProgress },
+const [{ latestProfile, renderProfile, summarizeProfile }, { loadConfigOrExit }, { createProgress },
   { describeMachine, renderTable, summarize }, run, { renderChart }] = await Promise.all([
   import('./cpu-profile.js'), import('../src/config.js'), import('./progress.js'), import('./report.js'), import('./run.js'),
   import('./chart.js'),
@@ -24,13 +24,7 @@ function printProfiles(e: typeof env, r: BenchResults) {
   }
 }
 
-let config
-try {
-  config = loadConfig(process.env, 'script')
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
-  process.exit(2)
-}
+const config = loadConfigOrExit('script', 2)
 
 const wanted = new Set<string>(opts.only ?? SCENARIOS)
 const progress = createProgress()

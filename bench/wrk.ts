@@ -8,20 +8,13 @@ import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fmtInt } from './progress.js'
+import type { HttpFigures } from './run.js'
 
 /** Next to this module in the source and in dist/ (scripts/copy-assets.mjs copies it). */
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'wrk-claims.lua')
 
-export interface WrkFigures {
-  rps: number
-  requests: number
-  seconds: number
-  p50Ms: number
-  p95Ms: number
-  p99Ms: number
-  maxMs: number
-  /** Connect, read, write and timeout errors. */
-  errors: number
+/** The figures autocannon's runs report, less what wrk cannot see (CPU per process, status codes by value). */
+export type WrkFigures = Omit<HttpFigures, 'cpuUsPerRequest' | 'statusCodes'> & {
   /** Answers outside 2xx/3xx. */
   non2xx: number
 }

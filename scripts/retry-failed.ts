@@ -16,18 +16,12 @@ const { values } = parseCli({
 const limit = values.limit === undefined ? undefined : Number(values.limit)
 
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
-const [{ loadConfig, ConfigError }, { createDb }, { retryFailedClaims }, { pino }, { createRedis },
+const [{ loadConfigOrExit }, { createDb }, { retryFailedClaims }, { pino }, { createRedis },
   { assertNoEviction, EvictionPolicyError }] = await Promise.all([
   import('../src/config.js'), import('../src/db/client.js'), import('../src/worker/retry-failed.js'), import('pino'),
   import('../src/redis/client.js'), import('../src/redis/eviction.js'),
 ])
-let config
-try {
-  config = loadConfig(process.env, 'script')
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
-  process.exit(1)
-}
+const config = loadConfigOrExit('script', 1)
 // Runs only against a Redis that cannot evict: re-inserted claims are worth nothing if Redis drops
 // the campaign they belong to (and the operator needs to hear about it first).
 {

@@ -147,6 +147,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return config
 }
 
+/**
+ * loadConfig for an entry point: a bad configuration prints its message (never a stack trace) on stderr
+ * and exits with exitCode.
+ */
+export function loadConfigOrExit(role: 'api' | 'worker' | 'script', exitCode: number,
+  env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(env, role)
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : err)
+    process.exit(exitCode)
+  }
+}
+
 export function parseTrustProxy(v: string): boolean | number | string[] {
   if (v === 'false') return false
   if (v === 'true') return true

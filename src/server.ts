@@ -1,15 +1,9 @@
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadConfigOrExit } from './config.js'
 import { buildApp } from './app.js'
 import { assertNoEviction, EvictionPolicyError } from './redis/eviction.js'
 
-let config: Config
-try {
-  config = loadConfig()
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
-  process.exit(1)
-}
+const config = loadConfigOrExit('api', 1)
 
 const app = await buildApp(config)
 // An evicting (or unknown, unacknowledged) policy loses answered claims: refuse to serve at all.

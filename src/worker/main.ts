@@ -14,17 +14,11 @@ parseCli({
 })
 
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
-const [{ default: closeWithGrace }, { pino }, { ConfigError, loadConfig }, { createWorker }] = await Promise.all([
+const [{ default: closeWithGrace }, { pino }, { loadConfigOrExit }, { createWorker }] = await Promise.all([
   import('close-with-grace'), import('pino'), import('../config.js'), import('./worker.js'),
 ])
 
-let config: ReturnType<typeof loadConfig>
-try {
-  config = loadConfig(process.env, 'worker')
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err)
-  process.exit(1)
-}
+const config = loadConfigOrExit('worker', 1)
 
 const log = pino({ level: config.LOG_LEVEL, base: { role: 'worker' } })
 const worker = createWorker(config, log)
