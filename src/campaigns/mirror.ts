@@ -1,5 +1,6 @@
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
+import { queueMirrorArgs } from '../queue/settings.js'
 
 export interface CampaignSettings {
   id: bigint | string
@@ -9,6 +10,10 @@ export interface CampaignSettings {
   opensAt: Date | null
   closesAt: Date | null
   holdSeconds?: number | null
+  queueOrder?: string | null
+  queueAdmitPerSecond?: number | null
+  queueAdmitSeconds?: number | null
+  queueSeed?: string | null
 }
 
 /** Writes a campaign's settings into Redis; null when mode is 'update' and the live state is gone. */
@@ -17,7 +22,7 @@ export async function mirrorCampaign(redis: RedisClient, keys: Keys, c: Campaign
   const ms = (d: Date | null) => (d ? String(d.getTime()) : '')
   const [stock, issued, returned] = await redis.fcfsMirror(keys.campaign(c.id), mode, c.name, c.stock, c.perUserLimit,
     ms(c.opensAt), ms(c.closesAt),
-    c.holdSeconds ? String(c.holdSeconds) : '')
+    c.holdSeconds ? String(c.holdSeconds) : '', ...queueMirrorArgs(c))
   if (stock === -1) return null
   return { stock: stock!, issued: issued!, returned: returned ?? 0 }
 }

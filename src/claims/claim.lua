@@ -12,6 +12,8 @@
   KEYS[5] per-user request counter of this campaign (same slot; only used when ARGV[6] > 0)
   KEYS[6] holds zset      (claimId..userId -> expiresAtMs; only touched when the campaign has holdSeconds)
   KEYS[7] marks hash      (claimId -> ms of its mark; only written when a due hold expires here)
+  KEYS[8] queue users     (waiting room, issue 21: userId -> "ticket:joinedAtMs:position"; only read when queued)
+  KEYS[9] queue admits    (position -> admittedUntilMs of admitted users who have not claimed yet)
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
   ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
 
@@ -28,6 +30,7 @@
    -4  at limit     {-4, count, seq1, ...}   (count held; at most 10 sequences, the first active ones)
    -5  sold out     {-5, stock}
    -6  rate limited {-6, retryAfterMs}       (the request counted nothing else)
+   -7  not admitted {-7, position or ''}     (a queued campaign: not, or no longer, admitted; never stored)
 ]]
 local LISTED = 10
 -- The at-limit listing reads at most this many entries, whatever cancellations left in the record.
@@ -36,7 +39,7 @@ local SCANNED = 64
 local LAZY_EXPIRE = 20
 
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued', 'returned',
-  'holdSeconds', 'ended')
+  'holdSeconds', 'ended', 'qOrder')
 local stock, limit, issued = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[5])
 if not stock or not limit or not issued then
   -- The answer a client already got stays true without the live state: replay it rather than 503.
@@ -102,6 +105,16 @@ if record then
   end
 end
 
+-- Waiting room (issue 21): only an admitted user whose admission has not run out is issued a unit; the
+-- admission is used up by the claim. Checked here so that a claim stays one round trip in one slot.
+local queuePos, notAdmitted = nil, nil
+if meta[9] and meta[9] ~= '' and count < limit then
+  local q = redis.call('HGET', KEYS[8], userId)
+  queuePos = q and string.match(q, ':(%d+)$')
+  local untilMs = queuePos and tonumber(redis.call('ZSCORE', KEYS[9], queuePos))
+  if not untilMs or untilMs <= now then notAdmitted = queuePos or '' end
+end
+
 local result
 if count >= limit then
   result = {-4, count}
@@ -117,11 +130,14 @@ if count >= limit then
     end
     pos = e + 2
   end
+elseif notAdmitted then
+  return {-7, notAdmitted}
 elseif issued - returned >= stock then
   result = {-5, stock}
 else
   local seq = issued + 1
   redis.call('HSET', KEYS[1], 'issued', seq)
+  if queuePos then redis.call('ZREM', KEYS[9], queuePos) end
   local entry = seq .. ':' .. claimId .. ':' .. now
   local holdUntil = 0
   if holdSeconds then
