@@ -99,20 +99,22 @@ t.test('drop: 1,500 users, stock 300, two instances, the worker', async (t) => {
     }
   }
   const deadline = Date.now() + 60_000
-  const users_ = (async () => { for (;;) {
-    const s = (await http(`${url(soldOutPolls)}/v1/campaigns/${id}/queue`)).body
-    for (let p = 1; p <= s.servingUpTo; p++) {
-      if (acted.has(p) || !byPosition.has(p)) continue
-      acted.add(p)
-      const job = act(p).finally(() => inflight.delete(job))
-      inflight.add(job)
-      // Keep the box usable: at most 40 users act at once.
-      while (inflight.size >= 40) await Promise.race(inflight)
+  const users_ = (async () => {
+    for (;;) {
+      const s = (await http(`${url(soldOutPolls)}/v1/campaigns/${id}/queue`)).body
+      for (let p = 1; p <= s.servingUpTo; p++) {
+        if (acted.has(p) || !byPosition.has(p)) continue
+        acted.add(p)
+        const job = act(p).finally(() => inflight.delete(job))
+        inflight.add(job)
+        // Keep the box usable: at most 40 users act at once.
+        while (inflight.size >= 40) await Promise.race(inflight)
+      }
+      if (s.state === 'sold_out') { soldOutPolls++; if (soldOutPolls >= 2 && inflight.size === 0) break }
+      if (Date.now() > deadline) { t.fail(`not sold out in time: ${JSON.stringify(s)}`); break }
+      await sleep(100)
     }
-    if (s.state === 'sold_out') { soldOutPolls++; if (soldOutPolls >= 2 && inflight.size === 0) break }
-    if (Date.now() > deadline) { t.fail(`not sold out in time: ${JSON.stringify(s)}`); break }
-    await sleep(100)
-  } })()
+  })()
 
   // Meanwhile 500 join after the opening, one after the other (their arrival order is ours).
   const later: number[] = []

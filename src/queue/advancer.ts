@@ -86,5 +86,3 @@ export function createQueueAdvancer(opts: { redis: RedisClient; db: Db; keys: Ke
     },
   }
 }
-
-export type QueueAdvancer = ReturnType<typeof createQueueAdvancer>

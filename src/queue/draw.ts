@@ -7,7 +7,7 @@ const BATCH = 1000
 const LOCK_MS = 60_000
 
 /** The draw's order key of a ticket: the lowercase hex SHA-256 of "<seed>:<ticket>" (ascending wins). */
-export const drawKey = (seed: string, ticket: string): string => sha256Hex(`${seed}:${ticket}`)
+const drawKey = (seed: string, ticket: string): string => sha256Hex(`${seed}:${ticket}`)
 
 /** Tickets in drawn order (ties, which SHA-256 does not produce in practice, by ticket). */
 export function drawOrder<T extends { ticket: string }>(seed: string, entries: T[]): T[] {

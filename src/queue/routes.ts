@@ -83,11 +83,11 @@ export const queueRoutes: FastifyPluginAsyncTypebox<QueueRoutesOptions> = async 
     const r = await line(redis, keys, id, req.userId, 'me', '')
     if (r.kind !== 'in_line') throw await refusal(id, r)
     const waiting = r.state === 'waiting' && r.position !== null
+    const estimate = waiting ? Math.ceil((r.position! - r.servingUpTo) / Math.max(1, r.admitPerSecond)) : null
     return {
       ticket: r.ticket, position: r.position, state: r.state, admittedUntil: iso(r.admittedUntil),
       ahead: r.position === null ? null : waiting ? r.position - r.servingUpTo - 1 : 0,
-      estimatedWaitSeconds: waiting ? Math.ceil((r.position! - r.servingUpTo) / Math.max(1, r.admitPerSecond))
-        : r.state === 'admitted' ? 0 : null,
+      estimatedWaitSeconds: r.state === 'admitted' ? 0 : estimate,
     }
   })
 

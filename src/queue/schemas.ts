@@ -76,9 +76,3 @@ export const ReportSchema = Type.Object({
   fairness: Type.Union([Type.Number(), Type.Null()], { description: 'Spearman rank correlation between the ' +
     'published order (positions) and the admission order; 1.0 expected; null with fewer than 2 admissions' }),
 })
-
-/** The queue figures of the live page's snapshot. */
-export const LiveQueueSchema = Type.Union([Type.Object({
-  length: Type.Integer(), servingUpTo: Type.Integer(), admitted: Type.Integer(), expired: Type.Integer(),
-  waitP50: Type.Union([Type.Number(), Type.Null()]), waitP95: Type.Union([Type.Number(), Type.Null()]),
-}), Type.Null()])

@@ -3,7 +3,7 @@ import type { RedisClient } from '../redis/client.js'
 import { readFigures, type QueueFigures } from './store.js'
 
 /** How old a public answer may be: one Redis call per campaign per instance per second, whatever the polling. */
-export const QUEUE_STATE_MAX_AGE_MS = 1000
+const QUEUE_STATE_MAX_AGE_MS = 1000
 const MAX_ENTRIES = 10_000
 
 /**

@@ -6,7 +6,7 @@ import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
 import { flatRecord } from '../redis/codec.js'
 
-export type UserQueueState = 'pre_queue' | 'waiting' | 'admitted' | 'claimed' | 'expired' | 'sold_out'
+type UserQueueState = 'pre_queue' | 'waiting' | 'admitted' | 'claimed' | 'expired' | 'sold_out'
 
 export type LineOutcome =
   | { kind: 'in_line'; joined: boolean; ticket: string; position: number | null; state: UserQueueState
