@@ -3,6 +3,7 @@ import { withTimeout } from '../timeout.js'
 import type { Keys } from '../redis/keys.js'
 import { campaignState } from '../campaigns/public-routes.js'
 import { flatRecord } from '../redis/codec.js'
+import { createLiveQueueReader, type LiveQueue } from '../queue/live.js'
 
 /** Answer classes the page charts. */
 const OUTCOMES = ['201', '409', '410', '429', 'errors'] as const
@@ -37,6 +38,8 @@ export interface LiveSnapshot {
     /** Age of the oldest entry still in the stream: how far behind the workers are, in time. */
     oldestAgeMs: number | null
   }
+  /** The waiting room beside the stock (issue 21); null when the campaign has none. */
+  queue: LiveQueue | null
 }
 
 /** What the poller needs from PostgreSQL (one query answers both). */
@@ -114,6 +117,7 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
   let prev: { at: number; issued: number; answers: Map<number, number> } | null = null
   let durable: DurableCounts | null = null
   let durableAt = 0
+  const queue = createLiveQueueReader(src.redis, src.keys, campaignId)
 
   return async function next(): Promise<LiveSnapshot | null> {
     const stream = src.keys.streamOf(campaignId)
@@ -124,7 +128,8 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
       durable = await withTimeout(src.durableCounts(campaignId, stream), src.timeoutMs, 'live feed counts')
       durableAt = Date.now()
     }
-    const [r, answers] = await Promise.all([readRedis(src, campaignId), src.answersByStatus()])
+    const [r, answers, q] = await Promise.all([readRedis(src, campaignId), src.answersByStatus(),
+      withTimeout(queue(), src.timeoutMs, 'live feed queue')])
     if (!r.live) return null
     const now = Date.now()
     const rates = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>
@@ -153,6 +158,7 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
       deadLettered: durable.deadLettered,
       claimsPerSecond: rates,
       stream: { key: stream, backlog: r.backlog, lag: r.lag, oldestAgeMs: r.oldestAgeMs },
+      queue: q,
     }
   }
 }
