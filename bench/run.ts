@@ -27,6 +27,7 @@ import { checkTwoStep, createTwoStepCampaign } from './baselines/two-step.js'
 import { idCounterKey } from './baselines/keys.js'
 import type { BaselineCheck } from './baselines/outcome.js'
 import type { ClusterFigures } from './cluster-run.js'
+import type { QueueBenchFigures } from './queue-run.js'
 
 const WORKER_ENTRY = 'src/worker/main'
 export const HUGE_STOCK = 100_000_000
@@ -105,6 +106,7 @@ export interface BenchResults {
     twoStep: HttpFigures & { oversold: number; doubleIssued: number; burst: BaselineBurst; doubleClick: BaselineBurst }
   } | null
   cluster?: ClusterFigures | null
+  queue?: QueueBenchFigures | null
 }
 
 export interface Env {
