@@ -7,8 +7,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Type } from 'typebox'
 import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable } from '../errors.js'
 import { createAdminIdempotency } from './idempotency.js'
-import { mirrorCampaign, readLiveState, remainingOf } from './mirror.js'
-import { campaignState } from './public-routes.js'
+import { mirrorCampaign } from './mirror.js'
+import { campaignState, readLiveState, remainingOf } from '../redis/campaign-hash.js'
 import { publishCampaignChanged } from './events.js'
 import { queueColumns, queueView } from '../queue/settings.js'
 import type { CampaignRow, CampaignsRepository } from './repository.js'
@@ -214,6 +214,6 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<AdminCampaignRoutesO
     await publishCampaignChanged(opts.redis, opts.keys, { type: 'stock-added', campaignId: id })
       .catch((err: Error) => req.log.warn({ err },
         'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
-    return { stock, remaining: Math.max(0, live.stock - (live.issued - live.returned)) }
+    return { stock, remaining: remainingOf(live) }
   })
 }

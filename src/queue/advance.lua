@@ -3,7 +3,8 @@
   admitPerSecond, never past the units that could still be sold (stock - (issued - returned), minus the
   admitted users who have not claimed yet). Every API instance runs it each QUEUE_TICK_MS: the admission
   budget comes from the time since the last advance (qTickAt, in the hash), so a second caller in the same
-  instant finds nothing left to admit and instances never double-advance. Needs record.lua's functions.
+  instant finds nothing left to admit and instances never double-advance.
+  -- @include lifecycle/holds.lua
 
   KEYS[1] campaign hash  KEYS[2] users hash  KEYS[3] stream  KEYS[4] holds zset  KEYS[5] marks hash
   KEYS[6] queue admits zset  KEYS[7] queue positions hash  KEYS[8] queue log list
