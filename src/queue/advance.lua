@@ -14,20 +14,21 @@
   Returns {code, admitted, expired, servingUpTo}: code 1 done, 0 not open yet, -1 no live state or no
   queue, -2 the draw is due (the caller draws, src/queue/draw.ts, and calls again), -3 closed.
 ]]
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'issued', 'returned', 'opensAt', 'closesAt', 'ended', 'qOrder',
-  'qRate', 'qAdmitS', 'qLength', 'qPre', 'qServing', 'qDrawn', 'qTickAt', 'holdSeconds')
-local stock, issued = tonumber(meta[1]), tonumber(meta[2])
-if not stock or not issued or not meta[7] or meta[7] == '' then return {-1, 0, 0, 0} end
+local camp = campaign_read(KEYS[1])
+local stock, issued = camp.stock, camp.issued
+if not stock or not issued or not camp.queue then return {-1, 0, 0, 0} end
+-- The room's own fields: 1 qRate 2 qAdmitS 3 qLength 4 qPre 5 qServing 6 qDrawn 7 qTickAt.
+local meta = redis.call('HMGET', KEYS[1], 'qRate', 'qAdmitS', 'qLength', 'qPre', 'qServing', 'qDrawn', 'qTickAt')
 local now = now_ms()
-local returned = tonumber(meta[3]) or 0
-local opensAt, closesAt, ended = tonumber(meta[4]), tonumber(meta[5]), tonumber(meta[6])
-local serving = tonumber(meta[12]) or 0
+local returned = camp.returned
+local opensAt, closesAt, ended = camp.opensAt, camp.closesAt, camp.ended
+local serving = tonumber(meta[5]) or 0
 if ended or (closesAt and now >= closesAt) then return {-3, 0, 0, serving} end
 if opensAt and now < opensAt then return {0, 0, 0, serving} end
-if meta[7] == 'shuffle' and (tonumber(meta[11]) or 0) > 0 and not meta[13] then return {-2, 0, 0, serving} end
+if camp.queue == 'shuffle' and (tonumber(meta[4]) or 0) > 0 and not meta[6] then return {-2, 0, 0, serving} end
 local max = tonumber(ARGV[2])
 
-if tonumber(meta[15]) then
+if camp.holdSeconds then
   returned = returned + expire_due(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], now, max)
 end
 
@@ -41,17 +42,17 @@ if #due > 0 then redis.call('HINCRBY', KEYS[1], 'qExpired', #due) end
 
 local pending = redis.call('ZCARD', KEYS[6])
 local room = stock - (issued - returned) - pending
-local rate = tonumber(meta[8])
-local tickAt = tonumber(meta[14]) or opensAt or now
+local rate = tonumber(meta[1])
+local tickAt = tonumber(meta[7]) or opensAt or now
 -- At most one second of budget is banked (after an idle spell or a pause of the callers).
 if tickAt < now - 1000 then tickAt = now - 1000 end
 local budget = math.floor((now - tickAt) * rate / 1000)
-local n = math.min(room, budget, (tonumber(meta[10]) or 0) - serving, max)
+local n = math.min(room, budget, (tonumber(meta[3]) or 0) - serving, max)
 if n > 0 then
   -- Admissions beyond the fresh units nobody holds a place for are returned units offered again.
   local fresh = math.max(0, stock - issued - pending)
   local reoffered = n - math.min(n, fresh)
-  local untilMs = now + tonumber(meta[9]) * 1000
+  local untilMs = now + tonumber(meta[2]) * 1000
   local CHUNK = 500
   for from = serving + 1, serving + n, CHUNK do
     local to = math.min(from + CHUNK - 1, serving + n)

@@ -14,16 +14,17 @@
            admittedUntilMs or '', servingUpTo, admitPerSecond}
     state: pre_queue | waiting | admitted | claimed | expired | sold_out
   or {-1} no live state, {-2} no queue, {-3, closedAtMs} closed or ended (join), {-4} not in line (me)
+  -- @include redis/campaign-hash.lua
 ]]
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'issued', 'returned', 'opensAt', 'closesAt', 'ended', 'qOrder',
-  'qServing', 'qRate')
-local stock, issued = tonumber(meta[1]), tonumber(meta[2])
+local camp = campaign_read(KEYS[1])
+local stock, issued = camp.stock, camp.issued
 if not stock or not issued then return {-1} end
-local order = meta[7]
-if not order or order == '' then return {-2} end
+local order = camp.queue
+if not order then return {-2} end
+local room = redis.call('HMGET', KEYS[1], 'qServing', 'qRate')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local opensAt, closesAt, ended = tonumber(meta[4]), tonumber(meta[5]), tonumber(meta[6])
+local opensAt, closesAt, ended = camp.opensAt, camp.closesAt, camp.ended
 local closedAt = ended or ((closesAt and now >= closesAt) and closesAt) or nil
 local before = opensAt and now < opensAt
 local userId = ARGV[2]
@@ -46,7 +47,7 @@ if not rec then
 end
 
 local ticket, pos = string.match(rec, '^([^:]*):%d+:(%d*)$')
-local serving, rate = tonumber(meta[8]) or 0, tonumber(meta[9])
+local serving, rate = tonumber(room[1]) or 0, tonumber(room[2])
 if before or pos == '' then return {joined, ticket, '', 'pre_queue', '', serving, rate} end
 local position = tonumber(pos)
 if position <= serving then
@@ -55,7 +56,7 @@ if position <= serving then
   if redis.call('HEXISTS', KEYS[5], userId) == 1 then return {joined, ticket, pos, 'claimed', '', serving, rate} end
   return {joined, ticket, pos, 'expired', '', serving, rate}
 end
-local remaining = stock - (issued - (tonumber(meta[3]) or 0))
+local remaining = stock - (issued - camp.returned)
 if closedAt or (remaining <= 0 and redis.call('ZCARD', KEYS[6]) == 0) then
   return {joined, ticket, pos, 'sold_out', '', serving, rate}
 end

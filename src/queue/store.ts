@@ -4,7 +4,6 @@
  */
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
-import { flatRecord } from '../redis/codec.js'
 
 type UserQueueState = 'pre_queue' | 'waiting' | 'admitted' | 'claimed' | 'expired' | 'sold_out'
 
@@ -47,11 +46,16 @@ export function publicState(f: QueueFigures): PublicQueueState {
   return 'open'
 }
 
+/** state.lua's answer, in order. */
+const STATE_FIELDS = ['stock', 'issued', 'returned', 'opensAt', 'closesAt', 'ended', 'qOrder', 'qRate', 'qAdmitS',
+  'qLength', 'qPre', 'qServing', 'qDrawn', 'qAdmitted', 'qExpired', 'qReoffered', 'qSoldOutAt', 'qSeedHash', 'seed',
+  'holdsOpen', 'pendingAdmits', 'now'] as const
+
 /** state.lua: null when the campaign has no live state. */
 export async function readFigures(redis: RedisClient, keys: Keys, id: string): Promise<QueueFigures | null> {
   const flat = await redis.fcfsQueueState(keys.campaign(id), keys.holds(id), keys.queueAdmits(id))
   if (flat.length === 0) return null
-  const f = flatRecord(flat.map(String))
+  const f = Object.fromEntries(STATE_FIELDS.map((k, i) => [k, String(flat[i] ?? '')])) as Record<string, string>
   const n = (k: string) => Number(f[k] || 0)
   const ms = (k: string) => (f[k] ? Number(f[k]) : null)
   return {
