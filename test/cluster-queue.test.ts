@@ -19,7 +19,7 @@ t.test('queue on a cluster: keys in the slot, draw, admission, exact stock', asy
   const { url } = await startApp(t, config)
   const node = cluster.direct(cluster.nodes[0]!.port)
 
-  const opensAt = Date.now() + 4000
+  const opensAt = Date.now() + 10_000
   // Three campaigns: partitions 1, 5, 9 sit on three different masters (12 partitions over 3).
   const ids: string[] = []
   for (let i = 0; i < 9; i++) {
@@ -38,15 +38,16 @@ t.test('queue on a cluster: keys in the slot, draw, admission, exact stock', asy
 
   const users = Array.from({ length: 10 }, (_, i) => `u${i}`)
   const tickets = new Map<string, Map<string, string>>()
-  for (const id of ids) {
+  await Promise.all(ids.map(async (id) => {
     const m = new Map<string, string>()
-    for (const u of users) {
+    await Promise.all(users.map(async (u) => {
       const r = await http(`${url}/v1/campaigns/${id}/queue`, { method: 'POST', token: userToken(u) })
-      t.equal(r.status, 201)
+      t.match(r, { status: 201, body: { state: 'pre_queue' } })
       m.set(u, r.body.ticket)
-    }
+    }))
     tickets.set(id, m)
-  }
+  }))
+  t.ok(Date.now() < opensAt, 'every join was before the opening')
   for (const id of ids) {
     await waitUntil('drawn and admitted', async () => (await http(`${url}/v1/campaigns/${id}/queue`)).body.servingUpTo === 3,
       20_000)
