@@ -20,14 +20,6 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 t.test('the waiting page: pre-queue, your turn, claim, sold out', { skip }, async (t) => {
   const { config } = await testEnv(t, { RATE_LIMIT_USER_MAX: '0', QUEUE_TICK_MS: '50' })
   const { url } = await startApp(t, config)
-  const opensAt = Date.now() + 6000
-  const id = await createCampaign(url, { name: 'browser queue', stock: 1, opensAt: new Date(opensAt).toISOString(),
-    queue: { order: 'fifo', admitPerSecond: 10, admitSeconds: 120 } })
-
-  const page0 = await http(`${url}/queue/${id}`)
-  t.equal(page0.status, 200)
-  t.match(page0.headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/)
-
   const profile = await mkdtemp(path.join(os.tmpdir(), 'fcfs-chromium-'))
   let context: BrowserContext | null = null
   t.teardown(async () => {
@@ -46,11 +38,19 @@ t.test('the waiting page: pre-queue, your turn, claim, sold out', { skip }, asyn
   }
   const page = context.pages()[0] ?? await context.newPage()
   watch(page)
+  // Created once the browser runs (slow to start on a busy machine): the page joins before the opening.
+  const opensAt = Date.now() + 8000
+  const id = await createCampaign(url, { name: 'browser queue', stock: 1, opensAt: new Date(opensAt).toISOString(),
+    queue: { order: 'fifo', admitPerSecond: 10, admitSeconds: 120 } })
+  const page0 = await http(`${url}/queue/${id}`)
+  t.equal(page0.status, 200)
+  t.match(page0.headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/)
   const token = userToken('first-in-line')
   await page.goto(`${url}/queue/${id}`)
   await page.fill('#token', token)
   await page.click('#join-button')
   await page.waitForSelector('#place:not([hidden])')
+  t.ok(Date.now() < opensAt, 'joined before the opening')
   t.equal(await page.textContent('#position'), 'drawn at the opening', 'pre-queue: no position yet')
   await page.waitForFunction(() => document.querySelector('#room')?.textContent === 'pre queue', null, { timeout: 10_000 })
   t.match(await page.textContent('#message'), /pre-queue/)
