@@ -25,6 +25,7 @@ export const ErrorCode = {
   CLAIM_CANCELLED: 'CLAIM_CANCELLED',
   NOT_A_HOLD: 'NOT_A_HOLD',
   CAMPAIGN_ACTIVE: 'CAMPAIGN_ACTIVE',
+  STOCK_LIMIT: 'STOCK_LIMIT',
   HOLDS_OPEN: 'HOLDS_OPEN',
   CLAIMS_PENDING: 'CLAIMS_PENDING',
   RECONCILE_DRIFT: 'RECONCILE_DRIFT',
@@ -54,6 +55,8 @@ export const ErrorSchema = Type.Object({
     description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote' })),
   position: Type.Optional(Type.Union([Type.Integer(), Type.Null()], {
     description: 'NOT_ADMITTED: the user\'s place in the waiting room (null: not in line, or not drawn yet)' })),
+  limit: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the most stock a campaign can hold' })),
+  stock: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the stock now' })),
   reason: Type.Optional(Type.String({
     description: 'archive refusals (409): why the campaign cannot be archived yet' })),
 }, { $id: 'Error' })

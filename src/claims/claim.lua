@@ -20,6 +20,10 @@
 
   Units (issue 12): see src/redis/campaign-hash.lua (issued, returned, stock).
 
+  Steps, in this order (docs/api.md "How a claim works" lists the same; test/docs.test.ts checks both):
+    1. live state  2. rate limit  3. idempotency  4. window  5. due holds  6. re-sent  7. per-user limit
+    8. stock  9. issue
+
   Returns an array whose first element is the outcome:
     1  issued       {1, sequence, claimId, claimedAtMs, holdUntilMs or 0}
     0  replay       {0, storedAnswer}        (Idempotency-Key seen before; storedAnswer is cjson of the first)
