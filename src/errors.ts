@@ -83,8 +83,10 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 
   'CONNECT_TIMEOUT',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
   // PostgreSQL: shutting down, starting up, too many connections, out of resources, and a session the server
-  // ended because it sat idle in a transaction (the worker's stalled batch: retried, never dead-lettered).
-  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200', '25P03'])
+  // ended because it sat idle in a transaction (the worker's stalled batch: retried, never dead-lettered),
+  // and the bounds of src/db/client.ts: a statement cancelled by statement_timeout (57014) or a lock not
+  // granted within lock_timeout (55P03).
+  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200', '25P03', '57014', '55P03'])
 
 /**
  * Redis Cluster while it converges (a master failed, a slot migrates): ioredis follows MOVED/ASK and retries

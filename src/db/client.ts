@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs'
+import net from 'node:net'
+import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js'
 import * as schema from './schema.js'
@@ -12,7 +15,18 @@ export interface DbHandle {
 
 export interface DbOptions {
   max?: number
-  connectTimeoutS?: number
+  /** A connection attempt (TCP, startup, authentication) fails after this long. */
+  connectTimeoutMs?: number
+  /**
+   * Bounds every request on a connection: PostgreSQL cancels a statement running longer
+   * (statement_timeout), and a connection on which PostgreSQL has sent nothing for this long plus
+   * SILENCE_MARGIN_MS while a request is outstanding (a black-holed network, a frozen server) is destroyed,
+   * which fails its queries with ETIMEDOUT (backend unavailable). 0: no bound (the one-shot scripts, whose
+   * statements may legitimately run long).
+   */
+  statementTimeoutMs?: number
+  /** A statement waiting this long for a lock fails (lock_timeout, 55P03). 0: waits as long as the statement may. */
+  lockTimeoutMs?: number
   /**
    * PostgreSQL ends a session left idle inside a transaction this long (idle_in_transaction_session_timeout),
    * releasing its locks. 0: never.
@@ -20,12 +34,71 @@ export interface DbOptions {
   idleInTransactionTimeoutMs?: number
 }
 
+export const SILENCE_MARGIN_MS = 500
+
+/**
+ * The driver carries a fix applied at install (scripts/patch-postgres.mjs): without it a connection closed
+ * while a small write is pending throws outside any caller and ends the process. Refuse to run without it.
+ */
+export function assertDriverPatched(): void {
+  const file = fileURLToPath(new URL('./connection.js', import.meta.resolve('postgres')))
+  if (!readFileSync(file, 'utf8').includes('fcfs-patch: nextWrite without a socket')) {
+    throw new Error(`the postgres driver at ${file} lacks the fix of scripts/patch-postgres.mjs: ` +
+      'run `node scripts/patch-postgres.mjs` (npm install runs it as postinstall)')
+  }
+}
+
+/**
+ * A socket that is destroyed when PostgreSQL stays silent for `silenceMs` while the client waits for an
+ * answer: armed by a write, re-armed by every byte received, disarmed when a chunk ends with ReadyForQuery
+ * (the server waits for the client). TCP alone never notices a peer that accepts bytes and never answers.
+ */
+function watchedSocket(host: string | undefined, port: number, path: string | undefined, silenceMs: number) {
+  const s = path ? net.connect(path) : net.connect(port, host)
+  let timer: NodeJS.Timeout | null = null
+  const silent = () => s.destroy(Object.assign(new Error(
+    `PostgreSQL sent nothing for ${silenceMs} ms while a request was outstanding`), { code: 'ETIMEDOUT' }))
+  const write = s.write.bind(s) as (...args: unknown[]) => boolean
+  s.write = ((...args: unknown[]) => {
+    timer ??= setTimeout(silent, silenceMs)
+    return write(...args)
+  }) as typeof s.write
+  s.on('data', (chunk: Buffer) => {
+    const n = chunk.length
+    // ReadyForQuery: 'Z', int32 length 5, one status byte.
+    if (n >= 6 && chunk[n - 6] === 0x5a && chunk.readInt32BE(n - 5) === 5) {
+      if (timer) clearTimeout(timer)
+      timer = null
+    } else timer?.refresh()
+  })
+  s.on('close', () => { if (timer) clearTimeout(timer) })
+  return s
+}
+
+/** One host without TLS: the watchdog socket applies (the driver's own socket otherwise). */
+function plainSingleHost(url: string): boolean {
+  const u = new URL(url)
+  return !u.host.includes(',') && !/ssl/i.test(u.search)
+}
+
 export function createDb(url: string, opts: DbOptions = {}): DbHandle {
+  assertDriverPatched()
+  const statementMs = opts.statementTimeoutMs ?? 0
+  const connection: Record<string, number> = {}
+  if (statementMs) connection.statement_timeout = statementMs
+  if (opts.lockTimeoutMs) connection.lock_timeout = opts.lockTimeoutMs
+  if (opts.idleInTransactionTimeoutMs) connection.idle_in_transaction_session_timeout = opts.idleInTransactionTimeoutMs
   const sql = postgres(url, {
     max: opts.max ?? 10,
-    connect_timeout: opts.connectTimeoutS ?? 5,
-    ...(opts.idleInTransactionTimeoutMs
-      ? { connection: { idle_in_transaction_session_timeout: opts.idleInTransactionTimeoutMs } } : {}),
+    connect_timeout: (opts.connectTimeoutMs ?? 5000) / 1000,
+    // The driver's default backoff grows with every failed connect of the pool, to 10-20 s: a request
+    // arriving after an outage's first seconds waited that long before its connection was even tried.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
+    connection,
+    ...(statementMs && plainSingleHost(url)
+      ? { socket: (o: { host: string[]; port: number[]; path?: string }) =>
+        watchedSocket(o.host[0], o.port[0] ?? 5432, o.path || undefined, statementMs + SILENCE_MARGIN_MS) }
+      : {}),
     onnotice: () => {},
     // bigint ids travel as strings in the API; keep them exact.
     types: { bigint: postgres.BigInt },
