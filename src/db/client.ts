@@ -97,7 +97,7 @@ export function createDb(url: string, opts: DbOptions = {}): DbHandle {
     connection,
     ...(statementMs && plainSingleHost(url)
       ? { socket: (o: { host: string[]; port: number[]; path?: string }) =>
-        watchedSocket(o.host[0], o.port[0] ?? 5432, o.path || undefined, statementMs + SILENCE_MARGIN_MS) }
+          watchedSocket(o.host[0], o.port[0] ?? 5432, o.path || undefined, statementMs + SILENCE_MARGIN_MS) }
       : {}),
     onnotice: () => {},
     // bigint ids travel as strings in the API; keep them exact.
