@@ -34,13 +34,13 @@ export interface DbOptions {
   idleInTransactionTimeoutMs?: number
 }
 
-export const SILENCE_MARGIN_MS = 500
+const SILENCE_MARGIN_MS = 500
 
 /**
  * The driver carries a fix applied at install (scripts/patch-postgres.mjs): without it a connection closed
  * while a small write is pending throws outside any caller and ends the process. Refuse to run without it.
  */
-export function assertDriverPatched(): void {
+function assertDriverPatched(): void {
   const file = fileURLToPath(new URL('./connection.js', import.meta.resolve('postgres')))
   if (!readFileSync(file, 'utf8').includes('fcfs-patch: nextWrite without a socket')) {
     throw new Error(`the postgres driver at ${file} lacks the fix of scripts/patch-postgres.mjs: ` +
