@@ -3,6 +3,7 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js'
+import { TimeoutError } from '../timeout.js'
 import * as schema from './schema.js'
 
 export type Db = PostgresJsDatabase<typeof schema>
@@ -75,6 +76,59 @@ function watchedSocket(host: string | undefined, port: number, path: string | un
   return s
 }
 
+type Settle = (x: unknown) => void
+
+/**
+ * The pool-acquire bound: a query still waiting for a pool connection after `ms` is withdrawn (the driver's
+ * cancel: taken out of the queue, rejected with 57014, never sent); a transaction whose callback has not
+ * started by then is abandoned (rejected with a TimeoutError; should a connection come later, its callback
+ * throws before writing anything and the driver rolls back). Queries already sent are bounded by the
+ * statement timeout and the silence watchdog.
+ */
+function boundAcquire(sql: postgres.Sql, ms: number): postgres.Sql {
+  const notAcquired = () => new TimeoutError(`no PostgreSQL connection within ${ms} ms`)
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') {
+        return (...args: Parameters<postgres.Sql['unsafe']>) => {
+          const q = target.unsafe(...args)
+          const pending = q as unknown as { state?: unknown; resolve: Settle; reject: Settle }
+          const timer = setTimeout(() => { if (!pending.state) void q.cancel() }, ms)
+          const { resolve, reject } = pending
+          pending.resolve = (x) => { clearTimeout(timer); resolve(x) }
+          pending.reject = (x) => { clearTimeout(timer); reject(x) }
+          return q
+        }
+      }
+      if (prop === 'begin') {
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (tx: postgres.TransactionSql) => unknown
+          let started = false
+          let abandoned = false
+          let timer: NodeJS.Timeout | undefined
+          const late = new Promise<never>((_resolve, rejectLate) => {
+            timer = setTimeout(() => {
+              if (started) return
+              abandoned = true
+              rejectLate(notAcquired())
+            }, ms)
+          })
+          const begin = target.begin as (...a: unknown[]) => Promise<unknown>
+          const run = begin(...args, (tx: postgres.TransactionSql) => {
+            clearTimeout(timer)
+            if (abandoned) throw notAcquired()
+            started = true
+            return fn(tx)
+          })
+          run.catch(() => {})
+          return Promise.race([run, late])
+        }
+      }
+      return Reflect.get(target, prop, receiver) as unknown
+    },
+  })
+}
+
 /** One host without TLS: the watchdog socket applies (the driver's own socket otherwise). */
 function plainSingleHost(url: string): boolean {
   const u = new URL(url)
@@ -88,7 +142,7 @@ export function createDb(url: string, opts: DbOptions = {}): DbHandle {
   if (statementMs) connection.statement_timeout = statementMs
   if (opts.lockTimeoutMs) connection.lock_timeout = opts.lockTimeoutMs
   if (opts.idleInTransactionTimeoutMs) connection.idle_in_transaction_session_timeout = opts.idleInTransactionTimeoutMs
-  const sql = postgres(url, {
+  const raw = postgres(url, {
     max: opts.max ?? 10,
     connect_timeout: (opts.connectTimeoutMs ?? 5000) / 1000,
     // The driver's default backoff grows with every failed connect of the pool, to 10-20 s: a request
@@ -103,6 +157,7 @@ export function createDb(url: string, opts: DbOptions = {}): DbHandle {
     // bigint ids travel as strings in the API; keep them exact.
     types: { bigint: postgres.BigInt },
   })
+  const sql = statementMs ? boundAcquire(raw, statementMs) : raw
   const db = drizzle(sql, { schema })
-  return { db, sql, close: () => sql.end({ timeout: 5 }) }
+  return { db, sql, close: () => raw.end({ timeout: 5 }) }
 }
