@@ -17,7 +17,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const MARKER = '/* fcfs-patch: nextWrite without a socket */'
+const MARKER = '/* fcfs-patch: nextWrite without a socket */'
 
 const EDITS = [
   {
@@ -49,7 +49,7 @@ const EDITS = [
 /** The driver's three builds (ESM, CommonJS, Cloudflare): each has its own copy of connection.js. */
 const FILES = ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js']
 
-export function patchDriver(dir) {
+function patchDriver(dir) {
   for (const rel of FILES) {
     const file = path.join(dir, rel)
     if (!existsSync(file)) continue
@@ -67,7 +67,8 @@ export function patchDriver(dir) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-  const dir = path.join(root, 'node_modules', 'postgres')
+  // The driver's directory: node_modules/postgres unless given (the test patches a copy).
+  const dir = process.argv[2] ?? path.join(root, 'node_modules', 'postgres')
   if (!existsSync(dir)) {
     console.error(`patch-postgres: ${dir} is missing (run npm ci first)`)
     process.exit(1)
