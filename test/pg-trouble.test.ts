@@ -59,6 +59,8 @@ function viaProxy(databaseUrl: string, port: number): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+// The production bounds (test/helper.ts relaxes them for the busy test machine).
+const BOUNDS = { PG_CONNECT_TIMEOUT_MS: '2000', PG_STATEMENT_TIMEOUT_MS: '2000' }
 
 t.test('the driver: connections closed while a small write is pending reject their queries, nothing throws', async (t) => {
   const { config } = await testEnv(t)
@@ -90,7 +92,7 @@ t.test('the driver: connections closed while a small write is pending reject the
 })
 
 t.test('black-holed then cut, repeatedly: the worker and the API stay up, admin reads answer 503 in bound', async (t) => {
-  const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0' })
+  const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', ...BOUNDS })
   const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const proxied = viaProxy(config.DATABASE_URL, proxy.port)
   const { url } = await startApp(t, { ...config, DATABASE_URL: proxied })
@@ -144,7 +146,7 @@ t.test('black-holed then cut, repeatedly: the worker and the API stay up, admin 
 })
 
 t.test('connections refused: admin reads and writes answer 503 BACKEND_UNAVAILABLE quickly', async (t) => {
-  const { config } = await testEnv(t)
+  const { config } = await testEnv(t, BOUNDS)
   const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const { url } = await startApp(t, { ...config, DATABASE_URL: viaProxy(config.DATABASE_URL, proxy.port) })
   const id = await createCampaign(url, { name: 'rf', stock: 10 })

@@ -18,6 +18,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 t.test('one of two workers SIGSTOPped under a steady claim rate: rows keep rising', async (t) => {
   const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', RECLAIM_IDLE_MS: '1500',
+    PG_CONNECT_TIMEOUT_MS: '2000', PG_STATEMENT_TIMEOUT_MS: '2000',
     RECLAIM_INTERVAL_MS: '300' })
   const { url } = await startApp(t, config)
   const id = await createCampaign(url, { name: 'freeze', stock: 100_000 })
