@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import { loadConfig } from '../src/config.js'
 import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { createKeys } from '../src/redis/keys.js'
-import { encodeClaimEntry } from '../src/redis/codec.js'
+import { encodeClaimEntry } from '../src/redis/stream-entry.js'
 import { createWorker } from '../src/worker/worker.js'
 
 export interface DrainResult {

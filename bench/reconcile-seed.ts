@@ -6,6 +6,9 @@
 import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import type { Keys } from '../src/redis/keys.js'
+import { defineScripts } from '../src/redis/scripts.js'
+import { writeLiveState } from '../src/reconcile/live-state.js'
+import { encodeUserRecord } from '../src/redis/users-record.js'
 
 export const claimIdOf = (seq: number) => `00000000-0000-4000-8000-${seq.toString(16).padStart(12, '0')}`
 export const userOf = (seq: number) => `user-${seq}`
@@ -34,16 +37,18 @@ export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, 
     FROM generate_series(1, ${o.claims}::int) AS s`
   if (skipRow.size) await sql`DELETE FROM claims WHERE campaign_id = ${id} AND sequence = ANY(${[...skipRow]}::int[])`
 
-  // Redis: the live hash as mirror.lua writes it, and the users hash in pipelined chunks.
-  await redis.hset(keys.campaign(id), 'name', 'seeded', 'stock', o.claims, 'perUserLimit', 1, 'opensAt', '',
-    'closesAt', '', 'issued', o.claims)
+  // Redis: the live hash as reconcile rebuilds it, and the users hash in pipelined chunks.
+  defineScripts(redis)
+  await writeLiveState(redis, keys, { id, name: 'seeded', stock: o.claims, perUserLimit: 1, opensAt: null,
+    closesAt: null }, o.claims, true)
   const CHUNK = 1000
   let pipe = redis.pipeline()
   let queued = 0
   for (let from = 1; from <= o.claims; from += CHUNK) {
     const args: string[] = []
     for (let s = from; s < from + CHUNK && s <= o.claims; s++) {
-      if (!skipRedis.has(s)) args.push(userOf(s), `${s}:${claimIdOf(s)}:${BASE_MS + s}`)
+      const claim = { sequence: s, claimId: claimIdOf(s), claimedAt: BASE_MS + s }
+      if (!skipRedis.has(s)) args.push(userOf(s), encodeUserRecord([claim]))
     }
     if (args.length) { pipe.hset(keys.users(id), ...args); queued++ }
     if (queued >= 20) { await pipe.exec(); pipe = redis.pipeline(); queued = 0 }

@@ -13,7 +13,9 @@ import { dropDatabase, migrateDatabase } from '../src/db/migrate.js'
 import { createKeys, type Keys } from '../src/redis/keys.js'
 import { runClaim } from '../src/claims/claim-script.js'
 import { defineScripts } from '../src/redis/scripts.js'
-import { flatRecord, parseUserRecord } from '../src/redis/codec.js'
+import { flatRecord } from '../src/redis/codec.js'
+import { parseUserRecord } from '../src/redis/users-record.js'
+import { readIssued } from '../src/redis/campaign-hash.js'
 import { LoadClient } from './load-client.js'
 import type { LoadJob, LoadResult } from './load-protocol.js'
 import { entryExists, freePort, sleep, spawnNode, stopAll, waitForHttp, type Child } from './processes.js'
@@ -421,7 +423,7 @@ export async function runBurst(env: Env, url: string):
       burst: {
         ...figures(r), users, stock, seconds: r.seconds,
         sellOutSeconds: r.last201At !== null ? (r.last201At - r.startedAt) / 1000 : null,
-        issued: Number(await env.redis.hget(env.keys.campaign(id), 'issued')), correct, checks, timeline: r.timeline,
+        issued: (await readIssued(env.redis, env.keys, id)) ?? 0, correct, checks, timeline: r.timeline,
       },
       drainMs,
       workersAvailable,
@@ -433,7 +435,7 @@ export async function runBurst(env: Env, url: string):
 
 async function checkBurst(env: Env, id: string, r: LoadResult, expected: number,
   rows: number | null): Promise<Record<string, boolean>> {
-  const issued = Number(await env.redis.hget(env.keys.campaign(id), 'issued'))
+  const issued = (await readIssued(env.redis, env.keys, id)) ?? 0
   const records = await env.redis.hgetall(env.keys.users(id))
   const claims = Object.values(records).map((r) => parseUserRecord(r).claims)
   const seqs = claims.flat().map((c) => c.sequence).sort((a, b) => a - b)

@@ -193,9 +193,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerLive(app, {
     redis, sql: db.sql, keys, adminAuth,
     answersByStatus: metrics.answersByStatus, registry: metrics.registry,
-    campaignActive: async (id) => {
+    campaignStatus: async (id) => {
       const row = await campaigns.get(id)
-      return row !== null && !row.archivedAt
+      return row === null ? 'unknown' : row.archivedAt ? 'archived' : 'active'
     },
     intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })

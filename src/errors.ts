@@ -21,6 +21,7 @@ export const ErrorCode = {
   CLAIM_CANCELLED: 'CLAIM_CANCELLED',
   NOT_A_HOLD: 'NOT_A_HOLD',
   CAMPAIGN_ACTIVE: 'CAMPAIGN_ACTIVE',
+  STOCK_LIMIT: 'STOCK_LIMIT',
   HOLDS_OPEN: 'HOLDS_OPEN',
   CLAIMS_PENDING: 'CLAIMS_PENDING',
   RECONCILE_DRIFT: 'RECONCILE_DRIFT',
@@ -51,6 +52,8 @@ export const ErrorSchema = Type.Object({
   closesAt: Type.Optional(Type.String({ format: 'date-time', description: 'CLOSED: when the campaign closed' })),
   campaignId: Type.Optional(Type.String({
     description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote' })),
+  limit: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the most stock a campaign can hold' })),
+  stock: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the stock now' })),
   reason: Type.Optional(Type.String({
     description: 'archive refusals (409): why the campaign cannot be archived yet' })),
 }, { $id: 'Error' })

@@ -13,7 +13,7 @@ import { createKeys } from '../src/redis/keys.js'
 import { createRedis } from '../src/redis/client.js'
 import { runClaim } from '../src/claims/claim-script.js'
 import { defineScripts } from '../src/redis/scripts.js'
-import { parseUserRecord } from '../src/redis/codec.js'
+import { parseUserRecord } from '../src/redis/users-record.js'
 
 t.test('the issue path is one Redis round trip, the per-user limit included', async (t) => {
   // A private redis-server: MONITOR then sees this test's commands only.

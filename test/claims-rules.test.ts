@@ -1,7 +1,7 @@
 import t from 'tap'
 import { testEnv, startApp, createCampaign, claim, http, userToken, deleteKeys, freePort } from './helper.js'
 import { createKeys } from '../src/redis/keys.js'
-import { rawClaim } from '../src/redis/codec.js'
+import { rawClaim } from '../src/redis/stream-entry.js'
 
 t.test('claim rules through HTTP', async (t) => {
   const { config, redis } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0' })

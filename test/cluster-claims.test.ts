@@ -4,7 +4,7 @@
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { keySlot } from '../src/redis/slots.js'
-import { rawClaim } from '../src/redis/codec.js'
+import { rawClaim } from '../src/redis/stream-entry.js'
 import { spawnServer, freePort, createCampaign, claim, countBy, http, userToken } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
 

@@ -20,7 +20,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createKeys } from '../src/redis/keys.js'
-import { parseUserRecord } from '../src/redis/codec.js'
+import { parseUserRecord } from '../src/redis/users-record.js'
 import { startApp, createCampaign, claim } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
 import { stopProcess } from './process.js'

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { encodeClaimEntry, encodeEventEntry } from '../src/redis/codec.js'
+import { encodeClaimEntry, encodeEventEntry } from '../src/redis/stream-entry.js'
 import { scanStream } from '../src/reconcile/sources.js'
 import { deleteKeys } from './helper.js'
 

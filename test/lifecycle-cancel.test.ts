@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
-import { rawEvent } from '../src/redis/codec.js'
+import { rawEvent } from '../src/redis/stream-entry.js'
 import { one, testEnv, startApp, createCampaign, claim, http, userToken } from './helper.js'
 import { startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { stopProcess } from './process.js'

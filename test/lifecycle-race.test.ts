@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
-import { parseUserRecord, holdsUnit } from '../src/redis/codec.js'
+import { parseUserRecord, holdsUnit } from '../src/redis/users-record.js'
 import { one, testEnv, spawnServer, freePort, createCampaign, claim, http, userToken } from './helper.js'
 import { startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { stopProcess } from './process.js'

@@ -5,16 +5,17 @@ import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { Type } from 'typebox'
-import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable } from '../errors.js'
+import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, campaignUnavailable, errorBody }
+  from '../errors.js'
 import { createAdminIdempotency } from './idempotency.js'
-import { mirrorCampaign, readLiveState, remainingOf } from './mirror.js'
-import { campaignState } from './public-routes.js'
+import { mirrorCampaign } from './mirror.js'
+import { campaignState, readLiveState, remainingOf } from '../redis/campaign-hash.js'
 import { publishCampaignChanged } from './events.js'
 import type { CampaignRow, CampaignsRepository } from './repository.js'
 import {
   AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignListQuerySchema,
   CampaignListSchema,
-  CampaignSchema, CreateCampaignBodySchema,
+  CampaignSchema, CreateCampaignBodySchema, STOCK_MAX,
 } from './schemas.js'
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
@@ -46,6 +47,11 @@ const AdminWriteHeadersSchema = Type.Object({
       '(stored in PostgreSQL with the write)',
   })),
 })
+
+/** 409 STOCK_LIMIT: the addition would take the campaign past STOCK_MAX; nothing was written. */
+const stockLimit = (id: string, add: number, stock: number) => errorBody(409, ErrorCode.STOCK_LIMIT,
+  `adding ${add} to campaign ${id} (stock ${stock}) would pass the maximum stock of ${STOCK_MAX}; ` +
+  `at most ${Math.max(0, STOCK_MAX - stock)} more can be added`, { limit: STOCK_MAX, stock })
 
 const reconcileHint = (id: string) => `npm run reconcile -- --campaign ${id} --fix`
 
@@ -188,21 +194,29 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<AdminCampaignRoutesO
     let stock: number | undefined
     let row: CampaignRow | null
     if (!key) {
-      row = await opts.campaigns.addStock(id, req.body.add)
-      if (!row) throw campaignNotFound(id)
+      const added = await opts.campaigns.addStock(id, req.body.add, STOCK_MAX)
+      if (!added) throw campaignNotFound(id)
+      if ('over' in added) return reply.code(409).send(stockLimit(id, req.body.add, added.stock))
+      row = added
     } else {
       let updated: CampaignRow | null = null
       const { answer, replayed } = await idempotency.once(key, `POST /admin/campaigns/${id}/stock`, req.body,
         async (tx) => {
-          updated = await opts.campaigns.addStock(id, req.body.add, tx)
-          if (!updated) throw campaignNotFound(id)
-          return { statusCode: 200, body: { stock: updated.stock }, campaignId: updated.id }
+          const added = await opts.campaigns.addStock(id, req.body.add, STOCK_MAX, tx)
+          if (!added) throw campaignNotFound(id)
+          // The refusal is stored with the key like an answer: a retry gets it again, even after a later change.
+          if ('over' in added) {
+            return { statusCode: 409, body: stockLimit(id, req.body.add, added.stock), campaignId: BigInt(id) }
+          }
+          updated = added
+          return { statusCode: 200, body: { stock: added.stock }, campaignId: added.id }
         })
+      if (replayed) reply.header('idempotent-replayed', 'true')
+      if (answer.statusCode === 409) return reply.code(409).send(answer.body as ReturnType<typeof stockLimit>)
       // A replay writes nothing: it mirrors the database's current stock (mirror.lua never lowers it).
       row = replayed ? await opts.campaigns.get(id) : updated
       if (!row) throw campaignNotFound(id)
       stock = Number(answer.body.stock)
-      if (replayed) reply.header('idempotent-replayed', 'true')
     }
     const live = await mirrorCommitted(req.log, row, 'update', `the stock addition (stock now ${row.stock}) was`, key)
     stock ??= live.stock
@@ -212,6 +226,6 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<AdminCampaignRoutesO
     await publishCampaignChanged(opts.redis, opts.keys, { type: 'stock-added', campaignId: id })
       .catch((err: Error) => req.log.warn({ err },
         'stock-added event not published; other instances may answer 410 until SOLD_OUT_CACHE_MS passes'))
-    return { stock, remaining: Math.max(0, live.stock - (live.issued - live.returned)) }
+    return { stock, remaining: remainingOf(live) }
   })
 }

@@ -10,15 +10,14 @@
   missing (live state lost: only reconcile may rebuild it, from the database's claims).
   Stock only ever grows here (max of stored and given), so two stock changes mirrored out of order
   cannot shrink it below what the database holds.
+  -- @include redis/campaign-hash.lua
 ]]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if not exists and ARGV[1] ~= 'create' then return {-1} end
 local stock = tonumber(ARGV[3])
-local current = tonumber(redis.call('HGET', KEYS[1], 'stock'))
-if current and current > stock then stock = current end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'stock', stock, 'perUserLimit', ARGV[4],
-  'opensAt', ARGV[5], 'closesAt', ARGV[6], 'holdSeconds', ARGV[7])
-redis.call('HSETNX', KEYS[1], 'issued', 0)
-redis.call('HSETNX', KEYS[1], 'returned', 0)
-local counters = redis.call('HMGET', KEYS[1], 'issued', 'returned')
-return {stock, tonumber(counters[1]), tonumber(counters[2])}
+local current = campaign_read(KEYS[1])
+if current.stock and current.stock > stock then stock = current.stock end
+campaign_write_settings(KEYS[1], ARGV[2], stock, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+campaign_init_counters(KEYS[1], 0, 0)
+local after = campaign_read(KEYS[1])
+return {stock, after.issued, after.returned}

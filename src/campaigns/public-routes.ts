@@ -3,16 +3,9 @@ import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
 import type { Missing } from './lookup.js'
 import { ErrorSchema } from '../errors.js'
-import { readLiveState, remainingOf, type LiveState } from './mirror.js'
+import { campaignState, readLiveState, remainingOf } from '../redis/campaign-hash.js'
 import { campaignNotFound, campaignUnavailable } from '../errors.js'
 import { CampaignIdParamsSchema, PublicCampaignSchema } from './schemas.js'
-
-export function campaignState(live: LiveState, now = Date.now()): 'scheduled' | 'open' | 'sold_out' | 'closed' {
-  if (live.endedAt !== null || (live.closesAt !== null && now >= live.closesAt)) return 'closed'
-  if (remainingOf(live) === 0) return 'sold_out'
-  if (live.opensAt !== null && now < live.opensAt) return 'scheduled'
-  return 'open'
-}
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 

@@ -65,12 +65,20 @@ export function createCampaignsRepository(db: Db) {
         .where(and(eq(campaigns.id, BigInt(id)), isNull(campaigns.archivedAt)))
       return this.get(id)
     },
-    async addStock(id: string, add: number, exec: Exec = db): Promise<CampaignRow | null> {
+    /**
+     * Adds stock unless the total would pass max; the check is in the UPDATE itself, so concurrent additions
+     * cannot pass it together. null: no such campaign; { over }: refused, with the stock as it stands.
+     */
+    async addStock(id: string, add: number, max: number, exec: Exec = db):
+      Promise<CampaignRow | { over: true; stock: number } | null> {
       const [row] = await exec.update(campaigns)
         .set({ stock: sql`${campaigns.stock} + ${add}`, updatedAt: sql`now()` })
-        .where(eq(campaigns.id, BigInt(id)))
+        .where(and(eq(campaigns.id, BigInt(id)), sql`${campaigns.stock} <= ${max - add}`))
         .returning()
-      return row ?? null
+      if (row) return row
+      const [current] = await exec.select({ stock: campaigns.stock }).from(campaigns)
+        .where(eq(campaigns.id, BigInt(id)))
+      return current ? { over: true, stock: current.stock } : null
     },
   }
 }

@@ -8,11 +8,17 @@ export const CampaignIdParamsSchema = Type.Object({
   id: Type.String({ pattern: CAMPAIGN_ID_PATTERN, description: 'campaign id (decimal string)' }),
 }, { additionalProperties: false })
 
+/**
+ * The most stock a campaign can hold, at creation and after any addition: well inside PostgreSQL's integer
+ * (campaigns.stock, claims.sequence), so a sum of additions is refused by name instead of overflowing.
+ */
+export const STOCK_MAX = 100_000_000
+
 const DateTimeOrNull = Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
 
 export const CreateCampaignBodySchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 200 }),
-  stock: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+  stock: Type.Integer({ minimum: 1, maximum: STOCK_MAX }),
   perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1 })),
   opensAt: Type.Optional(Type.String({ format: 'date-time' })),
   closesAt: Type.Optional(Type.String({ format: 'date-time' })),
@@ -52,7 +58,8 @@ export const AdminCampaignSchema = Type.Object({
 })
 
 export const AddStockBodySchema = Type.Object({
-  add: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+  add: Type.Integer({ minimum: 1, maximum: STOCK_MAX,
+    description: `refused with 409 STOCK_LIMIT when the total would pass ${STOCK_MAX}` }),
 }, { additionalProperties: false })
 
 export const AddStockResponseSchema = Type.Object({ stock: Type.Integer(), remaining: Type.Integer() })

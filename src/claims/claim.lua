@@ -3,11 +3,12 @@
   before the first write that matters: a Lua error part-way would not roll back what was written.
   Refusals do constant work whatever the user's history: the users record's count header is read with
   an anchored match, and the entries are never walked (only searched once, as plain bytes, for a
-  re-sent script's own claim). Needs record.lua's functions (prepended by the loader).
+  re-sent script's own claim).
+  -- @include lifecycle/holds.lua
 
-  KEYS[1] campaign hash   (stock, perUserLimit, opensAt, closesAt, issued, returned, holdSeconds, ended)
-  KEYS[2] users hash      (userId -> "count;seq:claimId:claimedAtMs[:mark],..."; old records lack "count;")
-  KEYS[3] stream          (XADD target; one field per entry: c = "seq:claimId:claimedAtMs:campaignId:userId")
+  KEYS[1] campaign hash   (src/redis/campaign-hash.lua)
+  KEYS[2] users hash      (userId -> the user's record: src/redis/users-record.lua)
+  KEYS[3] stream          (XADD target: one claim entry, src/redis/stream-entry.lua)
   KEYS[4] idempotency key (a key in the same slot; only read/written when ARGV[5] == '1')
   KEYS[5] per-user request counter of this campaign (same slot; only used when ARGV[6] > 0)
   KEYS[6] holds zset      (claimId..userId -> expiresAtMs; only touched when the campaign has holdSeconds)
@@ -15,9 +16,11 @@
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
   ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
 
-  Units (issue 12): issued counts sequences handed out, returned counts units given back by
-  cancellations and expired holds; a claim needs issued - returned < stock and takes sequence issued + 1,
-  so sequences stay unique and increasing while returned units are issued again.
+  Units (issue 12): see src/redis/campaign-hash.lua (issued, returned, stock).
+
+  Steps, in this order (docs/api.md "How a claim works" lists the same; test/docs.test.ts checks both):
+    1. live state  2. rate limit  3. idempotency  4. window  5. due holds  6. re-sent  7. per-user limit
+    8. stock  9. issue
 
   Returns an array whose first element is the outcome:
     1  issued       {1, sequence, claimId, claimedAtMs, holdUntilMs or 0}
@@ -35,9 +38,8 @@ local SCANNED = 64
 -- Due holds a claim expires itself, on top of the worker's sweep.
 local LAZY_EXPIRE = 20
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued', 'returned',
-  'holdSeconds', 'ended')
-local stock, limit, issued = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[5])
+local camp = campaign_read(KEYS[1])
+local stock, limit, issued = camp.stock, camp.perUserLimit, camp.issued
 if not stock or not limit or not issued then
   -- The answer a client already got stays true without the live state: replay it rather than 503.
   if ARGV[5] == '1' then
@@ -71,8 +73,8 @@ if useIdem then
 end
 
 local now = now_ms()
-local opensAt, closesAt = tonumber(meta[3]), tonumber(meta[4])
-local returned, holdSeconds, ended = tonumber(meta[6]) or 0, tonumber(meta[7]), tonumber(meta[8])
+local opensAt, closesAt = camp.opensAt, camp.closesAt
+local returned, holdSeconds, ended = camp.returned, camp.holdSeconds, camp.ended
 if ended then return {-3, ended} end
 if opensAt and now < opensAt then return {-2, opensAt} end
 if closesAt and now >= closesAt then return {-3, closesAt} end
@@ -83,60 +85,33 @@ if holdSeconds then
   returned = returned + expire_due(KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[7], ARGV[2], now, LAZY_EXPIRE)
 end
 local record = redis.call('HGET', KEYS[2], userId)
-local count, from = 0, 1
-if record then
-  -- A re-sent script (ioredis replays unanswered commands after a reconnect) finds its own claim.
-  -- A plain find (memchr/memcmp in C, no captures) keeps this check cheap on a long record.
-  local at = string.find(record, ':' .. claimId .. ':', 1, true)
-  if at then
-    local c = rec_find(record, claimId)
-    return {1, c.seq, claimId, c.at, (c.mark == 'h' and holdSeconds and c.at + holdSeconds * 1000) or 0}
-  end
-  local header = string.match(record, '^(%d+);')
-  if header then
-    count, from = tonumber(header), #header + 2
-  else
-    -- An old record (no count header): counted once here, rewritten with a header when issuing.
-    local _, commas = string.gsub(record, ',', '')
-    count = commas + 1
-  end
+-- A re-sent script (ioredis replays unanswered commands after a reconnect) finds its own claim: one plain
+-- find (memchr/memcmp in C, no captures) keeps this check cheap on a long record.
+local mine = rec_find(record, claimId)
+if mine then
+  return {1, mine.seq, claimId, mine.at, (mine.mark == REC_MARK.hold and holdSeconds and mine.at + holdSeconds * 1000)
+    or 0}
 end
+local count, from = 0, 1
+if record then count, from = rec_count(record) end
 
 local result
 if count >= limit then
-  result = {-4, count}
   -- The first LISTED held sequences: the scan stops there, however long the record.
-  local n, pos, scanned = 0, from, 0
-  while record and n < LISTED and scanned < SCANNED do
-    local s, e, seq, mark = string.find(record, '^(%d+):[^:,]+:%d+:?(%l?)', pos)
-    if not s then break end
-    scanned = scanned + 1
-    if mark ~= 'c' and mark ~= 'x' then
-      n = n + 1
-      result[n + 2] = tonumber(seq)
-    end
-    pos = e + 2
-  end
+  result = {-4, count}
+  for i, seq in ipairs(rec_held_sequences(record, from, LISTED, SCANNED)) do result[i + 2] = seq end
 elseif issued - returned >= stock then
   result = {-5, stock}
 else
   local seq = issued + 1
-  redis.call('HSET', KEYS[1], 'issued', seq)
-  local entry = seq .. ':' .. claimId .. ':' .. now
-  local holdUntil = 0
+  campaign_set_issued(KEYS[1], seq)
+  local holdUntil, mark = 0, REC_MARK.final
   if holdSeconds then
-    holdUntil = now + holdSeconds * 1000
-    entry = entry .. ':h'
-    redis.call('ZADD', KEYS[6], holdUntil, claimId .. userId)
+    holdUntil, mark = now + holdSeconds * 1000, REC_MARK.hold
+    hold_add(KEYS[6], claimId, userId, holdUntil)
   end
-  if record and from <= #record then entry = string.sub(record, from) .. ',' .. entry end
-  redis.call('HSET', KEYS[2], userId, (count + 1) .. ';' .. entry)
-  if holdSeconds then
-    redis.call('XADD', KEYS[3], '*', 'h',
-      seq .. ':' .. claimId .. ':' .. now .. ':' .. holdUntil .. ':' .. ARGV[2] .. ':' .. userId)
-  else
-    redis.call('XADD', KEYS[3], '*', 'c', seq .. ':' .. claimId .. ':' .. now .. ':' .. ARGV[2] .. ':' .. userId)
-  end
+  redis.call('HSET', KEYS[2], userId, rec_append(record, count, from, seq, claimId, now, mark))
+  stream_claim(KEYS[3], seq, claimId, now, holdUntil, ARGV[2], userId)
   result = {1, seq, claimId, now, holdUntil}
 end
 

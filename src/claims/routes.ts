@@ -13,7 +13,8 @@ import type { SoldOutCache } from './sold-out-cache.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { isCluster } from '../redis/client.js'
 import { withTimeout } from '../timeout.js'
-import { claimState, parseUserRecord } from '../redis/codec.js'
+import { claimState, isOpenHold, parseUserRecord } from '../redis/users-record.js'
+import { readLiveState } from '../redis/campaign-hash.js'
 import { rowState } from '../lifecycle/views.js'
 import { runClaim, type ClaimOutcome } from './claim-script.js'
 import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from './schemas.js'
@@ -188,9 +189,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
       response: { 200: MyClaimsSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema } },
   }, async (req) => {
     const id = req.params.id
-    const [[stock, holdSeconds], record] = await Promise.all([redis.hmget(keys.campaign(id), 'stock', 'holdSeconds'),
-      redis.hget(keys.users(id), req.userId)])
-    if (stock == null) {
+    const [live, record] = await Promise.all([readLiveState(redis, keys, id), redis.hget(keys.users(id), req.userId)])
+    if (!live) {
       const m = await opts.whyMissing(id)
       if (m.kind !== 'archived') throw await opts.errorForMissing(id)
       // Archived: every claim is a row (the archive refused while any was pending).
@@ -205,7 +205,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
         claimId: c.claimId, sequence: c.sequence, claimedAt: iso(c.claimedAt),
         status: persisted.has(c.claimId) ? 'persisted' as const : 'pending' as const,
         state: claimState(c.mark),
-        ...(c.mark === 'h' && holdSeconds ? { expiresAt: iso(c.claimedAt + Number(holdSeconds) * 1000) } : {}),
+        ...(isOpenHold(c.mark) && live.holdSeconds ? { expiresAt: iso(c.claimedAt + live.holdSeconds * 1000) } : {}),
       })),
     }
   })

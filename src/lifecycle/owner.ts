@@ -1,6 +1,6 @@
 import type { CampaignsRepository } from '../campaigns/repository.js'
 import type { RedisClient } from '../redis/client.js'
-import { entryCampaign, rawClaim, rawEvent } from '../redis/codec.js'
+import { entryCampaign, rawClaim, rawEvent } from '../redis/stream-entry.js'
 import type { Keys } from '../redis/keys.js'
 
 const PAGE = 1000

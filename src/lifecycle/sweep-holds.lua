@@ -1,7 +1,8 @@
 --[[
   Expires a campaign's due holds (the worker runs it every HOLD_SWEEP_MS for each campaign with holds;
   claim.lua does the same lazily). Every key is in the campaign's slot: on a cluster the call goes to
-  the master of that slot. Needs record.lua's functions (prepended by the loader).
+  the master of that slot.
+  -- @include lifecycle/holds.lua
 
   KEYS[1] campaign hash  KEYS[2] users hash  KEYS[3] stream  KEYS[4] holds zset  KEYS[5] marks hash
   ARGV[1] campaignId  ARGV[2] at most this many holds per call

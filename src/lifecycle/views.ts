@@ -1,5 +1,5 @@
 import type { ClaimRowDb } from '../campaigns/repository.js'
-import type { ClaimState } from '../redis/codec.js'
+import type { ClaimState } from '../redis/users-record.js'
 
 /** A claims row's lifecycle state, as the users record would say it. */
 export function rowState(r: Pick<ClaimRowDb,

@@ -3,6 +3,7 @@ import type { RedisClient } from '../redis/client.js'
 import type postgres from 'postgres'
 import type { Keys } from '../redis/keys.js'
 import { withTimeout } from '../timeout.js'
+import { readLiveState, remainingOf } from '../redis/campaign-hash.js'
 
 // Bounds the series count: the dashboards show the current drops, not every campaign ever made.
 const MAX_CAMPAIGNS = 50
@@ -28,15 +29,12 @@ export function registerCampaignGauges(registry: Registry,
           WHERE (closes_at IS NULL OR closes_at > now() - interval '1 hour') AND archived_at IS NULL
           ORDER BY id DESC LIMIT ${MAX_CAMPAIGNS}`, deps.timeoutMs, 'campaign ids')
         const ids = rows.map((r) => String(r.id))
-        const reads = Promise.all(ids.map((id) => redis.hmget(keys.campaign(id), 'stock', 'issued', 'returned')))
+        const reads = Promise.all(ids.map((id) => readLiveState(redis, keys, id)))
         const values = await withTimeout(reads, deps.timeoutMs, 'campaign stock')
         this.reset()
         ids.forEach((id, i) => {
-          const [stock, issued, returned] = values[i]!
-          // Units given back by cancellations and expired holds count as remaining (issue 12).
-          if (stock != null && issued != null) {
-            this.set({ campaign: id }, Math.max(0, Number(stock) - Number(issued) + Number(returned ?? 0)))
-          }
+          const live = values[i]
+          if (live) this.set({ campaign: id }, remainingOf(live))
         })
       } catch {
         // A scrape during an outage keeps the last values; fcfs_backend_up and /readyz tell the outage.

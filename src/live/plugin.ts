@@ -22,8 +22,8 @@ export interface LiveDeps {
   adminAuth: onRequestHookHandler
   /** This instance's claim answers by HTTP status (from its metrics). */
   answersByStatus: () => Promise<Map<number, number>>
-  /** Whether the campaign exists and is not archived, from PostgreSQL. */
-  campaignActive: (id: string) => Promise<boolean>
+  /** Whether the campaign exists and is archived, from PostgreSQL. */
+  campaignStatus: (id: string) => Promise<'active' | 'archived' | 'unknown'>
   /** The API's Prometheus registry: gets fcfs_campaign_remaining. */
   registry: Registry
   intervalMs: number
@@ -47,12 +47,12 @@ export async function registerLive(app: FastifyInstance, deps: LiveDeps): Promis
         return { persisted: row?.persisted ?? 0, deadLettered: row?.dead ?? 0 }
       },
     }, id, 5 * deps.intervalMs),
-    whyMissing: async (id) => ((await deps.campaignActive(id)) ? 'unavailable' : 'gone'),
+    whyMissing: async (id) => ((await deps.campaignStatus(id)) === 'active' ? 'unavailable' : 'gone'),
   })
   registerCampaignGauges(deps.registry, { redis: deps.redis, sql, keys: deps.keys, timeoutMs: deps.timeoutMs })
   app.decorate('liveStats', () => hub.stats())
   // Open event streams would keep the server from closing: end them first.
   app.addHook('preClose', (done) => { hub.closeAll('server shutting down'); done() })
-  await app.register(liveRoutes, { hub, adminAuth: deps.adminAuth, campaignExists: deps.campaignActive,
+  await app.register(liveRoutes, { hub, adminAuth: deps.adminAuth, campaignStatus: deps.campaignStatus,
     intervalMs: deps.intervalMs })
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { onRequestHookHandler } from 'fastify'
 import { Type } from 'typebox'
-import { ErrorSchema, campaignNotFound } from '../errors.js'
+import { ErrorSchema, campaignEnded, campaignNotFound } from '../errors.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import type { LiveHub, LiveMessage } from './hub.js'
 import { createSseWriter } from './sse.js'
@@ -11,8 +11,8 @@ import { createSseWriter } from './sse.js'
 export interface LiveRoutesOptions {
   hub: LiveHub
   adminAuth: onRequestHookHandler
-  /** Whether the campaign exists (checked once when a viewer connects). */
-  campaignExists: (id: string) => Promise<boolean>
+  /** Whether the campaign exists and is archived (checked once when a viewer connects). */
+  campaignStatus: (id: string) => Promise<'active' | 'archived' | 'unknown'>
   intervalMs: number
 }
 
@@ -69,13 +69,17 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
       security: [{ adminToken: [] }],
       summary: 'Live numbers of a campaign as Server-Sent Events, one `snapshot` event per LIVE_INTERVAL_MS',
       description: 'Needs `Authorization: Bearer <ADMIN_TOKEN>`. Ends with an `end` event when the campaign is ' +
-        'archived or deleted. A client that reads too slowly misses snapshots instead of queueing them.',
+        'archived or deleted; an archived campaign answers 409 CAMPAIGN_ENDED, as its other admin writes do. ' +
+        'A client that reads too slowly misses snapshots instead of queueing them.',
       params: CampaignIdParamsSchema,
-      response: { 200: SseSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema },
+      response: { 200: SseSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema,
+        503: ErrorSchema },
     },
   }, async (req, reply) => {
     const { id } = req.params
-    if (!(await opts.campaignExists(id))) throw campaignNotFound(id)
+    const status = await opts.campaignStatus(id)
+    if (status === 'unknown') throw campaignNotFound(id)
+    if (status === 'archived') throw campaignEnded(id)
     // From here the response is a stream this handler owns: Fastify neither serializes nor ends it.
     reply.hijack()
     const res = reply.raw

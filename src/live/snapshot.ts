@@ -1,7 +1,8 @@
 import type { RedisClient } from '../redis/client.js'
 import { withTimeout } from '../timeout.js'
 import type { Keys } from '../redis/keys.js'
-import { campaignState } from '../campaigns/public-routes.js'
+import { campaignState, liveStateOf, queueLiveState, remainingOf, type CampaignState, type LiveState }
+  from '../redis/campaign-hash.js'
 import { flatRecord } from '../redis/codec.js'
 
 /** Answer classes the page charts. */
@@ -14,7 +15,7 @@ export interface LiveSnapshot {
   name: string
   /** When the numbers were read (ISO). */
   at: string
-  state: 'scheduled' | 'open' | 'sold_out' | 'closed'
+  state: CampaignState
   stock: number
   issued: number
   remaining: number
@@ -60,8 +61,7 @@ const classify = (status: number): Outcome | null => {
 }
 
 export type RedisReading = { live: null } | {
-  live: { name: string; stock: number; issued: number; returned: number;
-    endedAt: number | null; opensAt: number | null; closesAt: number | null }
+  live: LiveState
   backlog: number; lag: number | null; oldestAgeMs: number | null; nowMs: number
 }
 
@@ -71,8 +71,7 @@ export type RedisReading = { live: null } | {
  */
 async function readRedis(src: SnapshotSources, campaignId: string): Promise<RedisReading> {
   const stream = src.keys.streamOf(campaignId)
-  const pipe = src.redis.pipeline()
-    .hmget(src.keys.campaign(campaignId), 'name', 'stock', 'opensAt', 'closesAt', 'issued', 'returned', 'ended')
+  const pipe = queueLiveState(src.redis.pipeline(), src.keys, campaignId)
     .xlen(stream)
     .xinfo('GROUPS', stream)
     .xrange(stream, '-', '+', 'COUNT', 1)
@@ -81,9 +80,8 @@ async function readRedis(src: SnapshotSources, campaignId: string): Promise<Redi
   if (!res) throw new Error('live feed read: pipeline aborted')
   const [hashErr, hash] = res[0]!
   if (hashErr) throw hashErr
-  const [name, stock, opensAt, closesAt, issued, returned, ended] = hash as (string | null)[]
-  if (stock == null || issued == null) return { live: null }
-  const ms = (v: string | null | undefined) => (v ? Number(v) : null)
+  const live = liveStateOf(hash)
+  if (!live) return { live: null }
   const [timeErr, time] = res[4]!
   const [sec, usec] = (time ?? []) as string[]
   const nowMs = timeErr ? Date.now() : Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
@@ -99,11 +97,7 @@ async function readRedis(src: SnapshotSources, campaignId: string): Promise<Redi
   const [rangeErr, range] = res[3]!
   const first = !rangeErr && Array.isArray(range) ? (range as [string, string[]][])[0] : undefined
   if (first) oldestAgeMs = Math.max(0, nowMs - Number(first[0].split('-')[0]))
-  return {
-    live: { name: name ?? '', stock: Number(stock), issued: Number(issued), returned: Number(returned ?? 0),
-      endedAt: ms(ended), opensAt: ms(opensAt), closesAt: ms(closesAt) },
-    backlog, lag, oldestAgeMs, nowMs,
-  }
+  return { live, backlog, lag, oldestAgeMs, nowMs }
 }
 
 /**
@@ -143,11 +137,10 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
       campaignId,
       name: live.name,
       at: new Date(now).toISOString(),
-      state: campaignState({ ...live, perUserLimit: 1, holdSeconds: null }, r.nowMs),
+      state: campaignState(live, r.nowMs),
       stock: live.stock,
       issued: live.issued,
-      // Cancelled and expired claims gave units back (issue 12): they are issued again under new sequences.
-      remaining: Math.max(0, live.stock - (live.issued - live.returned)),
+      remaining: remainingOf(live),
       persisted: durable.persisted,
       pending: Math.max(0, live.issued - durable.persisted),
       deadLettered: durable.deadLettered,

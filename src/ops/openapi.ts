@@ -14,7 +14,8 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   404: [ErrorCode.CAMPAIGN_NOT_FOUND, ErrorCode.CLAIM_NOT_FOUND],
   409: [ErrorCode.ALREADY_CLAIMED, ErrorCode.CAMPAIGN_ENDED, ErrorCode.HOLD_EXPIRED, ErrorCode.CLAIM_CANCELLED,
     ErrorCode.NOT_A_HOLD,
-    ErrorCode.CAMPAIGN_ACTIVE, ErrorCode.HOLDS_OPEN, ErrorCode.CLAIMS_PENDING, ErrorCode.RECONCILE_DRIFT],
+    ErrorCode.CAMPAIGN_ACTIVE, ErrorCode.HOLDS_OPEN, ErrorCode.CLAIMS_PENDING, ErrorCode.RECONCILE_DRIFT,
+    ErrorCode.STOCK_LIMIT],
   410: [ErrorCode.SOLD_OUT],
   413: [ErrorCode.PAYLOAD_TOO_LARGE],
   415: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
@@ -36,8 +37,9 @@ function codesFor(url: string, status: string): ErrorCode[] {
     switch (c) {
       case ErrorCode.ALREADY_CLAIMED: return url === '/v1/campaigns/:id/claims'
       case ErrorCode.CLAIM_NOT_FOUND: case ErrorCode.HOLD_EXPIRED: return oneClaim
-      // also adding stock to an archived campaign
-      case ErrorCode.CAMPAIGN_ENDED: return oneClaim || url.endsWith('/stock')
+      // also adding stock to, or watching the live feed of, an archived campaign
+      case ErrorCode.CAMPAIGN_ENDED: return oneClaim || url.endsWith('/stock') || url.endsWith('/live')
+      case ErrorCode.STOCK_LIMIT: return url.endsWith('/stock')
       case ErrorCode.CLAIM_CANCELLED: case ErrorCode.NOT_A_HOLD: return confirm
       case ErrorCode.CAMPAIGN_ACTIVE: case ErrorCode.HOLDS_OPEN:
       case ErrorCode.CLAIMS_PENDING: case ErrorCode.RECONCILE_DRIFT: return archive

@@ -14,10 +14,10 @@ import type { Db } from '../db/client.js'
 import type { CampaignRow } from '../campaigns/repository.js'
 import type { Keys } from '../redis/keys.js'
 import { SeqBitset, SeqFingerprints, fingerprint } from './bitset.js'
-import { readRawLiveState, settingMs } from './live-state.js'
+import { readIssued, readRawLiveState, storedSettings } from '../redis/campaign-hash.js'
 import { addExample, driftOf, emptyClasses, type CampaignReport } from './report.js'
 import { claimStats, parseRecord, scanClaims, scanDeadLetters, scanStream, scanUsers } from './sources.js'
-import { claimState, holdsUnit } from '../redis/codec.js'
+import { claimState, holdsUnit } from '../redis/users-record.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { Progress } from './progress.js'
 import type { RedisClient } from '../redis/client.js'
@@ -94,7 +94,6 @@ async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sid
   stats: Awaited<ReturnType<typeof claimStats>> }> {
   const { redis, db, keys, pageSize, progress } = deps
   const id = String(campaign.id)
-  const campaignKey = keys.campaign(id)
   const usersKey = keys.users(id)
   const classes = emptyClasses()
 
@@ -126,7 +125,7 @@ async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sid
   const unappliedEvents: LifecycleFix[] = []
 
   progress.start(`campaign ${id}`, usersLen + streamLen + stats.rows)
-  const issuedNow = async () => (hasLive ? num((await redis.hget(campaignKey, 'issued')) ?? undefined) : Infinity)
+  const issuedNow = async () => (hasLive ? ((await readIssued(redis, keys, id)) ?? NaN) : Infinity)
 
   // 1. Users hash.
   for await (const page of scanUsers(redis, usersKey, pageSize)) {
@@ -306,12 +305,7 @@ export function compare(sides: Sides, campaign: Settings): { lost: SeqBitset; ne
     // Every cancelled or expired record gave exactly one unit back (records are read before the counter).
     if (returned < releasedInUsers) problem(
       `returned ${returned} is below the ${releasedInUsers} cancelled or expired claims in the users' records`, false)
-    const want: Record<string, string> = {
-      name: campaign.name, perUserLimit: String(campaign.perUserLimit),
-      opensAt: settingMs(campaign.opensAt), closesAt: settingMs(campaign.closesAt),
-      holdSeconds: campaign.holdSeconds ? String(campaign.holdSeconds) : '',
-    }
-    for (const [field, value] of Object.entries(want)) {
+    for (const [field, value] of Object.entries(storedSettings(campaign))) {
       if ((r[field] ?? '') !== value) problem(
         `${field} in Redis ${JSON.stringify(r[field] ?? null)} != database ${JSON.stringify(value)}`, true)
     }

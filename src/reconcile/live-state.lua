@@ -2,7 +2,7 @@
   Rebuilds a campaign's live state from the database, or repairs the counters and settings of an
   existing one, in one step.
 
-  KEYS[1] campaign hash     (name, stock, perUserLimit, opensAt, closesAt, issued: mirror.lua's layout)
+  KEYS[1] campaign hash     (src/redis/campaign-hash.lua)
   ARGV[1] '1' to create the hash when it is missing, '0' to leave a missing hash alone
   ARGV[2] name  ARGV[3] stock  ARGV[4] perUserLimit  ARGV[5] opensAtMs|''  ARGV[6] closesAtMs|''
   ARGV[7] lowest acceptable issued: the highest sequence known to be handed out
@@ -18,16 +18,16 @@
   that runs before it gets 503 (claim.lua needs stock, perUserLimit and issued), one that runs after it
   continues at issued + 1. Stock and issued only grow (max of stored and given): an issued counter is
   never lowered, and a stock raised by a mirror that raced with this script is kept.
+  -- @include redis/campaign-hash.lua
 ]]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if not exists and ARGV[1] ~= '1' then return {-1} end
 local stock, issued = tonumber(ARGV[3]), tonumber(ARGV[7])
-local current = redis.call('HMGET', KEYS[1], 'stock', 'issued')
-local curStock, curIssued = tonumber(current[1]), tonumber(current[2])
-if curStock and curStock > stock then stock = curStock end
-if curIssued and curIssued > issued then issued = curIssued end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'stock', stock, 'perUserLimit', ARGV[4],
-  'opensAt', ARGV[5], 'closesAt', ARGV[6], 'holdSeconds', ARGV[8], 'issued', issued)
-redis.call('HSETNX', KEYS[1], 'returned', tonumber(ARGV[9]) or 0)
+local current = campaign_read(KEYS[1])
+if current.stock and current.stock > stock then stock = current.stock end
+if current.issued and current.issued > issued then issued = current.issued end
+campaign_write_settings(KEYS[1], ARGV[2], stock, ARGV[4], ARGV[5], ARGV[6], ARGV[8])
+campaign_set_issued(KEYS[1], issued)
+campaign_init_counters(KEYS[1], issued, tonumber(ARGV[9]) or 0)
 if exists then return {0, stock, issued} end
 return {1, stock, issued}

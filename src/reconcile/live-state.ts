@@ -1,9 +1,7 @@
 import type { Keys } from '../redis/keys.js'
 import type { CampaignSettings } from '../campaigns/mirror.js'
 import type { RedisClient } from '../redis/client.js'
-
-/** A window bound as the hash stores it: epoch ms, or '' for none. */
-export const settingMs = (d: Date | null) => (d ? String(d.getTime()) : '')
+import { settingHold, settingMs } from '../redis/campaign-hash.js'
 
 /**
  * Writes the database's settings into the campaign hash, raising stock and issued (never lowering).
@@ -13,14 +11,7 @@ export async function writeLiveState(redis: RedisClient, keys: Keys, c: Campaign
   create: boolean, returned = 0):
   Promise<{ created: boolean; stock: number; issued: number } | null> {
   const reply = await redis.fcfsLiveState(keys.campaign(c.id), create ? '1' : '0', c.name, c.stock, c.perUserLimit,
-    settingMs(c.opensAt), settingMs(c.closesAt), minIssued, c.holdSeconds ? String(c.holdSeconds) : '', returned)
+    settingMs(c.opensAt), settingMs(c.closesAt), minIssued, settingHold(c.holdSeconds), returned)
   if (reply[0] === -1) return null
   return { created: reply[0] === 1, stock: reply[1]!, issued: reply[2]! }
-}
-
-/** The hash exactly as stored (strings), or null when Redis has no live state for the campaign. */
-export async function readRawLiveState(redis: RedisClient, keys: Keys,
-  id: string): Promise<Record<string, string> | null> {
-  const h = await redis.hgetall(keys.campaign(id))
-  return Object.keys(h).length === 0 ? null : h
 }

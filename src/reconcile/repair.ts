@@ -14,7 +14,7 @@
 import { publishCampaignChanged } from '../campaigns/events.js'
 import { lostClaims, type Inspection, type ReconcileDeps } from './inspect.js'
 import { writeLiveState } from './live-state.js'
-import { encodeEventEntry } from '../redis/codec.js'
+import { encodeEventEntry } from '../redis/stream-entry.js'
 import { reenqueueClaims } from './reenqueue.js'
 import { restoreUserRecords, type ClaimRecord } from './restore-users.js'
 import { scanClaims, scanStream } from './sources.js'

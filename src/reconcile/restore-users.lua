@@ -3,11 +3,13 @@
   counter over them, in one step: a claim that runs after this script sees the restored records (so the
   per-user limit holds) and the raised counter (so no sequence is handed out twice); one that runs
   before it saw neither. Records only grow and issued only rises.
+  -- @include redis/campaign-hash.lua
+  -- @include redis/users-record.lua
 
   KEYS[1] campaign hash
-  KEYS[2] users hash        (userId -> "count;seq:claimId:claimedAtMs[:mark],..."; old records lack "count;")
+  KEYS[2] users hash        (userId -> the user's record: src/redis/users-record.lua)
   ARGV[1] highest sequence among the claims below
-  ARGV[2..] pairs: userId, "seq:claimId:claimedAtMs[:mark]"
+  ARGV[2..] pairs: userId, one record entry (users-record.ts userEntry)
 
   Returns {restored, issued}: restored = claims added to a record (already present ones are skipped);
   issued = the counter after the call, or -1 when the campaign hash is missing (then only the records
@@ -24,41 +26,25 @@ for i = 2, #ARGV, 2 do
     records[userId] = record
     order[#order + 1] = userId
   end
-  local claimId = string.match(entry, '^%d+:([^:,]+):%d+:?%l?$')
-  if claimId and not string.find(record, ':' .. claimId .. ':', 1, true) then
+  local claimId = rec_entry_claim(entry)
+  if claimId and not rec_find(record, claimId) then
     if record == '' then record = entry else record = record .. ',' .. entry end
     records[userId] = record
     restored = restored + 1
   end
 end
 
+-- Written back in the current format, in sequence order (as claim.lua appends them).
 for _, userId in ipairs(order) do
-  local parts = {}
-  local record = records[userId]
-  -- Written back in the current format (codec.ts): count header = entries holding a unit.
-  local header = string.match(record, '^(%d+);')
-  if header then record = string.sub(record, #header + 2) end
-  local held = 0
-  for entry in string.gmatch(record, '[^,]+') do
-    local seq, mark = string.match(entry, '^(%d+):[^:]+:%d+:?(%l?)$')
-    if seq then
-      parts[#parts + 1] = {tonumber(seq), entry}
-      -- Cancelled (c) and expired (x) claims stay listed but hold no unit.
-      if mark ~= 'c' and mark ~= 'x' then held = held + 1 end
-    end
-  end
-  -- Kept in sequence order, as claim.lua appends them.
-  table.sort(parts, function(a, b) return a[1] < b[1] end)
-  local out = {}
-  for j, p in ipairs(parts) do out[j] = p[2] end
-  if #out > 0 then redis.call('HSET', KEYS[2], userId, held .. ';' .. table.concat(out, ',')) end
+  local record = rec_normalise(records[userId])
+  if record then redis.call('HSET', KEYS[2], userId, record) end
 end
 
-local issued = tonumber(redis.call('HGET', KEYS[1], 'issued'))
+local issued = campaign_read(KEYS[1]).issued
 if issued == nil then return {restored, -1} end
 local top = tonumber(ARGV[1])
 if top > issued then
-  redis.call('HSET', KEYS[1], 'issued', top)
+  campaign_set_issued(KEYS[1], top)
   issued = top
 end
 return {restored, issued}

@@ -1,10 +1,10 @@
-import { userEntry } from '../redis/codec.js'
+import { userEntry } from '../redis/users-record.js'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
 
 export interface ClaimRecord {
   userId: string; claimId: string; sequence: number; claimedAt: number
-  /** The users-record mark of its lifecycle state (codec.ts); none for a final claim. */
+  /** The users-record mark of its lifecycle state (users-record.ts); none for a final claim. */
   mark?: string
 }
 

@@ -5,13 +5,14 @@
 import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
-import { parseUserRecord, rawClaim, rawEvent } from '../redis/codec.js'
+import { MARK_OF, parseUserRecord } from '../redis/users-record.js'
+import { rawClaim, rawEvent } from '../redis/stream-entry.js'
 import type { ClaimRecord } from './restore-users.js'
 import type { RedisClient } from '../redis/client.js'
 
 export const PAGE_SIZE = 1000
 
-/** One user's record (either format, see codec.ts) as claims; malformed parts are returned apart. */
+/** One user's record (either format, see users-record.ts) as claims; malformed parts are returned apart. */
 export function parseRecord(userId: string, record: string):
   { claims: (ClaimRecord & { mark?: string })[]; malformed: string[] } {
   const parsed = parseUserRecord(record)
@@ -84,10 +85,11 @@ export async function* scanClaims(db: Db, campaignId: string, pageSize = PAGE_SI
     const rows = await db.select({ claimId: claims.claimId, userId: claims.userId, sequence: claims.sequence,
       claimedAt: claims.claimedAt,
       released: sql<boolean>`(${claims.cancelledAt} IS NOT NULL OR ${claims.expiredAt} IS NOT NULL)`,
-      // The users-record mark (codec.ts) the row's state stands for.
-      mark: sql<string>`CASE WHEN ${claims.cancelledAt} IS NOT NULL THEN 'c' WHEN ${claims.expiredAt} IS NOT NULL
-        THEN 'x' WHEN ${claims.confirmedAt} IS NOT NULL THEN 'f' WHEN ${claims.holdExpiresAt} IS NOT NULL THEN 'h'
-        ELSE '' END` })
+      // The users-record mark the row's state stands for.
+      mark: sql<string>`CASE WHEN ${claims.cancelledAt} IS NOT NULL THEN ${MARK_OF.cancelled}::text
+        WHEN ${claims.expiredAt} IS NOT NULL THEN ${MARK_OF.expired}::text
+        WHEN ${claims.confirmedAt} IS NOT NULL THEN ${MARK_OF.confirmed}::text
+        WHEN ${claims.holdExpiresAt} IS NOT NULL THEN ${MARK_OF.held}::text ELSE '' END` })
       .from(claims)
       .where(and(eq(claims.campaignId, campaign), gt(claims.sequence, after), lte(claims.sequence, after + pageSize)))
       .orderBy(asc(claims.sequence))

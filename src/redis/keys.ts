@@ -19,12 +19,9 @@ export function createKeys(prefix: string, partitions: number) {
     slotOf: (p: number) => keySlot(tag(p)),
     /** A hash tag in the campaign's slot, for keys built outside this module (the rate limiter's). */
     tagOf: (id: string | bigint) => `{${tags[partitionOf(id)]!}}`,
-    /**
-     * Hash: name, stock, perUserLimit, opensAt, closesAt (ms or ''), holdSeconds (or ''), issued, returned
-     * (units given back by cancellations and expired holds), ended (ms, set by an archive).
-     */
+    /** Hash: the campaign's settings and counters (campaign-hash.ts and .lua). */
     campaign,
-    /** Hash: userId -> "count;seq:claimId:claimedAtMs[:mark],..." (the user's claims, in order; codec.ts). */
+    /** Hash: userId -> the user's claims, in order (users-record.ts and .lua). */
     users: (id: string | bigint) => `${campaign(id)}:users`,
     /** Sorted set: claimId..userId -> expiresAtMs of the campaign's open holds (campaigns with holdSeconds). */
     holds: (id: string | bigint) => `${campaign(id)}:holds`,

@@ -2,8 +2,11 @@
  * Every Lua script the services run, in one registry: its command name, how many of its arguments are
  * KEYS, its typed signature and its file. Each .lua stays next to the feature that owns it (its header
  * lists KEYS, ARGV and the returns); this module only lists them, so one defineScripts() registers them all
- * and readiness loads them all. ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (SCRIPT FLUSH, a
- * failover), on a single Redis and on a Cluster alike.
+ * and readiness loads them all. A stored format's Lua side is a library next to its TypeScript side
+ * (src/redis/users-record.lua, campaign-hash.lua, stream-entry.lua): a script names what it needs with
+ * `-- @include <path from src/>` lines in its header, and the library is prepended (Redis has no includes).
+ * ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (SCRIPT FLUSH, a failover), on a single Redis and
+ * on a Cluster alike.
  */
 import { readFileSync } from 'node:fs'
 import type { ClientContext, Result } from 'ioredis'
@@ -46,24 +49,22 @@ interface ScriptSpec {
   /** Path from src/. */
   file: string
   numberOfKeys: number
-  /** Built with src/claims/record.lua's functions in front (the users-record format; Redis has no includes). */
-  recordLib?: true
 }
 
 /** Keyed by ScriptName: a signature without a file, or a file without a signature, does not compile. */
 const SCRIPTS: Record<ScriptName, ScriptSpec> = {
   /** Issues one claim (or answers why not): users record, counter, stream entry. */
-  fcfsClaim: { file: 'claims/claim.lua', numberOfKeys: 7, recordLib: true },
+  fcfsClaim: { file: 'claims/claim.lua', numberOfKeys: 7 },
   /** Writes a campaign's settings into its live hash. */
   fcfsMirror: { file: 'campaigns/mirror.lua', numberOfKeys: 1 },
   /** A user's cancel or an admin's revoke: the unit goes back, the event goes on the stream. */
-  fcfsCancel: { file: 'lifecycle/cancel.lua', numberOfKeys: 5, recordLib: true },
+  fcfsCancel: { file: 'lifecycle/cancel.lua', numberOfKeys: 5 },
   /** Confirms a hold before it expires. */
-  fcfsConfirm: { file: 'lifecycle/confirm.lua', numberOfKeys: 5, recordLib: true },
+  fcfsConfirm: { file: 'lifecycle/confirm.lua', numberOfKeys: 5 },
   /** Expires a campaign's due holds (the worker's sweep). */
-  fcfsSweepHolds: { file: 'lifecycle/sweep-holds.lua', numberOfKeys: 5, recordLib: true },
+  fcfsSweepHolds: { file: 'lifecycle/sweep-holds.lua', numberOfKeys: 5 },
   /** Ends (or reopens) a campaign before its archive. */
-  fcfsEndCampaign: { file: 'lifecycle/end-campaign.lua', numberOfKeys: 2, recordLib: true },
+  fcfsEndCampaign: { file: 'lifecycle/end-campaign.lua', numberOfKeys: 2 },
   /** Gives users back the claims Redis lost, raising issued (reconcile). */
   fcfsRestoreUsers: { file: 'reconcile/restore-users.lua', numberOfKeys: 2 },
   /** Rebuilds or raises a campaign's live hash from the database (reconcile). */
@@ -76,18 +77,42 @@ const SCRIPTS: Record<ScriptName, ScriptSpec> = {
 
 const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8')
 
+const INCLUDE = /^\s*-- @include (\S+)\s*$/gm
+
+/** The files a Lua source names with `-- @include` (paths from src/), in the order given. */
+export const includesOf = (lua: string): string[] => [...lua.matchAll(INCLUDE)].map((m) => m[1]!)
+
+/**
+ * A script's source with its libraries in front: each library once, after the libraries it includes itself
+ * (Lua locals must be defined before use).
+ */
+function withIncludes(file: string): string {
+  const seen = new Set<string>()
+  const parts: string[] = []
+  const visit = (f: string) => {
+    if (seen.has(f)) return
+    seen.add(f)
+    const lua = read(f)
+    for (const lib of includesOf(lua)) visit(lib)
+    parts.push(lua)
+  }
+  visit(file)
+  return parts.join('\n')
+}
+
 let sources: Record<ScriptName, string> | undefined
 
-/** Each script's source as sent to Redis (record.lua prepended where needed); read once. */
+/** Each script's source as sent to Redis (its libraries prepended); read once. */
 export function scriptSources(): Record<ScriptName, string> {
   if (sources) return sources
-  const record = read('claims/record.lua')
   const out = {} as Record<ScriptName, string>
-  for (const [name, s] of Object.entries(SCRIPTS) as [ScriptName, ScriptSpec][]) {
-    out[name] = s.recordLib ? `${record}\n${read(s.file)}` : read(s.file)
-  }
+  for (const [name, s] of Object.entries(SCRIPTS) as [ScriptName, ScriptSpec][]) out[name] = withIncludes(s.file)
   return sources = out
 }
+
+/** Each script's own file (path from src/), without its libraries. */
+export const scriptFiles = (): Record<ScriptName, string> =>
+  Object.fromEntries(Object.entries(SCRIPTS).map(([name, s]) => [name, s.file])) as Record<ScriptName, string>
 
 /** Registers every script on a client (again is harmless: defining a command replaces it). */
 export function defineScripts(redis: RedisClient): void {

@@ -1,7 +1,8 @@
 import { CAMPAIGN_ID } from '../campaigns/schemas.js'
-import { entryFields, rawClaim, rawEvent, type ClaimRow, type LifecycleKind, type RawClaim } from '../redis/codec.js'
+import { entryFields, rawClaim, rawEvent, type ClaimRow, type LifecycleKind, type RawClaim }
+  from '../redis/stream-entry.js'
 
-export type { ClaimRow } from '../redis/codec.js'
+export type { ClaimRow } from '../redis/stream-entry.js'
 
 /**
  * A stream entry as the worker sees it: where it came from, its raw [field, value, ...] list (null for an

@@ -41,19 +41,25 @@ async function writeRow(db: Db, r: LifecycleRow, lifecycle: boolean): Promise<nu
       to_timestamp(${r.claimedAt / 1000}::float8), to_timestamp(${ts(r.holdUntil)}::float8),
       to_timestamp(${ts(r.confirmedAt)}::float8), to_timestamp(${ts(r.cancelledAt)}::float8), ${r.cancelReason}::text,
       to_timestamp(${ts(r.expiredAt)}::float8))
-    ${lifecycle ? UPSERT : sql`ON CONFLICT (claim_id) DO NOTHING`}`)
+    ${sql.raw(lifecycle ? UPSERT : INSERT_ONCE)}`)
   return (res as unknown as { count: number }).count
 }
 
-const UPSERT = sql`ON CONFLICT (claim_id) DO UPDATE SET
-      hold_expires_at = COALESCE(${claims.holdExpiresAt}, EXCLUDED.hold_expires_at),
-      confirmed_at = COALESCE(${claims.confirmedAt}, EXCLUDED.confirmed_at),
-      cancelled_at = COALESCE(${claims.cancelledAt}, EXCLUDED.cancelled_at),
-      cancel_reason = COALESCE(${claims.cancelReason}, EXCLUDED.cancel_reason),
-      expired_at = COALESCE(${claims.expiredAt}, EXCLUDED.expired_at)
-    WHERE (EXCLUDED.confirmed_at IS NOT NULL AND ${claims.confirmedAt} IS NULL)
-       OR (EXCLUDED.cancelled_at IS NOT NULL AND ${claims.cancelledAt} IS NULL)
-       OR (EXCLUDED.expired_at IS NOT NULL AND ${claims.expiredAt} IS NULL)`
+/** Lifecycle columns an event fills; each is set once (COALESCE: a redelivered event changes nothing). */
+const LIFECYCLE_COLUMNS = ['hold_expires_at', 'confirmed_at', 'cancelled_at', 'cancel_reason', 'expired_at']
+/** A real transition: one of these is new. */
+const TRANSITION_COLUMNS = ['confirmed_at', 'cancelled_at', 'expired_at']
+
+/** The upsert rule of a claim with events, for both paths (row by row and the batch's INSERT ... SELECT). */
+const UPSERT = `ON CONFLICT (claim_id) DO UPDATE SET
+  ${LIFECYCLE_COLUMNS.map((c) => `${c} = COALESCE(claims.${c}, EXCLUDED.${c})`).join(',\n  ')}
+  WHERE ${TRANSITION_COLUMNS.map((c) => `(EXCLUDED.${c} IS NOT NULL AND claims.${c} IS NULL)`).join('\n     OR ')}`
+/** A claim without events: a redelivered entry is a no-op. */
+const INSERT_ONCE = 'ON CONFLICT (claim_id) DO NOTHING'
+
+/** Claims with lifecycle events first: a unit given back may be the one another claim of the batch took. */
+const releasesFirst = (groups: Group[]): Group[] => [...groups.filter((g) => g.lifecycle),
+  ...groups.filter((g) => !g.lifecycle)]
 
 // COPY's text format: backslash, tab, newline and carriage return must be escaped; only userId and the
 // cancel reason can hold them. \N is NULL.
@@ -67,7 +73,7 @@ const STAGING_COLUMNS = `claim_id uuid NOT NULL, campaign_id bigint NOT NULL, us
   sequence int NOT NULL, claimed_at_ms bigint NOT NULL, hold_until_ms bigint, confirmed_at_ms bigint,
   cancelled_at_ms bigint, cancel_reason text, expired_at_ms bigint, lifecycle boolean NOT NULL`
 
-/** Claims with lifecycle events: upserted, each timestamp set once (as writeRow's UPSERT). */
+/** Claims with lifecycle events: upserted by the one UPSERT rule, each timestamp set once. */
 const UPSERT_STAGED = `WITH w AS (
   INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at, confirmed_at,
     cancelled_at, cancel_reason, expired_at)
@@ -75,15 +81,7 @@ const UPSERT_STAGED = `WITH w AS (
     to_timestamp(hold_until_ms / 1000.0), to_timestamp(confirmed_at_ms / 1000.0),
     to_timestamp(cancelled_at_ms / 1000.0), cancel_reason, to_timestamp(expired_at_ms / 1000.0)
   FROM claims_batch_staging WHERE lifecycle
-  ON CONFLICT (claim_id) DO UPDATE SET
-    hold_expires_at = COALESCE(claims.hold_expires_at, EXCLUDED.hold_expires_at),
-    confirmed_at = COALESCE(claims.confirmed_at, EXCLUDED.confirmed_at),
-    cancelled_at = COALESCE(claims.cancelled_at, EXCLUDED.cancelled_at),
-    cancel_reason = COALESCE(claims.cancel_reason, EXCLUDED.cancel_reason),
-    expired_at = COALESCE(claims.expired_at, EXCLUDED.expired_at)
-  WHERE (EXCLUDED.confirmed_at IS NOT NULL AND claims.confirmed_at IS NULL)
-     OR (EXCLUDED.cancelled_at IS NOT NULL AND claims.cancelled_at IS NULL)
-     OR (EXCLUDED.expired_at IS NOT NULL AND claims.expired_at IS NULL)
+  ${UPSERT}
   RETURNING 1) SELECT count(*)::int AS n FROM w`
 
 /** Plain claims: inserted, a redelivered one is a no-op. */
@@ -92,7 +90,7 @@ const INSERT_STAGED = `WITH w AS (
   SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
     to_timestamp(hold_until_ms / 1000.0)
   FROM claims_batch_staging WHERE NOT lifecycle
-  ON CONFLICT (claim_id) DO NOTHING
+  ${INSERT_ONCE}
   RETURNING 1) SELECT count(*)::int AS n FROM w`
 
 /**
@@ -222,8 +220,7 @@ export async function persistBatch(handle: DbHandle, items: Item[]): Promise<Per
   // idempotent, so a batch cut short here is redone whole.
   let inserted = 0
   const failures: RowFailure[] = []
-  // Releases first, as in the batch path.
-  for (const g of [...groups.filter((x) => x.lifecycle), ...groups.filter((x) => !x.lifecycle)]) {
+  for (const g of releasesFirst(groups)) {
     try {
       inserted += await writeRow(db, g.row, g.lifecycle)
     } catch (err) {
@@ -240,7 +237,7 @@ export async function writeEntries(db: Db, parsed: Item[]): Promise<number> {
   const groups = groupItems(parsed)
   return db.transaction(async (tx) => {
     let n = 0
-    for (const g of [...groups.filter((x) => x.lifecycle), ...groups.filter((x) => !x.lifecycle)]) {
+    for (const g of releasesFirst(groups)) {
       n += await writeRow(tx as unknown as Db, g.row, g.lifecycle)
     }
     return n

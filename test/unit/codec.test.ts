@@ -4,8 +4,9 @@
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { claimState, encodeClaimEntry, encodeEventEntry, encodeUserRecord, entryFields, flatRecord, holdsUnit,
-  parseUserRecord, rawClaim, rawEvent } from '../../src/redis/codec.js'
+import { flatRecord } from '../../src/redis/codec.js'
+import { claimState, encodeUserRecord, holdsUnit, parseUserRecord } from '../../src/redis/users-record.js'
+import { encodeClaimEntry, encodeEventEntry, entryFields, rawClaim, rawEvent } from '../../src/redis/stream-entry.js'
 import { parseEntry, parseFields } from '../../src/worker/entry.js'
 import { parseRecord } from '../../src/reconcile/sources.js'
 

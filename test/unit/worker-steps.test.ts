@@ -1,7 +1,7 @@
 /** The worker's pure steps (src/worker/steps.ts): classify a batch, triage failed rows, what to ack, lag. */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { encodeClaimEntry, encodeEventEntry } from '../../src/redis/codec.js'
+import { encodeClaimEntry, encodeEventEntry } from '../../src/redis/stream-entry.js'
 import type { StreamEntry } from '../../src/worker/entry.js'
 import { classifyEntries, entriesToAck, maxDeliveriesOf, oldestEntryMs, triageFailures } from '../../src/worker/steps.js'
 
