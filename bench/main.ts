@@ -43,10 +43,13 @@ try {
   const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
     wrk: null, baselines: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
-  if (opts.cluster || ['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
+  if (opts.queue || opts.cluster || ['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
     try {
       if (wanted.has('issue')) results.issue = await runIssue(env, api)
+      if (opts.queue) {
+        results.queue = await (await import('./queue-run.js')).runQueue(env, api, results.ceiling?.rps ?? null)
+      }
       if (opts.cluster) results.cluster = await (await import('./cluster-run.js')).runCluster(env, api)
       if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api)
       let drainMs: number | null = null
@@ -73,6 +76,7 @@ try {
   const summary = summarize(results, machine, opts, command)
   progress.step(`done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   console.log(renderTable(summary))
+  if (results.queue) console.log((await import('./queue-run.js')).renderQueue(results.queue))
   if (opts.cpuProf) printProfiles(env, results)
   if (opts.json) {
     writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)
