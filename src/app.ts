@@ -13,6 +13,7 @@ import { createMissingCampaignResolver } from './campaigns/lookup.js'
 import { adminCampaignRoutes } from './campaigns/admin-routes.js'
 import { publicCampaignRoutes } from './campaigns/public-routes.js'
 import { claimRoutes } from './claims/routes.js'
+import { CLOCK_SKEW_MARGIN_MS } from './claims/claim-script.js'
 import { adminLifecycleRoutes, userLifecycleRoutes } from './lifecycle/routes.js'
 import { createApiMetrics } from './ops/metrics.js'
 import { registerDocs } from './ops/openapi.js'
@@ -140,8 +141,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const allowedMethods = trackAllowedMethods(app)
   app.decorateRequest('userId', '') // set by the user authenticator (src/auth.ts)
 
-  const redis = deps.redis ?? createRedis(config,
-    { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+  // ioredis's own command timer runs one clock-skew margin longer than the claim route's bound, so a claim's
+  // late reply is still read (and answered 201) rather than dropped after its script ran in time.
+  const redis = deps.redis ?? createRedis(config, { connectionName: 'fcfs-api', log: app.log,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS + CLOCK_SKEW_MARGIN_MS })
   const db = deps.db ?? createDb(config.DATABASE_URL, { connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS, idleInTransactionTimeoutMs: 10_000 })
   defineScripts(redis)

@@ -10,6 +10,7 @@ export type ClaimOutcome =
   | { kind: 'sold_out'; stock: number }
   | { kind: 'rate_limited'; retryAfterMs: number }
   | { kind: 'not_admitted'; position: number | null }
+  | { kind: 'too_late' }
 
 export interface ClaimResult { outcome: ClaimOutcome; replayed: boolean }
 
@@ -25,14 +26,31 @@ function decode(reply: unknown[]): ClaimOutcome {
     case -5: return { kind: 'sold_out', stock: Number(rest[0]) }
     case -6: return { kind: 'rate_limited', retryAfterMs: Number(rest[0]) }
     case -7: return { kind: 'not_admitted', position: rest[0] ? Number(rest[0]) : null }
+    case -8: return { kind: 'too_late' }
     default: throw new Error(`claim script returned unknown code ${String(code)}`)
   }
+}
+
+/**
+ * How far Redis's clock may run behind the API's before a late script could still issue after its request
+ * was answered 503: the script refuses to start later than the request's arrival plus
+ * REDIS_COMMAND_TIMEOUT_MS minus this margin (Redis TIME), while the API answers 503 only at arrival plus
+ * REDIS_COMMAND_TIMEOUT_MS. NTP keeps hosts within a few ms; 200 ms also covers the reply's way back.
+ * A timeout under 400 ms keeps half of itself for the script.
+ */
+export const CLOCK_SKEW_MARGIN_MS = 200
+
+/** The epoch ms after which a claim's script writes nothing (its request is answered 503 by then). */
+export function claimDeadline(arrivedAtMs: number, timeoutMs: number): number {
+  return arrivedAtMs + timeoutMs - Math.min(CLOCK_SKEW_MARGIN_MS, Math.floor(timeoutMs / 2))
 }
 
 export interface ClaimArgs {
   campaignId: string; userId: string; claimId: string; idempotencyKey?: string; idempotencyTtlS: number
   /** Requests per user and campaign per window, counted inside the script (0 or absent: no limit). */
   userMax?: number; userWindowMs?: number
+  /** claimDeadline(): past it (Redis TIME) the script answers too_late and writes nothing (0: no deadline). */
+  deadlineMs?: number
 }
 
 export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Promise<ClaimResult> {
@@ -44,7 +62,8 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
     keys.streamOf(a.campaignId), idem,
     userMax > 0 ? keys.userRate(a.campaignId, a.userId) : keys.campaign(a.campaignId),
     keys.holds(a.campaignId), keys.marks(a.campaignId), keys.queueUsers(a.campaignId), keys.queueAdmits(a.campaignId),
-    a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0', userMax, a.userWindowMs ?? 1000)
+    a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0', userMax, a.userWindowMs ?? 1000,
+    a.deadlineMs ?? 0)
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }
 }

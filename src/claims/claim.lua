@@ -17,6 +17,13 @@
   KEYS[9] queue admits    (position -> admittedUntilMs of admitted users who have not claimed yet)
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
   ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
+  ARGV[8] deadline (epoch ms, the API's clock; 0: none): a script that starts later writes nothing
+
+  A 503 is the truth (issue 19): the API answers 503 once its bound ends, but the command may still sit in a
+  socket or a client queue (a frozen Redis, a reconnect, a failover) and run afterwards. The deadline is the
+  request's arrival plus REDIS_COMMAND_TIMEOUT_MS minus the clock-skew margin (claim-script.ts), compared
+  against Redis TIME: a script that starts after it answers {-8} and changes nothing, so the late run of a
+  request already answered 503 issues nothing.
 
   Units (issue 12): see src/redis/campaign-hash.lua (issued, returned, stock).
 
@@ -34,12 +41,26 @@
    -5  sold out     {-5, stock}
    -6  rate limited {-6, retryAfterMs}       (the request counted nothing else)
    -7  not admitted {-7, position or ''}     (a queued campaign: not, or no longer, admitted; never stored)
+   -8  too late     {-8}                     (past ARGV[8]: nothing read as a decision, nothing written)
 ]]
 local LISTED = 10
 -- The at-limit listing reads at most this many entries, whatever cancellations left in the record.
 local SCANNED = 64
 -- Due holds a claim expires itself, on top of the worker's sweep.
 local LAZY_EXPIRE = 20
+
+-- First, before any write (the rate counter included). A late re-send of a script that did run before the
+-- deadline (ioredis replays unanswered commands after a reconnect) still finds its own claim and answers it.
+local deadline = tonumber(ARGV[8])
+if deadline and deadline > 0 and now_ms() > deadline then
+  local mine = redis.call('HGET', KEYS[2], ARGV[3])
+  if mine and string.find(mine, ':' .. ARGV[1] .. ':', 1, true) then
+    local c = rec_find(mine, ARGV[1])
+    local hold = campaign_read(KEYS[1]).holdSeconds
+    return {1, c.seq, ARGV[1], c.at, (c.mark == 'h' and hold and c.at + hold * 1000) or 0}
+  end
+  return {-8}
+end
 
 local camp = campaign_read(KEYS[1])
 local stock, limit, issued = camp.stock, camp.perUserLimit, camp.issued

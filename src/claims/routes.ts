@@ -11,12 +11,11 @@ import type { CampaignsRepository } from '../campaigns/repository.js'
 import type { Missing } from '../campaigns/lookup.js'
 import type { SoldOutCache } from './sold-out-cache.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
-import { isCluster } from '../redis/client.js'
 import { withTimeout } from '../timeout.js'
 import { claimState, isOpenHold, parseUserRecord } from '../redis/users-record.js'
 import { readLiveState } from '../redis/campaign-hash.js'
 import { rowState } from '../lifecycle/views.js'
-import { runClaim, type ClaimOutcome } from './claim-script.js'
+import { claimDeadline, runClaim, type ClaimOutcome } from './claim-script.js'
 import { ClaimBodySchema, ClaimHeadersSchema, ClaimSchema, MyClaimsSchema } from './schemas.js'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -31,7 +30,11 @@ const soldOutBody = (campaignId: string) => errorBody(410, ErrorCode.SOLD_OUT, `
 type Refusal = ReturnType<typeof errorBody>
 type Issued = {
   claimId: string; campaignId: string; userId: string; sequence: number; status?: 'held'; expiresAt?: string }
-type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_limited' }>
+type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_limited' } | { kind: 'too_late' }>
+
+/** The script started after the request's deadline: it wrote nothing (the request waited on a slow Redis). */
+const claimTooLate = () => new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
+  'Redis did not run the claim in time; nothing was issued, retry shortly')
 function answer(outcome: Answered, campaignId: string, userId: string): [201, Issued] | [403 | 409 | 410, Refusal] {
   switch (outcome.kind) {
     case 'issued':
@@ -124,12 +127,11 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
   })
   onRequest.push(authenticate)
 
-  // On a cluster a command can wait in ioredis' own queue (a slots refresh or reconnect during a failover)
-  // before the command timeout starts: the claim as a whole is bounded there, so it answers 503 in time.
-  // A single Redis needs no extra timer on the hot path (the command timeout covers its queue).
-  const bounded: <T>(p: Promise<T>) => Promise<T> = isCluster(redis)
-    ? (p) => withTimeout(p, config.REDIS_COMMAND_TIMEOUT_MS, 'claim script')
-    : (p) => p
+  // The claim as a whole is bounded by REDIS_COMMAND_TIMEOUT_MS from the request's arrival (on a cluster a
+  // command can also wait in ioredis' own queue during a slots refresh, before its command timeout starts).
+  // The script itself refuses to start after claimDeadline(), earlier by the clock-skew margin, so a claim
+  // answered 503 here can never be issued later by a script still queued somewhere (claim.lua, ARGV[8]).
+  const bounded = <T>(p: Promise<T>) => withTimeout(p, config.REDIS_COMMAND_TIMEOUT_MS, 'claim script')
 
   app.post('/v1/campaigns/:id/claims', {
     onRequest,
@@ -156,6 +158,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     // A keyed request may be the replay of a 201, so it always asks Redis.
     if (!idempotencyKey && soldOut.has(campaignId)) return answerSoldOutLocally(campaignId, reply)
     const mark = soldOut.mark()
+    const deadlineMs = claimDeadline(Date.now(), config.REDIS_COMMAND_TIMEOUT_MS)
     const stopTimer = opts.metrics.startClaimScript()
     let result: Awaited<ReturnType<typeof runClaim>>
     try {
@@ -163,7 +166,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
         campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey,
         idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
         // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
-        userMax: config.RATE_LIMIT_USER_MAX, userWindowMs: config.RATE_LIMIT_USER_WINDOW_MS,
+        userMax: config.RATE_LIMIT_USER_MAX, userWindowMs: config.RATE_LIMIT_USER_WINDOW_MS, deadlineMs,
       }))
     } catch (err) {
       opts.metrics.countClaim('error')
@@ -179,6 +182,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     if (replayed) reply.header('idempotent-replayed', 'true')
     if (outcome.kind === 'unavailable') throw await opts.errorForMissing(campaignId)
     if (outcome.kind === 'rate_limited') throw rateLimited(reply, outcome.retryAfterMs)
+    if (outcome.kind === 'too_late') throw claimTooLate()
     // A replayed SOLD_OUT is an old answer: the campaign may have been restocked since.
     if (outcome.kind === 'sold_out' && !replayed) soldOut.remember(campaignId, mark)
     const a = answer(outcome, campaignId, req.userId)

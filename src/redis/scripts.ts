@@ -19,7 +19,8 @@ import type { RedisClient } from './client.js'
 interface ScriptCommands<Context extends ClientContext> {
   fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string, holds: string,
     marks: string, queueUsers: string, queueAdmits: string, claimId: string, campaignId: string, userId: string,
-    idemTtlS: number, useIdem: '0' | '1', userMax: number, userWindowMs: number): Result<unknown[], Context>
+    idemTtlS: number, useIdem: '0' | '1', userMax: number, userWindowMs: number,
+    deadlineMs: number): Result<unknown[], Context>
   fcfsMirror(campaign: string, mode: 'create' | 'update', name: string, stock: number, perUserLimit: number,
     opensAt: string, closesAt: string, holdSeconds: string, ...queue: string[]): Result<number[], Context>
   fcfsCancel(campaign: string, users: string, stream: string, holds: string, marks: string,
