@@ -29,6 +29,7 @@ import { checkTwoStep, createTwoStepCampaign } from './baselines/two-step.js'
 import { idCounterKey } from './baselines/keys.js'
 import type { BaselineCheck } from './baselines/outcome.js'
 import type { ClusterFigures } from './cluster-run.js'
+import type { OpenLoopFigures } from './open-loop.js'
 
 const WORKER_ENTRY = 'src/worker/main'
 export const HUGE_STOCK = 100_000_000
@@ -107,6 +108,8 @@ export interface BenchResults {
     twoStep: HttpFigures & { oversold: number; doubleIssued: number; burst: BaselineBurst; doubleClick: BaselineBurst }
   } | null
   cluster?: ClusterFigures | null
+  /** Constant arrival rate at 25/50/75 % of issue.rps (bench/open-loop.ts); null when not run. */
+  openLoop: OpenLoopFigures[] | null
 }
 
 export interface Env {
