@@ -9,7 +9,7 @@ import { fmtInt } from './progress.js'
 import { spawnNode } from './processes.js'
 import { createCampaign, HUGE_STOCK, type Api, type Env } from './run.js'
 
-export const OPEN_LOOP_LOADS = [25, 50, 75] as const
+const OPEN_LOOP_LOADS = [25, 50, 75] as const
 
 export interface OpenLoopJob {
   url: string
