@@ -19,6 +19,9 @@ COPY package.json package-lock.json ./
 # No dependency needs an install script to build dist/ (esbuild's only serves tsx in tests), and `prepare`
 # would build before the sources are copied: the build runs explicitly once they are.
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY scripts/patch-postgres.mjs scripts/
+# The postgres driver's fix (scripts/patch-postgres.mjs): the installs here skip lifecycle scripts.
+RUN node scripts/patch-postgres.mjs
 COPY . .
 RUN npm run build
 
@@ -36,7 +39,8 @@ ENV NODE_ENV=production \
     npm_config_audit=false
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+COPY scripts/patch-postgres.mjs scripts/
+RUN npm ci --omit=dev && node scripts/patch-postgres.mjs && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY drizzle ./drizzle
 # The image's own unprivileged user (uid 1000); the app only reads /app.

@@ -7,7 +7,7 @@ import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
 import { createKeys } from './redis/keys.js'
 import { defineScripts, scriptSources } from './redis/scripts.js'
-import { ErrorCode, errorBody } from './errors.js'
+import { AppError, ErrorCode, errorBody } from './errors.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
 import { adminCampaignRoutes } from './campaigns/admin-routes.js'
@@ -23,7 +23,7 @@ import { adminAuthenticator, userAuthenticator } from './auth.js'
 import { registerLive } from './live/plugin.js'
 import { trackAllowedMethods } from './http/allowed-methods.js'
 import { registerCors } from './http/cors.js'
-import { installErrorHandlers } from './http/error-handlers.js'
+import { edgeErrorOptions, installErrorHandlers } from './http/error-handlers.js'
 
 // A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
 const LIVE_READ_TIMEOUT_MS = 5000
@@ -116,6 +116,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
     genReqId: requestId,
     // Requests arriving while closing get our own 503 SHUTTING_DOWN body (src/ops/plugin.ts).
     return503OnClosing: false,
+    ...edgeErrorOptions(),
     // One info line per request, written at completion by the hook in registerRequestLog (fastify's
     // default is two, plus the claim's own): logging was the largest single cost per claim.
     // (through logController: the top-level option prints a non-JSON deprecation warning on stderr).
@@ -140,7 +141,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const redis = deps.redis ?? createRedis(config,
     { connectionName: 'fcfs-api', log: app.log, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
-  const db = deps.db ?? createDb(config.DATABASE_URL)
+  const db = deps.db ?? createDb(config.DATABASE_URL, { connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS, idleInTransactionTimeoutMs: 10_000 })
   defineScripts(redis)
   const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   const campaigns = createCampaignsRepository(db.db)
@@ -160,6 +162,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const jsonParser = app.getDefaultJsonParser('error', 'ignore')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    // The body is decoded as UTF-8: one declared in another charset would be read wrong, so it is refused.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase()
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      return done(new AppError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        `charset ${charset || '(empty)'} is not supported: send UTF-8 JSON`), undefined)
+    }
     if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined)
     jsonParser(req, body as string, done)
   })

@@ -12,13 +12,15 @@ declare module 'fastify' {
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const USER_ID = /^[^\x00-\x1f\x7f]{1,256}$/
 const unauthorized = (message: string) => new AppError(401, ErrorCode.UNAUTHORIZED, message)
+/** Clock skew allowed between the token issuer and this server: an iat further ahead is refused. */
+export const IAT_LEEWAY_S = 60
 
 /**
  * HS256 only: pinning the algorithm rejects alg=none and key confusion. One fast-jwt verifier built at
  * start-up and called directly: through @fastify/jwt every request decoded its token twice and merged
  * verifier options (the bench's CPU profile showed it).
  */
-function jwtVerifier(config: Config): ((token: string) => { sub?: unknown; exp?: unknown }) | null {
+function jwtVerifier(config: Config): ((token: string) => { sub?: unknown; exp?: unknown; iat?: unknown }) | null {
   if (!config.JWT_SECRET) return null
   return createVerifier({
     key: config.JWT_SECRET,
@@ -44,7 +46,7 @@ export function userAuthenticator(config: Config): Authenticator {
       const auth = req.headers.authorization
       const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth) : null
       if (!m || !verify) throw unauthorized('missing bearer token')
-      let claims: { sub?: unknown; exp?: unknown }
+      let claims: { sub?: unknown; exp?: unknown; iat?: unknown }
       try {
         claims = verify(m[1]!)
       } catch (err) {
@@ -56,6 +58,11 @@ export function userAuthenticator(config: Config): Authenticator {
       // A token valid far into the future (leaked, or minted by mistake) is refused (JWT_MAX_LIFETIME_S).
       if (maxLifetimeS > 0 && typeof claims.exp === 'number' && claims.exp - Date.now() / 1000 > maxLifetimeS) {
         throw unauthorized(`token expires more than ${maxLifetimeS} s ahead (JWT_MAX_LIFETIME_S)`)
+      }
+      // A token issued in the future was minted by a wrong clock or forged with a stolen key to outlive
+      // JWT_MAX_LIFETIME_S; the verifier only checks iat against a maxAge, which is not set.
+      if (typeof claims.iat === 'number' && claims.iat - Date.now() / 1000 > IAT_LEEWAY_S) {
+        throw unauthorized(`token issued in the future (iat more than ${IAT_LEEWAY_S} s ahead)`)
       }
       sub = claims.sub
     }

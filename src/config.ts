@@ -12,6 +12,12 @@ export const ConfigSchema = Type.Object({
   // (REDIS_URL's user, password and rediss:// still apply to every node). Unset = the one Redis of REDIS_URL.
   REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:\\[\\], -]+$' })),
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/fcfs', pattern: '^postgres(ql)?://' }),
+  // PostgreSQL bounds of the API and the worker (docs/operations.md, "behaviour on a bad day"): a connection
+  // attempt fails after CONNECT; a statement is cancelled by the server after STATEMENT, and a connection on
+  // which the server stays silent for STATEMENT + 0.5 s while a request is outstanding is destroyed. So a
+  // request needing PostgreSQL answers (503 BACKEND_UNAVAILABLE when it is down) within about their sum.
+  PG_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60_000 }),
+  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 600_000 }),
   KEY_PREFIX: Type.String({ default: 'fcfs', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
   // Fixed once campaigns exist: a campaign's keys and stream live in partition (id mod STREAM_PARTITIONS).
   // 12 splits evenly over 1, 2, 3, 4, 6 or 12 cluster masters (each partition's slot is placed, see keys.ts).

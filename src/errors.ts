@@ -27,6 +27,9 @@ export const ErrorCode = {
   RECONCILE_DRIFT: 'RECONCILE_DRIFT',
   RATE_LIMITED: 'RATE_LIMITED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  URI_TOO_LONG: 'URI_TOO_LONG',
+  HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   NOT_READY: 'NOT_READY',
@@ -57,8 +60,9 @@ export const ErrorSchema = Type.Object({
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 410: 'Gone',
-  413: 'Payload Too Large', 422: 'Unprocessable Content', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
+  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone',
+  413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
@@ -86,8 +90,10 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 
   'CONNECT_TIMEOUT',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
   // PostgreSQL: shutting down, starting up, too many connections, out of resources, and a session the server
-  // ended because it sat idle in a transaction (the worker's stalled batch: retried, never dead-lettered).
-  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200', '25P03'])
+  // ended because it sat idle in a transaction (the worker's stalled batch: retried, never dead-lettered),
+  // and the bounds of src/db/client.ts: a statement cancelled by statement_timeout (57014) or a lock not
+  // granted within lock_timeout (55P03).
+  '57P01', '57P02', '57P03', '53300', '53000', '53100', '53200', '25P03', '57014', '55P03'])
 
 /**
  * Redis Cluster while it converges (a master failed, a slot migrates): ioredis follows MOVED/ASK and retries

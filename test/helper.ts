@@ -43,8 +43,10 @@ export async function testEnv(t: Tap, overrides: Record<string, string> = {}): P
     JWT_SECRET,
     LOG_LEVEL: 'silent',
     // Deadlines for a shared, busy test machine (seconds-long stalls happen there); the tests of these
-    // deadlines (test/hardening-*.test.ts) set the production values explicitly.
+    // deadlines (test/hardening-*.test.ts, test/pg-trouble.test.ts) set the production values explicitly.
     REDIS_COMMAND_TIMEOUT_MS: '5000',
+    PG_CONNECT_TIMEOUT_MS: '10000',
+    PG_STATEMENT_TIMEOUT_MS: '10000',
     HTTP_HEADERS_TIMEOUT_MS: '60000',
     HTTP_REQUEST_TIMEOUT_MS: '120000',
     ...overrides,

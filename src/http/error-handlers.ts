@@ -1,4 +1,5 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { AppError, ErrorCode, RETRY_AFTER_S, errorBody, isBackendDown } from '../errors.js'
 
 /**
@@ -42,4 +43,39 @@ export function installErrorHandlers(app: FastifyInstance, opts: {
     }
     reply.code(404).send(errorBody(404, ErrorCode.NOT_FOUND, `route ${req.method} ${path} not found`))
   })
+}
+
+/**
+ * Answers produced before any route runs, in the same body shape and closed set of codes: the router's
+ * refusals (a path parameter over maxParamLength, 100 characters: 414 URI_TOO_LONG; a malformed URL
+ * component: 400 VALIDATION) through fastify's frameworkErrors, and Node's HTTP parser's (headers over
+ * its 16 KB limit: 431 HEADERS_TOO_LARGE; a request not complete within requestTimeout: 408
+ * REQUEST_TIMEOUT; anything unparseable: 400 VALIDATION) through clientError, which fastify would answer
+ * without a code.
+ */
+export function edgeErrorOptions() {
+  return {
+    frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply) {
+      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return reply.code(414).send(errorBody(414, ErrorCode.URI_TOO_LONG,
+          'a path parameter is longer than 100 characters'))
+      }
+      return reply.code(400).send(errorBody(400, ErrorCode.VALIDATION, err.message))
+    },
+    clientErrorHandler(err: Error & { code?: string }, socket: Socket) {
+      // A reset connection has nobody left to answer.
+      if (err.code === 'ECONNRESET' || socket.destroyed) return
+      const [status, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, ErrorCode.HEADERS_TOO_LARGE, 'request headers larger than 16 KB']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, ErrorCode.REQUEST_TIMEOUT, 'request not received in time']
+          : [400, ErrorCode.VALIDATION, 'malformed HTTP request']
+      const body = JSON.stringify(errorBody(status, code, message))
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${errorBody(status, code, message).error}\r\nConnection: close\r\n` +
+          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      }
+      socket.destroy(err)
+    },
+  }
 }

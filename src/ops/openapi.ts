@@ -116,7 +116,11 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
           'First-come-first-served coupon issuance.',
           'Every error body is `{statusCode, code, error, message}`; `code` is stable and machine-readable.',
           `Codes: ${Object.values(ErrorCode).join(', ')}. Unknown routes answer 404 ${ErrorCode.NOT_FOUND}; ` +
-            `a known path with another method answers 405 ${ErrorCode.METHOD_NOT_ALLOWED} with \`Allow\`.`,
+            `a known path with another method answers 405 ${ErrorCode.METHOD_NOT_ALLOWED} with \`Allow\`. ` +
+            `Before any route: a path parameter over 100 characters answers 414 ${ErrorCode.URI_TOO_LONG}, ` +
+            `headers over Node's limit (16 KB) 431 ${ErrorCode.HEADERS_TOO_LARGE}, a request not received ` +
+            `within HTTP_REQUEST_TIMEOUT_MS 408 ${ErrorCode.REQUEST_TIMEOUT}, ` +
+            `unparseable HTTP 400 ${ErrorCode.VALIDATION}.`,
         ].join('\n\n'),
       },
       // Relative: the document describes the server that serves it, wherever that runs.

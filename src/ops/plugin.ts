@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type postgres from 'postgres'
 import type { Config } from '../config.js'
 import { ErrorCode, errorBody } from '../errors.js'
-import { installErrorHandlers } from '../http/error-handlers.js'
+import { edgeErrorOptions, installErrorHandlers } from '../http/error-handlers.js'
 import type { RedisClient } from '../redis/client.js'
 import type { ApiMetrics } from './metrics.js'
 import { checkReadiness, evictionCheck, postgresCheck, redisCheck, scriptsCheck } from './health.js'
@@ -82,7 +82,7 @@ export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promi
   app.decorate('opsServer', null)
   if (config.METRICS_PORT === undefined) return
   const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }),
-    ...httpTimeouts(config) }).withTypeProvider<TypeBoxTypeProvider>()
+    ...httpTimeouts(config), ...edgeErrorOptions() }).withTypeProvider<TypeBoxTypeProvider>()
   installErrorHandlers(ops, { bodyLimit: config.BODY_LIMIT })
   await ops.register(opsRoutes, { ...routeOpts, metricsOpenWithoutToken: true })
   app.opsServer = ops

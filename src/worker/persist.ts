@@ -69,15 +69,46 @@ const copyText = (v: string): string => (COPY_SPECIAL.test(v) ? v.replace(/[\\\t
 const copyOpt = (v: number | string | null | undefined): string =>
   (v == null ? '\\N' : typeof v === 'string' ? copyText(v) : String(v))
 
+const STAGING_COLUMNS = `claim_id uuid NOT NULL, campaign_id bigint NOT NULL, user_id text NOT NULL,
+  sequence int NOT NULL, claimed_at_ms bigint NOT NULL, hold_until_ms bigint, confirmed_at_ms bigint,
+  cancelled_at_ms bigint, cancel_reason text, expired_at_ms bigint, lifecycle boolean NOT NULL`
+
+/** Claims with lifecycle events: upserted by the one UPSERT rule, each timestamp set once. */
+const UPSERT_STAGED = `WITH w AS (
+  INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at, confirmed_at,
+    cancelled_at, cancel_reason, expired_at)
+  SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
+    to_timestamp(hold_until_ms / 1000.0), to_timestamp(confirmed_at_ms / 1000.0),
+    to_timestamp(cancelled_at_ms / 1000.0), cancel_reason, to_timestamp(expired_at_ms / 1000.0)
+  FROM claims_batch_staging WHERE lifecycle
+  ${UPSERT}
+  RETURNING 1) SELECT count(*)::int AS n FROM w`
+
+/** Plain claims: inserted, a redelivered one is a no-op. */
+const INSERT_STAGED = `WITH w AS (
+  INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at)
+  SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
+    to_timestamp(hold_until_ms / 1000.0)
+  FROM claims_batch_staging WHERE NOT lifecycle
+  ${INSERT_ONCE}
+  RETURNING 1) SELECT count(*)::int AS n FROM w`
+
 /**
- * The batch path: COPY the rows into a per-connection temporary table, then INSERT ... SELECT from it, in
- * one transaction. COPY streams the rows in the text format without per-value parameters (the unnest
- * insert sends text arrays that the server parses element by element, and the client escapes every
- * element). Claims with lifecycle events in the batch are upserted first (units given back before the
- * ones taken are checked: a returned unit may be the one a claim of the same batch took), then plain
- * claims are inserted ON CONFLICT (claim_id) DO NOTHING; the guard triggers fire once per statement.
- * The temporary table is created once per connection (IF NOT EXISTS) and emptied at every commit (ON
- * COMMIT DELETE ROWS), so batches on different pooled connections never see each other's rows.
+ * The batch path: COPY the rows into a per-connection temporary table, then write them to claims in ONE
+ * simple-protocol message holding both statements. COPY streams the rows in the text format without
+ * per-value parameters (the unnest insert sends text arrays that the server parses element by element,
+ * and the client escapes every element). Claims with lifecycle events in the batch are upserted first
+ * (units given back before the ones taken are checked: a returned unit may be the one a claim of the same
+ * batch took), then plain claims are inserted ON CONFLICT (claim_id) DO NOTHING; the guard triggers fire
+ * once per statement.
+ *
+ * No explicit transaction: PostgreSQL runs the statements of one Query message as one implicit transaction,
+ * committed (or rolled back on an error) without waiting for the client. The guard triggers lock the
+ * campaign's row, so a worker frozen (SIGSTOP, a GC pause, a partition) between a statement and its COMMIT
+ * used to hold that lock, and every other worker's batches of the campaign waited behind it, once per
+ * inflight connection of the frozen worker. Now no lock on a shared table outlives the server's execution
+ * of that one message. The staging table is the session's own (a temporary table on the reserved
+ * connection), emptied before each batch.
  */
 async function copyGroups(handle: DbHandle, groups: Group[]): Promise<number> {
   if (groups.length === 0) return 0
@@ -89,33 +120,23 @@ async function copyGroups(handle: DbHandle, groups: Group[]): Promise<number> {
       `${copyOpt(r.holdUntil)}\t${copyOpt(r.confirmedAt)}\t${copyOpt(r.cancelledAt)}\t${copyOpt(r.cancelReason)}\t` +
       `${copyOpt(r.expiredAt)}\t${lifecycle ? 't' : 'f'}\n`
   }
-  return handle.sql.begin(async (tx) => {
-    await tx`CREATE TEMP TABLE IF NOT EXISTS claims_lifecycle_staging (claim_id uuid NOT NULL,
-      campaign_id bigint NOT NULL, user_id text NOT NULL, sequence int NOT NULL, claimed_at_ms bigint NOT NULL,
-      hold_until_ms bigint, confirmed_at_ms bigint, cancelled_at_ms bigint, cancel_reason text, expired_at_ms bigint,
-      lifecycle boolean NOT NULL) ON COMMIT DELETE ROWS`
-    const w = await tx`COPY claims_lifecycle_staging (claim_id, campaign_id, user_id, sequence, claimed_at_ms,
+  const conn = await handle.sql.reserve()
+  try {
+    await conn.unsafe(`CREATE TEMP TABLE IF NOT EXISTS claims_batch_staging (${STAGING_COLUMNS});
+      DELETE FROM claims_batch_staging`).simple()
+    const w = await conn`COPY claims_batch_staging (claim_id, campaign_id, user_id, sequence, claimed_at_ms,
       hold_until_ms, confirmed_at_ms, cancelled_at_ms, cancel_reason, expired_at_ms, lifecycle) FROM STDIN`.writable()
     w.end(text)
     await once(w, 'finish')
-    let count = 0
-    if (events) {
-      const res = await tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at,
-        confirmed_at, cancelled_at, cancel_reason, expired_at)
-        SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
-          to_timestamp(hold_until_ms / 1000.0), to_timestamp(confirmed_at_ms / 1000.0),
-          to_timestamp(cancelled_at_ms / 1000.0), cancel_reason, to_timestamp(expired_at_ms / 1000.0)
-        FROM claims_lifecycle_staging WHERE lifecycle
-        ${tx.unsafe(UPSERT)}`
-      count += res.count
+    if (!events) {
+      const [row] = await conn.unsafe<{ n: number }[]>(INSERT_STAGED).simple()
+      return row?.n ?? 0
     }
-    const res = await tx`INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at, hold_expires_at)
-      SELECT claim_id, campaign_id, user_id, sequence, to_timestamp(claimed_at_ms / 1000.0),
-        to_timestamp(hold_until_ms / 1000.0)
-      FROM claims_lifecycle_staging WHERE NOT lifecycle
-      ${tx.unsafe(INSERT_ONCE)}`
-    return count + res.count
-  })
+    const res = await conn.unsafe(`${UPSERT_STAGED};\n${INSERT_STAGED}`).simple() as unknown as { n: number }[][]
+    return res.reduce((sum, r) => sum + (r[0]?.n ?? 0), 0)
+  } finally {
+    conn.release()
+  }
 }
 
 export interface PgError { code?: string; constraint_name?: string; message: string }
@@ -177,8 +198,8 @@ function groupItems(items: Item[]): Group[] {
 }
 
 /**
- * Persists a batch of claims and lifecycle events. On a row error the batch is redone claim by claim
- * inside one transaction, each under a savepoint, so one bad row never blocks the others. Connection
+ * Persists a batch of claims and lifecycle events. On a row error the batch is redone claim by claim, each
+ * in its own statement, so one bad row never blocks the others. Connection
  * errors are thrown (the caller backs off and retries the whole batch; every step is idempotent).
  */
 export async function persistBatch(handle: DbHandle, items: Item[]): Promise<PersistResult> {
@@ -194,20 +215,21 @@ export async function persistBatch(handle: DbHandle, items: Item[]): Promise<Per
   } catch (err) {
     if (!isRowError(err)) throw err
   }
-  return db.transaction(async (tx) => {
-    let inserted = 0
-    const failures: RowFailure[] = []
-    for (const g of releasesFirst(groups)) {
-      try {
-        inserted += await tx.transaction((sp) => writeRow(sp as unknown as Db, g.row, g.lifecycle))
-      } catch (err) {
-        if (!isRowError(err)) throw err
-        const error = errorText(err)
-        for (const item of g.items) failures.push({ item, error, refused: isRefusal(err) })
-      }
+  // Each row its own statement and transaction (autocommit), for the reason the batch path has no explicit
+  // transaction: no lock on the guard row waits for this worker between statements. Every write is
+  // idempotent, so a batch cut short here is redone whole.
+  let inserted = 0
+  const failures: RowFailure[] = []
+  for (const g of releasesFirst(groups)) {
+    try {
+      inserted += await writeRow(db, g.row, g.lifecycle)
+    } catch (err) {
+      if (!isRowError(err)) throw err
+      const error = errorText(err)
+      for (const item of g.items) failures.push({ item, error, refused: isRefusal(err) })
     }
-    return { inserted, failures }
-  })
+  }
+  return { inserted, failures }
 }
 
 /** Persists parsed entries outside the worker (retry-failed): the row-by-row statements, one transaction. */

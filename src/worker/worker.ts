@@ -57,11 +57,12 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     }),
   }))
   const blockingConns = readers.map((r) => r.blocking)
-  // A batch's transaction updates its campaign's guard row (active_claims), so a worker frozen between its
-  // insert and its COMMIT (SIGSTOP, a long GC pause, a partition) would block every other worker's batches
-  // of that campaign: PostgreSQL ends such a session after 10 s idle, and the batch is redelivered.
-  const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2, connectTimeoutS: 2,
-    idleInTransactionTimeoutMs: 10_000 })
+  // Every call bounded (src/db/client.ts): a batch on a dead or black-holed connection fails within the
+  // statement bound and is retried. A batch holds no lock across a round trip (persist.ts), and a session
+  // left idle in a transaction anyway (a frozen worker) is ended after 5 s, its locks released.
+  const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2,
+    connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS / 2, idleInTransactionTimeoutMs: 5000 })
   const ops = createStreamOps({ redis, readers, group, consumer: name })
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),

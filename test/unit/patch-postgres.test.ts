@@ -1,0 +1,36 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const run = (...args: string[]) => spawnSync(process.execPath, [SCRIPT, ...args], { encoding: 'utf8' })
+
+const SCRIPT = path.join(ROOT, 'scripts/patch-postgres.mjs')
+const DRIVER = path.join(ROOT, 'node_modules/postgres')
+const BUILDS = ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js']
+const MARKER = 'fcfs-patch: nextWrite without a socket'
+
+t.test('the installed driver carries the fix in all three builds; patching again changes nothing', async (t) => {
+  const before = BUILDS.map((f) => readFileSync(path.join(DRIVER, f), 'utf8'))
+  for (const [i, text] of before.entries()) {
+    t.ok(text.includes(MARKER), `${BUILDS[i]} patched`)
+    t.match(text, /if \(!socket\) \{[^}]*CONNECTION_CLOSED/, `${BUILDS[i]}: a write without a socket rejects`)
+    t.equal(text.split('chunk = nextWriteTimer = null').length - 1, 4, `${BUILDS[i]}: teardown forgets the write`)
+  }
+  const again = run()
+  t.equal(again.status, 0, again.stderr)
+  t.same(BUILDS.map((f) => readFileSync(path.join(DRIVER, f), 'utf8')), before)
+})
+
+t.test('a driver whose code differs is refused, naming the file', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pg-patch-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  mkdirSync(path.join(dir, 'src'))
+  writeFileSync(path.join(dir, 'src/connection.js'), 'function nextWrite(fn) { return socket.write(chunk, fn) }\n')
+  const res = run(dir)
+  t.equal(res.status, 1)
+  t.match(res.stderr, /src\/connection\.js: cannot apply "nextWrite without a socket/)
+})
