@@ -20,7 +20,7 @@ parseCli({
   exitCodes: [[0, 'stopped by Ctrl-C/SIGTERM, both processes exited cleanly'], [1, 'configuration error, ' +
     'NODE_ENV=production, migration failed, or the API or the worker stopped by itself'], [2, 'bad arguments']],
   env: ['PORT', 'HOST', 'DATABASE_URL', 'REDIS_URL', 'KEY_PREFIX', 'ADMIN_TOKEN', 'JWT_SECRET', 'WORKER_METRICS_PORT',
-    'LOG_LEVEL', '(and every other variable of the API and the worker)'],
+    'LOG_LEVEL', 'LOG_PRETTY', '(and every other variable of the API and the worker)'],
 })
 
 const [{ ConfigError, DEV_SECRETS, loadConfig }, { migrateDatabase }] = await Promise.all([import('../src/config.js'),
@@ -36,6 +36,8 @@ if (process.env.NODE_ENV === 'production') {
 const env: Record<string, string | undefined> = { ...process.env, NODE_ENV: process.env.NODE_ENV || 'development' }
 const defaulted = (Object.keys(DEV_SECRETS) as (keyof typeof DEV_SECRETS)[]).filter((k) => !env[k])
 for (const k of defaulted) env[k] = DEV_SECRETS[k]
+// Readable log lines by default, also when this output is piped (LOG_PRETTY=false or auto to change it).
+env.LOG_PRETTY ||= 'true'
 
 let config: Config
 try {

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest,
   type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { parseCorsOrigins, parseTrustProxy, type Config } from './config.js'
+import { parseCorsOrigins, parseTrustProxy, prettyLogs, type Config } from './config.js'
 import { createDb, type DbHandle } from './db/client.js'
 import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
@@ -106,7 +106,7 @@ function registerInputGuards(app: FastifyInstance, config: Config): void {
 
 /** Server options shared by production and tests, so both run the same limits and parsers. */
 export function serverOptions(config: Config): FastifyServerOptions {
-  const pretty = process.stdout.isTTY && config.NODE_ENV !== 'production'
+  const pretty = prettyLogs(config)
   return {
     bodyLimit: config.BODY_LIMIT,
     ...httpTimeouts(config),

@@ -3,6 +3,8 @@ import { Value } from 'typebox/value'
 
 const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min })
 
+export const WORKER_METRICS_DEFAULT_PORT = 9464
+
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
@@ -65,6 +67,9 @@ export const ConfigSchema = Type.Object({
   HTTP_REQUEST_TIMEOUT_MS: Int(30_000, 100),
   HTTP_KEEPALIVE_TIMEOUT_MS: Int(65_000, 100),
   HTTP_IDLE_TIMEOUT_MS: Int(70_000, 100),
+  // Human-readable log lines (pino-pretty) instead of JSON: auto = when stdout is a terminal and NODE_ENV is not
+  // production; npm run dev sets true for its children.
+  LOG_PRETTY: Type.Union([Type.Literal('auto'), Type.Literal('true'), Type.Literal('false')], { default: 'auto' }),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
     Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   // Worker
@@ -77,8 +82,9 @@ export const ConfigSchema = Type.Object({
   MAX_DELIVERIES: Int(5, 1),
   // Batches being written at once, each on its own Postgres connection (reading goes on meanwhile).
   WORKER_INFLIGHT: Type.Integer({ default: 4, minimum: 1, maximum: 32 }),
-  // -1 disables the worker's /healthz, /readyz and /metrics listener; 0 picks a free port.
-  WORKER_METRICS_PORT: Type.Integer({ default: 9464, minimum: -1, maximum: 65535 }),
+  // -1 disables the worker's /healthz, /readyz and /metrics listener; 0 picks a free port. The default, when
+  // taken (a second worker on one host), falls back to a free port and logs which; another taken port is an error.
+  WORKER_METRICS_PORT: Type.Integer({ default: WORKER_METRICS_DEFAULT_PORT, minimum: -1, maximum: 65535 }),
   WORKER_GROUP: Type.String({ default: 'persisters', pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
   // How often the worker expires due holds (campaigns with holdSeconds): an expired hold's unit goes back
   // within about this long of expiresAt (claims and confirms also expire due holds themselves).
@@ -103,6 +109,10 @@ export const ConfigSchema = Type.Object({
 })
 
 export type Config = Static<typeof ConfigSchema>
+
+/** Whether log lines are pretty-printed (LOG_PRETTY; auto: a terminal, outside production). */
+export const prettyLogs = (c: Pick<Config, 'LOG_PRETTY' | 'NODE_ENV'>, tty = process.stdout.isTTY === true): boolean =>
+  c.LOG_PRETTY === 'true' || (c.LOG_PRETTY === 'auto' && tty && c.NODE_ENV !== 'production')
 
 /** The secrets `npm run dev` uses when none are set; printed by it, and refused when NODE_ENV=production. */
 export const DEV_SECRETS = {

@@ -14,13 +14,16 @@ parseCli({
 })
 
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
-const [{ default: closeWithGrace }, { pino }, { loadConfigOrExit }, { createWorker }] = await Promise.all([
+const [{ default: closeWithGrace }, { pino }, { loadConfigOrExit, prettyLogs }, { createWorker }] = await Promise.all([
   import('close-with-grace'), import('pino'), import('../config.js'), import('./worker.js'),
 ])
 
 const config = loadConfigOrExit('worker', 1)
 
-const log = pino({ level: config.LOG_LEVEL, base: { role: 'worker' } })
+// Pretty lines are written synchronously (not through a transport thread): the last line before an exit
+// (a taken metrics port) must not be lost.
+const pretty = prettyLogs(config) ? (await import('pino-pretty')).default({ sync: true }) : undefined
+const log = pino({ level: config.LOG_LEVEL, base: { role: 'worker' } }, pretty)
 const worker = createWorker(config, log)
 
 const graceMs = config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS + 5000
@@ -33,7 +36,9 @@ closeWithGrace({ delay: graceMs }, async ({ signal, err }) => {
 try {
   await worker.start()
 } catch (err) {
-  log.error({ err }, 'worker failed to start')
+  // A taken metrics port says what to do in one line; anything else gets its stack.
+  if ((err as Error).name === 'MetricsPortInUse') log.error((err as Error).message)
+  else log.error({ err }, 'worker failed to start')
   await worker.close()
   process.exit(1)
 }

@@ -58,12 +58,17 @@ export function createWorkerMetrics(group: string, consumer: string, sources: {
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>
 
 /** A tiny listener for probes and scrapes, apart from the work loop. */
+/** The metrics port asked for explicitly is taken: the message says what to do. */
+export class MetricsPortInUse extends Error { override name = 'MetricsPortInUse' }
+
 export async function startMetricsServer(opts: {
   host: string
   port: number
   register: Registry
   ready: () => Promise<{ redis: boolean; postgres: boolean }>
   log: Logger
+  /** When the port is taken, listen on any free port instead (and say which) rather than fail. */
+  orAnyFreePort?: boolean
 }): Promise<{ server: FastifyInstance; port: number }> {
   const server = Fastify({ logger: false })
   server.get('/healthz', async () => ({ status: 'ok' }))
@@ -76,9 +81,24 @@ export async function startMetricsServer(opts: {
     const body = await opts.register.metrics()
     return reply.type(opts.register.contentType).send(body)
   })
-  await server.listen({ host: opts.host, port: opts.port })
+  let fellBack = false
+  try {
+    await server.listen({ host: opts.host, port: opts.port })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    if (!opts.orAnyFreePort) {
+      await server.close()
+      throw new MetricsPortInUse(`WORKER_METRICS_PORT ${opts.port} is in use on ${opts.host} (another worker on ` +
+        'this host?): give each worker its own port, 0 for any free port, or -1 for no metrics listener')
+    }
+    await server.listen({ host: opts.host, port: 0 })
+    fellBack = true
+  }
   const addr = server.server.address()
   const port = addr && typeof addr !== 'string' ? addr.port : opts.port
-  opts.log.info({ host: opts.host, port }, 'worker metrics listening')
+  if (fellBack) {
+    opts.log.warn({ host: opts.host, port, taken: opts.port }, `worker metrics port ${opts.port} is in use (another ` +
+      `worker on this host?): listening on ${port} instead; set WORKER_METRICS_PORT to choose one`)
+  } else opts.log.info({ host: opts.host, port }, 'worker metrics listening')
   return { server, port }
 }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isNull, sql } from 'drizzle-orm'
 import type { Logger } from 'pino'
-import type { Config } from '../config.js'
+import { WORKER_METRICS_DEFAULT_PORT, type Config } from '../config.js'
 import { createDb, type DbHandle } from '../db/client.js'
 import { failedClaims } from '../db/schema.js'
 import { createRedis, isCluster, masters } from '../redis/client.js'
@@ -264,8 +264,10 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
 
     async start(): Promise<void> {
       if (config.WORKER_METRICS_PORT >= 0) {
+        // The default port falls back to a free one, so a second worker on one host starts (and says where).
         metricsServer = await startMetricsServer({ host: config.HOST, port: config.WORKER_METRICS_PORT,
-          register: metrics.register, log, ready: () => this.ready() })
+          register: metrics.register, log, ready: () => this.ready(),
+          orAnyFreePort: config.WORKER_METRICS_PORT === WORKER_METRICS_DEFAULT_PORT })
       }
       log.info({ consumer: name, group, streams: streams.length, count: config.WORKER_COUNT,
         blockMs: config.WORKER_BLOCK_MS }, 'worker started')
