@@ -47,7 +47,7 @@ export default tseslint.config(
   },
   {
     // Served to the browser (the /admin/live page).
-    files: ['src/live/assets/**/*.js'],
+    files: ['src/live/assets/**/*.js', 'src/queue/assets/**/*.js'],
     languageOptions: { globals: globals.browser },
   },
   {

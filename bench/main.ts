@@ -44,12 +44,15 @@ try {
   const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
     wrk: null, baselines: null, openLoop: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
-  if (opts.cluster || ['issue', 'openLoop', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
+  if (opts.queue || opts.cluster || ['issue', 'openLoop', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
     try {
       if (wanted.has('issue')) results.issue = await runIssue(env, api)
       // Needs the closed-loop maximum of the same run: 25/50/75 % of it.
       if (wanted.has('openLoop') && results.issue) results.openLoop = await runOpenLoop(env, api, results.issue.rps)
+      if (opts.queue) {
+        results.queue = await (await import('./queue-run.js')).runQueue(env, api, results.ceiling?.rps ?? null)
+      }
       if (opts.cluster) results.cluster = await (await import('./cluster-run.js')).runCluster(env, api)
       if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api)
       let drainMs: number | null = null
@@ -76,6 +79,7 @@ try {
   const summary = summarize(results, machine, opts, command)
   progress.step(`done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   console.log(renderTable(summary))
+  if (results.queue) console.log((await import('./queue-run.js')).renderQueue(results.queue))
   if (opts.cpuProf) printProfiles(env, results)
   if (opts.json) {
     writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)

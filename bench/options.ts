@@ -23,6 +23,8 @@ export interface BenchOptions {
   only?: string[]
   /** Also start a local Redis Cluster and measure the claim path and one slot's ceiling on it. */
   cluster: boolean
+  /** Also measure a waiting room's opening (issue 21; bench/queue-run.ts). */
+  queue: boolean
 }
 
 export const SCENARIOS = ['ceiling', 'issue', 'openLoop', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines'] as const
@@ -42,6 +44,7 @@ const BENCH_CLI = {
     json: { type: 'string', value: 'FILE', description: 'also write every figure as JSON' },
     'cpu-prof': { type: 'string', value: 'DIR', description: 'write a CPU profile of the API server process into DIR' },
     only: { type: 'string', value: 'LIST', description: `run only these scenarios: ${SCENARIOS.join(',')}` },
+    queue: { type: 'boolean', description: 'also measure a waiting room: --users join the pre-queue at full speed (vs the ceiling), Redis bytes per queued user, the opening\'s admissions and the sold-out poll (docs/queue.md)' },
     cluster: { type: 'boolean', description: 'also start a local Redis Cluster (3 masters + 3 replicas, needs redis-server and redis-cli) and measure the issue path and one slot\'s ceiling on it beside the single Redis (docs/scaling.md)' },
   },
   exitCodes: [[0, 'measured, and the burst was correct'], [1, 'the burst\'s correctness check failed, or a scenario failed'], [2, 'bad arguments or configuration']],
@@ -80,5 +83,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     cpuProf: parsed['cpu-prof'],
     only,
     cluster: parsed.cluster === true,
+    queue: parsed.queue === true,
   }
 }

@@ -30,6 +30,7 @@ import { idCounterKey } from './baselines/keys.js'
 import type { BaselineCheck } from './baselines/outcome.js'
 import type { ClusterFigures } from './cluster-run.js'
 import type { OpenLoopFigures } from './open-loop.js'
+import type { QueueBenchFigures } from './queue-run.js'
 
 const WORKER_ENTRY = 'src/worker/main'
 export const HUGE_STOCK = 100_000_000
@@ -110,6 +111,7 @@ export interface BenchResults {
   cluster?: ClusterFigures | null
   /** Constant arrival rate at 25/50/75 % of issue.rps (bench/open-loop.ts); null when not run. */
   openLoop: OpenLoopFigures[] | null
+  queue?: QueueBenchFigures | null
 }
 
 export interface Env {

@@ -13,5 +13,6 @@ function walk(dir) {
 walk('src')
 walk('bench')
 cpSync('src/live/assets', 'dist/src/live/assets', { recursive: true })
+cpSync('src/queue/assets', 'dist/src/queue/assets', { recursive: true })
 // When the build finished: `npm run dev` warns when the source is newer (dist/ is built once, not per run).
 writeFileSync(path.join('dist', '.build-stamp'), `${new Date().toISOString()}\n`)

@@ -24,6 +24,7 @@ import { registerLive } from './live/plugin.js'
 import { trackAllowedMethods } from './http/allowed-methods.js'
 import { registerCors } from './http/cors.js'
 import { edgeErrorOptions, installErrorHandlers } from './http/error-handlers.js'
+import { registerQueue } from './queue/plugin.js'
 
 // A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
 const LIVE_READ_TIMEOUT_MS = 5000
@@ -188,6 +189,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerOps(app, { config, redis, sql: db.sql, metrics, scripts: Object.values(scriptSources()) })
   await app.register(adminCampaignRoutes, { adminAuth, redis, keys, db: db.db, campaigns, forgetSoldOut })
   await app.register(publicCampaignRoutes, { redis, keys, whyMissing: missing.whyMissing })
+  // Before the claim route: its answer-counting hook must exist when that route is added.
+  await registerQueue(app, { redis, keys, db: db.db, campaigns, authenticate, adminAuth, tickMs: config.QUEUE_TICK_MS,
+    whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
   await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns,
     whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
   await registerLive(app, {

@@ -104,6 +104,10 @@ export const ConfigSchema = Type.Object({
   // The live feed (GET /admin/campaigns/:id/live) reads each watched campaign this often, once per instance
   // whatever the number of viewers; the page needs at least one update a second during a burst.
   LIVE_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 100, maximum: 60_000 }),
+  // Waiting rooms (issue 21): each API instance advances every queued campaign this often (advance.lua is
+  // atomic and budgets by the time since the last advance, so instances never double-admit). 0: this
+  // instance leaves the advancing to the others.
+  QUEUE_TICK_MS: Type.Integer({ default: 100, minimum: 0, maximum: 10_000 }),
   // After SIGTERM: time for in-flight requests to finish before the process exits hard.
   SHUTDOWN_GRACE_MS: Int(10_000, 1),
 })

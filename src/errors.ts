@@ -16,6 +16,10 @@ export const ErrorCode = {
   NOT_OPEN: 'NOT_OPEN',
   CLOSED: 'CLOSED',
   CLAIM_NOT_FOUND: 'CLAIM_NOT_FOUND',
+  NOT_ADMITTED: 'NOT_ADMITTED',
+  NO_QUEUE: 'NO_QUEUE',
+  NOT_IN_QUEUE: 'NOT_IN_QUEUE',
+  NO_DRAW: 'NO_DRAW',
   CAMPAIGN_ENDED: 'CAMPAIGN_ENDED',
   HOLD_EXPIRED: 'HOLD_EXPIRED',
   CLAIM_CANCELLED: 'CLAIM_CANCELLED',
@@ -52,6 +56,8 @@ export const ErrorSchema = Type.Object({
   closesAt: Type.Optional(Type.String({ format: 'date-time', description: 'CLOSED: when the campaign closed' })),
   campaignId: Type.Optional(Type.String({
     description: 'BACKEND_UNAVAILABLE after an admin write committed: the campaign it wrote' })),
+  position: Type.Optional(Type.Union([Type.Integer(), Type.Null()], {
+    description: 'NOT_ADMITTED: the user\'s place in the waiting room (null: not in line, or not drawn yet)' })),
   limit: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the most stock a campaign can hold' })),
   stock: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the stock now' })),
   reason: Type.Optional(Type.String({

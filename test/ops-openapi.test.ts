@@ -80,7 +80,8 @@ t.test('OpenAPI document: valid, every route, every status and error code', asyn
   const claimOp = doc.paths['/v1/campaigns/{id}/claims'].post
   t.same(Object.keys(claimOp.responses).sort(),
     ['201', '400', '401', '403', '404', '409', '410', '413', '415', '429', '500', '503'])
-  t.same(claimOp.responses['403'].content['application/json'].schema.properties.code.enum, ['NOT_OPEN', 'CLOSED'])
+  t.same(claimOp.responses['403'].content['application/json'].schema.properties.code.enum, ['NOT_OPEN', 'CLOSED',
+    'NOT_ADMITTED'])
   t.same(claimOp.responses['503'].content['application/json'].schema.properties.code.enum,
     ['CAMPAIGN_UNAVAILABLE', 'SHUTTING_DOWN', 'BACKEND_UNAVAILABLE'])
   t.equal(claimOp.requestBody.required, false, 'the claim needs no body')

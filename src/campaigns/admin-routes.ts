@@ -11,6 +11,7 @@ import { createAdminIdempotency } from './idempotency.js'
 import { mirrorCampaign } from './mirror.js'
 import { campaignState, readLiveState, remainingOf } from '../redis/campaign-hash.js'
 import { publishCampaignChanged } from './events.js'
+import { queueColumns, queueView } from '../queue/settings.js'
 import type { CampaignRow, CampaignsRepository } from './repository.js'
 import {
   AddStockBodySchema, AddStockResponseSchema, AdminCampaignSchema, CampaignIdParamsSchema, CampaignListQuerySchema,
@@ -23,6 +24,7 @@ const campaignView = (c: CampaignRow) => ({
   id: String(c.id), name: c.name, stock: c.stock, perUserLimit: c.perUserLimit, opensAt: iso(c.opensAt),
   closesAt: iso(c.closesAt),
   holdSeconds: c.holdSeconds,
+  queue: queueView(c),
 })
 
 const ADMIN = [{ adminToken: [] }]
@@ -119,7 +121,7 @@ export const adminCampaignRoutes: FastifyPluginAsyncTypebox<AdminCampaignRoutesO
       throw new AppError(400, ErrorCode.VALIDATION, 'closesAt must be after opensAt')
     }
     const input = { name: b.name, stock: b.stock, perUserLimit: b.perUserLimit ?? 1, opensAt, closesAt,
-      holdSeconds: b.holdSeconds ?? null }
+      holdSeconds: b.holdSeconds ?? null, ...queueColumns(b.queue) }
     const key = req.headers['idempotency-key']
     // Database first: if the Redis mirror then fails, the campaign is unavailable (503), never oversold.
     if (!key) {

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, isNull, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
 import { campaigns, claims } from '../db/schema.js'
+import type { QueueColumns } from '../queue/settings.js'
 
 export type CampaignRow = typeof campaigns.$inferSelect
 /** The database or a transaction on it: the admin writes run inside one with their Idempotency-Key. */
@@ -13,7 +14,7 @@ export function createCampaignsRepository(db: Db) {
     async create(input: {
       name: string; stock: number; perUserLimit: number;
       opensAt: Date | null; closesAt: Date | null;
-      holdSeconds: number | null }, exec: Exec = db): Promise<CampaignRow> {
+      holdSeconds: number | null } & QueueColumns, exec: Exec = db): Promise<CampaignRow> {
       const [row] = await exec.insert(campaigns).values(input).returning()
       return row!
     },

@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { QueueOptionSchema, QueueSettingsSchema } from '../queue/settings.js'
 
 /** A campaign id: a positive decimal of at most 18 digits (fits a bigint). The API, worker and reconcile share it. */
 export const CAMPAIGN_ID_PATTERN = '^[1-9][0-9]{0,17}$'
@@ -25,6 +26,7 @@ export const CreateCampaignBodySchema = Type.Object({
   holdSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400,
     description: 'set: a 201 is a hold that expires unless confirmed within this many seconds; ' +
       'absent: claims are final' })),
+  queue: Type.Optional(QueueOptionSchema),
 }, { additionalProperties: false })
 
 export const CampaignSchema = Type.Object({
@@ -35,6 +37,7 @@ export const CampaignSchema = Type.Object({
   opensAt: DateTimeOrNull,
   closesAt: DateTimeOrNull,
   holdSeconds: Type.Union([Type.Integer(), Type.Null()]),
+  queue: QueueSettingsSchema,
 })
 
 export const CampaignListQuerySchema = Type.Object({

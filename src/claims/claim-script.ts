@@ -9,6 +9,7 @@ export type ClaimOutcome =
   | { kind: 'at_limit'; count: number; sequences: number[] }
   | { kind: 'sold_out'; stock: number }
   | { kind: 'rate_limited'; retryAfterMs: number }
+  | { kind: 'not_admitted'; position: number | null }
 
 export interface ClaimResult { outcome: ClaimOutcome; replayed: boolean }
 
@@ -23,6 +24,7 @@ function decode(reply: unknown[]): ClaimOutcome {
     case -4: return { kind: 'at_limit', count: Number(rest[0]), sequences: rest.slice(1).map(Number) }
     case -5: return { kind: 'sold_out', stock: Number(rest[0]) }
     case -6: return { kind: 'rate_limited', retryAfterMs: Number(rest[0]) }
+    case -7: return { kind: 'not_admitted', position: rest[0] ? Number(rest[0]) : null }
     default: throw new Error(`claim script returned unknown code ${String(code)}`)
   }
 }
@@ -41,7 +43,7 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
   const reply = await redis.fcfsClaim(keys.campaign(a.campaignId), keys.users(a.campaignId),
     keys.streamOf(a.campaignId), idem,
     userMax > 0 ? keys.userRate(a.campaignId, a.userId) : keys.campaign(a.campaignId),
-    keys.holds(a.campaignId), keys.marks(a.campaignId),
+    keys.holds(a.campaignId), keys.marks(a.campaignId), keys.queueUsers(a.campaignId), keys.queueAdmits(a.campaignId),
     a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0', userMax, a.userWindowMs ?? 1000)
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }

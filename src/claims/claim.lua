@@ -13,6 +13,8 @@
   KEYS[5] per-user request counter of this campaign (same slot; only used when ARGV[6] > 0)
   KEYS[6] holds zset      (claimId..userId -> expiresAtMs; only touched when the campaign has holdSeconds)
   KEYS[7] marks hash      (claimId -> ms of its mark; only written when a due hold expires here)
+  KEYS[8] queue users     (waiting room, issue 21: userId -> "ticket:joinedAtMs:position"; only read when queued)
+  KEYS[9] queue admits    (position -> admittedUntilMs of admitted users who have not claimed yet)
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
   ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
 
@@ -31,6 +33,7 @@
    -4  at limit     {-4, count, seq1, ...}   (count held; at most 10 sequences, the first active ones)
    -5  sold out     {-5, stock}
    -6  rate limited {-6, retryAfterMs}       (the request counted nothing else)
+   -7  not admitted {-7, position or ''}     (a queued campaign: not, or no longer, admitted; never stored)
 ]]
 local LISTED = 10
 -- The at-limit listing reads at most this many entries, whatever cancellations left in the record.
@@ -95,16 +98,29 @@ end
 local count, from = 0, 1
 if record then count, from = rec_count(record) end
 
+-- Waiting room (issue 21): only an admitted user whose admission has not run out is issued a unit; the
+-- admission is used up by the claim. Checked here so that a claim stays one round trip in one slot.
+local queuePos, notAdmitted = nil, nil
+if camp.queue and count < limit then
+  local q = redis.call('HGET', KEYS[8], userId)
+  queuePos = q and string.match(q, ':(%d+)$')
+  local untilMs = queuePos and tonumber(redis.call('ZSCORE', KEYS[9], queuePos))
+  if not untilMs or untilMs <= now then notAdmitted = queuePos or '' end
+end
+
 local result
 if count >= limit then
   -- The first LISTED held sequences: the scan stops there, however long the record.
   result = {-4, count}
   for i, seq in ipairs(rec_held_sequences(record, from, LISTED, SCANNED)) do result[i + 2] = seq end
+elseif notAdmitted then
+  return {-7, notAdmitted}
 elseif issued - returned >= stock then
   result = {-5, stock}
 else
   local seq = issued + 1
   campaign_set_issued(KEYS[1], seq)
+  if queuePos then redis.call('ZREM', KEYS[9], queuePos) end
   local holdUntil, mark = 0, REC_MARK.final
   if holdSeconds then
     holdUntil, mark = now + holdSeconds * 1000, REC_MARK.hold

@@ -50,6 +50,11 @@ function answer(outcome: Answered, campaignId: string, userId: string): [201, Is
     case 'not_open':
       return [403, errorBody(403, ErrorCode.NOT_OPEN, `campaign ${campaignId} opens at ${iso(outcome.opensAt)}`,
         { opensAt: iso(outcome.opensAt) })]
+    case 'not_admitted':
+      return [403, errorBody(403, ErrorCode.NOT_ADMITTED, outcome.position === null
+        ? `campaign ${campaignId} has a waiting room: join it (POST /v1/campaigns/${campaignId}/queue) and claim ` +
+          'once admitted'
+        : `not admitted (or no longer): your place in line is ${outcome.position}`, { position: outcome.position })]
     case 'closed':
       return [403, errorBody(403, ErrorCode.CLOSED, `campaign ${campaignId} closed at ${iso(outcome.closesAt)}`,
         { closesAt: iso(outcome.closesAt) })]

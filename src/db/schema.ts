@@ -11,6 +11,12 @@ export const campaigns = pgTable('campaigns', {
   closesAt: timestamp('closes_at', { withTimezone: true, mode: 'date' }),
   // Set: a 201 is a hold the user confirms within this many seconds, or its unit goes back (issue 12).
   holdSeconds: integer('hold_seconds'),
+  // Set: a waiting room (issue 21) in front of the campaign; only admitted users can claim (src/queue/).
+  queueOrder: text('queue_order'),
+  queueAdmitPerSecond: integer('queue_admit_per_second'),
+  queueAdmitSeconds: integer('queue_admit_seconds'),
+  // The draw's secret until opensAt (its SHA-256 is public from creation on).
+  queueSeed: text('queue_seed'),
   // Claims rows that hold a unit (not cancelled, not expired): kept by the guard triggers (drizzle/0006),
   // so the stock check costs O(batch) instead of counting the campaign's rows.
   activeClaims: integer('active_claims').notNull().default(0),
@@ -23,6 +29,10 @@ export const campaigns = pgTable('campaigns', {
   check('campaigns_limit_positive', sql`${t.perUserLimit} >= 1`),
   check('campaigns_window_order', sql`${t.opensAt} IS NULL OR ${t.closesAt} IS NULL OR ${t.opensAt} < ${t.closesAt}`),
   check('campaigns_hold_positive', sql`${t.holdSeconds} IS NULL OR ${t.holdSeconds} >= 1`),
+  check('campaigns_queue_valid', sql`(${t.queueOrder} IS NULL AND ${t.queueAdmitPerSecond} IS NULL
+    AND ${t.queueAdmitSeconds} IS NULL AND ${t.queueSeed} IS NULL) OR (${t.queueOrder} IN ('fifo', 'shuffle')
+    AND ${t.queueAdmitPerSecond} BETWEEN 1 AND 100000 AND ${t.queueAdmitSeconds} BETWEEN 1 AND 86400
+    AND ${t.queueSeed} IS NOT NULL)`),
 ])
 
 export const claims = pgTable('claims', {

@@ -4,6 +4,7 @@ import type { Keys } from '../redis/keys.js'
 import { campaignState, liveStateOf, queueLiveState, remainingOf, type CampaignState, type LiveState }
   from '../redis/campaign-hash.js'
 import { flatRecord } from '../redis/codec.js'
+import { createLiveQueueReader, type LiveQueue } from '../queue/live.js'
 
 /** Answer classes the page charts. */
 const OUTCOMES = ['201', '409', '410', '429', 'errors'] as const
@@ -38,6 +39,8 @@ export interface LiveSnapshot {
     /** Age of the oldest entry still in the stream: how far behind the workers are, in time. */
     oldestAgeMs: number | null
   }
+  /** The waiting room beside the stock (issue 21); null when the campaign has none. */
+  queue: LiveQueue | null
 }
 
 /** What the poller needs from PostgreSQL (one query answers both). */
@@ -108,6 +111,7 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
   let prev: { at: number; issued: number; answers: Map<number, number> } | null = null
   let durable: DurableCounts | null = null
   let durableAt = 0
+  const queue = createLiveQueueReader(src.redis, src.keys, campaignId)
 
   return async function next(): Promise<LiveSnapshot | null> {
     const stream = src.keys.streamOf(campaignId)
@@ -118,7 +122,8 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
       durable = await withTimeout(src.durableCounts(campaignId, stream), src.timeoutMs, 'live feed counts')
       durableAt = Date.now()
     }
-    const [r, answers] = await Promise.all([readRedis(src, campaignId), src.answersByStatus()])
+    const [r, answers, q] = await Promise.all([readRedis(src, campaignId), src.answersByStatus(),
+      withTimeout(queue(), src.timeoutMs, 'live feed queue')])
     if (!r.live) return null
     const now = Date.now()
     const rates = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>
@@ -146,6 +151,7 @@ export function createSnapshotter(src: SnapshotSources, campaignId: string, dura
       deadLettered: durable.deadLettered,
       claimsPerSecond: rates,
       stream: { key: stream, backlog: r.backlog, lag: r.lag, oldestAgeMs: r.oldestAgeMs },
+      queue: q,
     }
   }
 }

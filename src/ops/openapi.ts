@@ -10,12 +10,12 @@ import { ErrorCode } from '../errors.js'
 const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   400: [ErrorCode.VALIDATION],
   401: [ErrorCode.UNAUTHORIZED],
-  403: [ErrorCode.NOT_OPEN, ErrorCode.CLOSED],
-  404: [ErrorCode.CAMPAIGN_NOT_FOUND, ErrorCode.CLAIM_NOT_FOUND],
+  403: [ErrorCode.NOT_OPEN, ErrorCode.CLOSED, ErrorCode.NOT_ADMITTED],
+  404: [ErrorCode.CAMPAIGN_NOT_FOUND, ErrorCode.CLAIM_NOT_FOUND, ErrorCode.NOT_IN_QUEUE],
   409: [ErrorCode.ALREADY_CLAIMED, ErrorCode.CAMPAIGN_ENDED, ErrorCode.HOLD_EXPIRED, ErrorCode.CLAIM_CANCELLED,
     ErrorCode.NOT_A_HOLD,
     ErrorCode.CAMPAIGN_ACTIVE, ErrorCode.HOLDS_OPEN, ErrorCode.CLAIMS_PENDING, ErrorCode.RECONCILE_DRIFT,
-    ErrorCode.STOCK_LIMIT],
+    ErrorCode.STOCK_LIMIT, ErrorCode.NO_QUEUE, ErrorCode.NO_DRAW],
   410: [ErrorCode.SOLD_OUT],
   413: [ErrorCode.PAYLOAD_TOO_LARGE],
   415: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
@@ -33,9 +33,14 @@ function codesFor(url: string, status: string): ErrorCode[] {
   const oneClaim = url.includes(':claimId')
   const confirm = url.endsWith('/confirm')
   const archive = url.endsWith('/archive')
+  // The waiting room's routes (issue 21) and the drop report.
+  const queue = url.includes('/queue') || url.endsWith('/report')
   return (CODES_BY_STATUS[status] ?? []).filter((c) => {
     switch (c) {
-      case ErrorCode.ALREADY_CLAIMED: return url === '/v1/campaigns/:id/claims'
+      case ErrorCode.ALREADY_CLAIMED: case ErrorCode.NOT_ADMITTED: return url === '/v1/campaigns/:id/claims'
+      case ErrorCode.NO_QUEUE: return queue
+      case ErrorCode.NO_DRAW: return url.endsWith('/queue/draw')
+      case ErrorCode.NOT_IN_QUEUE: return url.endsWith('/queue/me')
       case ErrorCode.CLAIM_NOT_FOUND: case ErrorCode.HOLD_EXPIRED: return oneClaim
       // also adding stock to, or watching the live feed of, an archived campaign
       case ErrorCode.CAMPAIGN_ENDED: return oneClaim || url.endsWith('/stock') || url.endsWith('/live')
@@ -128,6 +133,7 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'claims', description: 'Claiming (users)' },
         { name: 'campaigns', description: 'Public campaign state' },
+        { name: 'queue', description: 'Waiting rooms: join, place in line, public state, the verifiable draw' },
         { name: 'admin', description: 'Campaign administration (ADMIN_TOKEN)' },
         { name: 'ops', description: 'Health, readiness and metrics' },
       ],

@@ -20,6 +20,8 @@ export const ACL_COMMANDS = [
   'multi', 'exec',
   // lifecycle (issue 12): returned-unit counter, end flag, holds sorted set, archive's removal of live state
   'hincrby', 'hdel', 'zadd', 'zrem', 'zrangebyscore', 'zcard', 'unlink',
+  // waiting room (issue 21): admissions, draw list, admission log
+  'zscore', 'hexists', 'rpush', 'lrange', 'llen',
   // campaign-changed events
   'publish', 'subscribe', 'unsubscribe',
 ] as const

@@ -11,8 +11,8 @@
 -- Every field a script decides on, as numbers (nil when missing or ''); returned defaults to 0.
 local function campaign_read(key)
   local v = redis.call('HMGET', key, 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued', 'returned',
-    'holdSeconds', 'ended')
-  return {stock = tonumber(v[1]), perUserLimit = tonumber(v[2]), opensAt = tonumber(v[3]), closesAt = tonumber(v[4]),
+    'holdSeconds', 'ended', 'qOrder')
+  return {queue = (v[9] and v[9] ~= '') and v[9] or nil, stock = tonumber(v[1]), perUserLimit = tonumber(v[2]), opensAt = tonumber(v[3]), closesAt = tonumber(v[4]),
     issued = tonumber(v[5]), returned = tonumber(v[6]) or 0, holdSeconds = tonumber(v[7]), ended = tonumber(v[8])}
 end
 
@@ -20,6 +20,14 @@ end
 local function campaign_write_settings(key, name, stock, perUserLimit, opensAt, closesAt, holdSeconds)
   redis.call('HSET', key, 'name', name, 'stock', stock, 'perUserLimit', perUserLimit, 'opensAt', opensAt,
     'closesAt', closesAt, 'holdSeconds', holdSeconds)
+end
+
+-- A waiting room's settings (issue 21, src/queue/): order 'fifo'|'shuffle' or '' (none), admissions per
+-- second, seconds to claim once admitted, the draw's seed and its SHA-256. The room's own counters (qLength,
+-- qServing, ...) are kept by src/queue/*.lua, which lists them.
+local function campaign_write_queue(key, order, rate, admitSeconds, seed, seedHash)
+  redis.call('HSET', key, 'qOrder', order or '', 'qRate', rate or '', 'qAdmitS', admitSeconds or '', 'qSeed',
+    seed or '', 'qSeedHash', seedHash or '')
 end
 
 -- Counters a new hash starts with; an existing hash keeps its own.

@@ -27,6 +27,20 @@ export function createKeys(prefix: string, partitions: number) {
     holds: (id: string | bigint) => `${campaign(id)}:holds`,
     /** Hash: claimId -> ms its mark was set (cancelled, confirmed, expired); what a replayed answer repeats. */
     marks: (id: string | bigint) => `${campaign(id)}:marks`,
+    /** Hash: userId -> "ticket:joinedAtMs:position" (position empty until the draw) of the waiting room. */
+    queueUsers: (id: string | bigint) => `${campaign(id)}:q:users`,
+    /** Hash: position -> "joinedAtMs:userId" (who stands at each place in line). */
+    queuePositions: (id: string | bigint) => `${campaign(id)}:q:pos`,
+    /** Sorted set: position -> admittedUntilMs of admitted users who have not claimed yet. */
+    queueAdmits: (id: string | bigint) => `${campaign(id)}:q:admits`,
+    /** List: the pre-queue's tickets in drawn order (GET .../queue/draw pages it). */
+    queueDraw: (id: string | bigint) => `${campaign(id)}:q:draw`,
+    /** List: "a:position:atMs:joinedAtMs" admissions and "x:position:atMs" expiries, in order (the report). */
+    queueLog: (id: string | bigint) => `${campaign(id)}:q:log`,
+    /** Hash: HTTP status -> claim answers on a queued campaign, summed by every instance (the report). */
+    queueAnswers: (id: string | bigint) => `${campaign(id)}:q:answers`,
+    /** String: the draw's lock (one instance writes the drawn positions). */
+    queueDrawLock: (id: string | bigint) => `${campaign(id)}:q:drawlock`,
     /** String: the stored answer for (user, Idempotency-Key), expires after IDEMPOTENCY_TTL_S. */
     idempotency: (id: string | bigint, userId: string,
       key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,

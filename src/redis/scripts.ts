@@ -18,10 +18,10 @@ import type { RedisClient } from './client.js'
  */
 interface ScriptCommands<Context extends ClientContext> {
   fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string, holds: string,
-    marks: string, claimId: string, campaignId: string, userId: string, idemTtlS: number, useIdem: '0' | '1',
-    userMax: number, userWindowMs: number): Result<unknown[], Context>
+    marks: string, queueUsers: string, queueAdmits: string, claimId: string, campaignId: string, userId: string,
+    idemTtlS: number, useIdem: '0' | '1', userMax: number, userWindowMs: number): Result<unknown[], Context>
   fcfsMirror(campaign: string, mode: 'create' | 'update', name: string, stock: number, perUserLimit: number,
-    opensAt: string, closesAt: string, holdSeconds: string): Result<number[], Context>
+    opensAt: string, closesAt: string, holdSeconds: string, ...queue: string[]): Result<number[], Context>
   fcfsCancel(campaign: string, users: string, stream: string, holds: string, marks: string,
     campaignId: string, userId: string, claimId: string, reason: string): Result<number[], Context>
   fcfsConfirm(campaign: string, users: string, stream: string, holds: string, marks: string,
@@ -35,6 +35,13 @@ interface ScriptCommands<Context extends ClientContext> {
       Context>
   fcfsReenqueue(users: string, stream: string, campaignId: string, ...quads: (string | number)[]): Result<number,
     Context>
+  fcfsQueueLine(campaign: string, queueUsers: string, queuePositions: string, queueAdmits: string, users: string,
+    holds: string, mode: 'join' | 'me', userId: string, ticket: string): Result<(string | number)[], Context>
+  fcfsQueueAdvance(campaign: string, users: string, stream: string, holds: string, marks: string, queueAdmits: string,
+    queuePositions: string, queueLog: string, campaignId: string, max: number): Result<number[], Context>
+  fcfsQueueDraw(campaign: string, queueUsers: string, queuePositions: string, draw: string, first: number,
+    last: '0' | '1', ...pairs: string[]): Result<number[], Context>
+  fcfsQueueState(campaign: string, holds: string, queueAdmits: string): Result<(string | number)[], Context>
   fcfsDeleteIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Result<number, Context>
 }
 
@@ -54,7 +61,7 @@ interface ScriptSpec {
 /** Keyed by ScriptName: a signature without a file, or a file without a signature, does not compile. */
 const SCRIPTS: Record<ScriptName, ScriptSpec> = {
   /** Issues one claim (or answers why not): users record, counter, stream entry. */
-  fcfsClaim: { file: 'claims/claim.lua', numberOfKeys: 7 },
+  fcfsClaim: { file: 'claims/claim.lua', numberOfKeys: 9 },
   /** Writes a campaign's settings into its live hash. */
   fcfsMirror: { file: 'campaigns/mirror.lua', numberOfKeys: 1 },
   /** A user's cancel or an admin's revoke: the unit goes back, the event goes on the stream. */
@@ -71,6 +78,14 @@ const SCRIPTS: Record<ScriptName, ScriptSpec> = {
   fcfsLiveState: { file: 'reconcile/live-state.lua', numberOfKeys: 1 },
   /** XADDs LOST claims again, confirmed against the users hash (reconcile). */
   fcfsReenqueue: { file: 'reconcile/reenqueue.lua', numberOfKeys: 2 },
+  /** Joins a campaign's waiting room, or reads a user's place in it (issue 21). */
+  fcfsQueueLine: { file: 'queue/line.lua', numberOfKeys: 6 },
+  /** Admits the next positions of a waiting room, expires unused admissions. */
+  fcfsQueueAdvance: { file: 'queue/advance.lua', numberOfKeys: 8 },
+  /** Writes one batch of a shuffle pre-queue's drawn positions. */
+  fcfsQueueDraw: { file: 'queue/draw.lua', numberOfKeys: 4 },
+  /** A waiting room's public state (read at most once a second per instance). */
+  fcfsQueueState: { file: 'queue/state.lua', numberOfKeys: 3 },
   /** Drops another consumer only if it still holds nothing (worker). */
   fcfsDeleteIdleConsumer: { file: 'worker/delete-idle-consumer.lua', numberOfKeys: 1 },
 }

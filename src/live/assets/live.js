@@ -156,6 +156,17 @@ function render(s) {
   st.textContent = s.state.replace('_', ' ')
   st.className = `state ${s.state}`
   for (const k of ['remaining', 'issued', 'persisted', 'pending', 'deadLettered', 'stock']) setField(k, s[k])
+  // The waiting room's tiles, shown only for a campaign with a queue.
+  const q = s.queue
+  for (const el of document.querySelectorAll('.tile.queue')) el.hidden = !q
+  if (q) {
+    setField('queueLength', q.length)
+    setField('servingUpTo', q.servingUpTo)
+    setField('admitted', q.admitted)
+    setField('admissionsExpired', q.expired)
+    const s1 = (v) => (v === null ? '–' : `${v.toFixed(1)} s`)
+    setField('wait', q.waitP50, `${s1(q.waitP50)} / ${s1(q.waitP95)}`)
+  }
   setField('backlog', s.stream.backlog)
   setField('lag', s.stream.lag)
   setField('oldestAge', s.stream.oldestAgeMs,
