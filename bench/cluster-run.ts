@@ -12,7 +12,7 @@ import type { RedisClient } from '../src/redis/client.js'
 import { startLocalCluster } from './cluster.js'
 import { cpuPerRequest, sampleCpu } from './cpu-usage.js'
 import { fmtInt } from './progress.js'
-import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from './run.js'
+import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from './env.js'
 
 export const CLUSTER_MASTERS = 3
 

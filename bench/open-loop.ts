@@ -7,7 +7,7 @@
 import path from 'node:path'
 import { fmtInt } from './progress.js'
 import { spawnNode } from './processes.js'
-import { createCampaign, HUGE_STOCK, type Api, type Env } from './run.js'
+import { createCampaign, HUGE_STOCK, type Api, type Env } from './env.js'
 
 const OPEN_LOOP_LOADS = [25, 50, 75] as const
 

@@ -6,7 +6,7 @@
 import { createSigner } from './tokens.js'
 import { sleep } from './processes.js'
 import { fmtInt } from './progress.js'
-import { job, type Api, type Env } from './run.js'
+import { job, type Api, type Env } from './env.js'
 import { parseLog } from '../src/queue/store.js'
 
 export interface QueueBenchFigures {

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fmtInt } from './progress.js'
-import type { HttpFigures } from './run.js'
+import type { HttpFigures } from './env.js'
 
 /** Next to this module in the source and in dist/ (scripts/copy-assets.mjs copies it). */
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'wrk-claims.lua')

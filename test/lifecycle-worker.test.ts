@@ -77,6 +77,12 @@ t.test('kill -9 of the worker between claims and their cancellations, then cance
     60_000)
   doomed.child.kill('SIGKILL')
   await doomed.exited
+  // A batch is one implicit transaction that PostgreSQL commits without waiting for the worker
+  // (src/worker/persist.ts), so the dead worker's statement, queued on the lock, would still commit once the
+  // lock goes (harmless: the entries stay pending and their redelivery is a no-op). The server notices the
+  // dead client only when it writes the answer; end those sessions now, so the claims stay unpersisted.
+  await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`
   await lock`ROLLBACK`
   lock.release()
   t.equal(one(await sql`SELECT count(*)::int AS n FROM claims`).n, 0, 'nothing was persisted before the kill')

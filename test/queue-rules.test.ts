@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { testEnv, startApp, createCampaign, claim, http, userToken } from './helper.js'
 import { waitUntil } from './worker-helper.js'
+import { keysOf, reconcileIn } from './reconcile-helper.js'
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
 const join = (url: string, id: string, user: string) =>
@@ -115,4 +116,19 @@ t.test('waiting room: join twice, pre-queue, draw, admission, NOT_ADMITTED', asy
   // A late join gets the next position in arrival order.
   t.match(await join(url, id, 'late'), { status: 201, body: { position: 5, state: 'sold_out' } })
   t.match(await claim(url, id, 'late'), { status: 403, body: { code: 'NOT_ADMITTED', position: 5 } })
+})
+
+t.test('waiting room: a live state rebuilt by reconcile keeps the admission check', async (t) => {
+  const env = await testEnv(t, { RATE_LIMIT_USER_MAX: '0', QUEUE_TICK_MS: '50' })
+  const { url } = await startApp(t, env.config)
+  const id = await createCampaign(url, { name: 'rebuilt', stock: 5, queue })
+  t.equal((await join(url, id, 'inline')).status, 201)
+  await waitUntil('admitted', async () => (await me(url, id, 'inline')).body.state === 'admitted', 10_000)
+  t.equal((await claim(url, id, 'inline')).status, 201)
+  // Redis loses the campaign hash; reconcile --fix rebuilds it from PostgreSQL.
+  await env.redis.del(keysOf(env).campaign(id))
+  await reconcileIn(env, { campaignId: id, fix: true })
+  t.equal(await env.redis.hget(keysOf(env).campaign(id), 'qOrder'), 'shuffle', 'the rebuilt hash has its queue')
+  t.match(await claim(url, id, 'stranger'), { status: 403, body: { code: 'NOT_ADMITTED' } },
+    'a user the room never admitted cannot claim from the rebuilt campaign')
 })

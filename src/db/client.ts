@@ -57,14 +57,25 @@ function assertDriverPatched(): void {
 function watchedSocket(host: string | undefined, port: number, path: string | undefined, silenceMs: number) {
   const s = path ? net.connect(path) : net.connect(port, host)
   let timer: NodeJS.Timeout | null = null
-  const silent = () => s.destroy(Object.assign(new Error(
-    `PostgreSQL sent nothing for ${silenceMs} ms while a request was outstanding`), { code: 'ETIMEDOUT' }))
+  let heard = 0
+  // Decided after the event loop's next poll: in a process resumed from a pause (SIGSTOP, a long GC) the
+  // overdue timer runs before the answer that arrived meanwhile is read.
+  const silent = () => {
+    const before = heard
+    setImmediate(() => {
+      if (heard === before && timer) {
+        s.destroy(Object.assign(new Error(
+          `PostgreSQL sent nothing for ${silenceMs} ms while a request was outstanding`), { code: 'ETIMEDOUT' }))
+      }
+    })
+  }
   const write = s.write.bind(s) as (...args: unknown[]) => boolean
   s.write = ((...args: unknown[]) => {
     timer ??= setTimeout(silent, silenceMs)
     return write(...args)
   }) as typeof s.write
   s.on('data', (chunk: Buffer) => {
+    heard++
     const n = chunk.length
     // ReadyForQuery: 'Z', int32 length 5, one status byte.
     if (n >= 6 && chunk[n - 6] === 0x5a && chunk.readInt32BE(n - 5) === 5) {

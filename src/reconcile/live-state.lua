@@ -10,6 +10,8 @@
   ARGV[9] returned to write when creating: units PostgreSQL knows were given back (cancelled or expired
           rows). Never more than really came back, so a rebuilt campaign can undersell, never oversell.
           An existing hash keeps its own count.
+  ARGV[10..14] the waiting room's settings, as mirror.lua's ARGV[8..12] ('' each without a queue): a rebuilt
+          hash keeps its campaign's admission check (claim.lua admits nobody the room has not admitted)
 
   Returns {created, stock, issued} (created 1 when this call made the hash), or {-1} when the hash is
   missing and ARGV[1] is '0'.
@@ -27,6 +29,7 @@ local current = campaign_read(KEYS[1])
 if current.stock and current.stock > stock then stock = current.stock end
 if current.issued and current.issued > issued then issued = current.issued end
 campaign_write_settings(KEYS[1], ARGV[2], stock, ARGV[4], ARGV[5], ARGV[6], ARGV[8])
+campaign_write_queue(KEYS[1], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 campaign_set_issued(KEYS[1], issued)
 campaign_init_counters(KEYS[1], issued, tonumber(ARGV[9]) or 0)
 if exists then return {0, stock, issued} end

@@ -31,8 +31,8 @@ interface ScriptCommands<Context extends ClientContext> {
   fcfsEndCampaign(campaign: string, holds: string, mode: 'end' | 'reopen'): Result<number[], Context>
   fcfsRestoreUsers(campaign: string, users: string, top: number, ...pairs: string[]): Result<[number, number], Context>
   fcfsLiveState(campaign: string, create: '0' | '1', name: string, stock: number, perUserLimit: number,
-    opensAt: string, closesAt: string, minIssued: number, holdSeconds: string, returned: number): Result<number[],
-      Context>
+    opensAt: string, closesAt: string, minIssued: number, holdSeconds: string, returned: number, ...queue: string[]):
+    Result<number[], Context>
   fcfsReenqueue(users: string, stream: string, campaignId: string, ...quads: (string | number)[]): Result<number,
     Context>
   fcfsQueueLine(campaign: string, queueUsers: string, queuePositions: string, queueAdmits: string, users: string,
