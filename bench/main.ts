@@ -11,6 +11,7 @@ const [{ latestProfile, renderProfile, summarizeProfile }, { loadConfigOrExit },
   import('./cpu-profile.js'), import('../src/config.js'), import('./progress.js'), import('./report.js'), import('./run.js'),
   import('./chart.js'),
 ])
+const { runOpenLoop } = await import('./open-loop.js')
 const { createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, runWrkScenarios,
   startApi, profileDir } = run
 
@@ -41,12 +42,14 @@ process.once('SIGTERM', onSignal)
 try {
   const machine = await describeMachine(env.redis, env.sql, opts)
   const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
-    wrk: null, baselines: null }
+    wrk: null, baselines: null, openLoop: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
-  if (opts.queue || opts.cluster || ['issue', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
+  if (opts.queue || opts.cluster || ['issue', 'openLoop', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
     try {
       if (wanted.has('issue')) results.issue = await runIssue(env, api)
+      // Needs the closed-loop maximum of the same run: 25/50/75 % of it.
+      if (wanted.has('openLoop') && results.issue) results.openLoop = await runOpenLoop(env, api, results.issue.rps)
       if (opts.queue) {
         results.queue = await (await import('./queue-run.js')).runQueue(env, api, results.ceiling?.rps ?? null)
       }

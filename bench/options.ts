@@ -27,7 +27,7 @@ export interface BenchOptions {
   queue: boolean
 }
 
-export const SCENARIOS = ['ceiling', 'issue', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines'] as const
+export const SCENARIOS = ['ceiling', 'issue', 'openLoop', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines'] as const
 
 const BENCH_CLI = {
   command: 'npm run bench --',

@@ -68,6 +68,10 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
     },
     redisRoundTripsPerClaim: results.issue?.redis?.roundTripsPerClaim ?? null,
     cluster: results.cluster ?? null,
+    // Constant arrival rate at 25/50/75 % of issue.rps, latency from each request's intended send time.
+    openLoop: results.openLoop?.map((o) => ({ loadPct: o.loadPct, rate: o.rate, p50Ms: o.p50Ms, p99Ms: o.p99Ms,
+      p999Ms: o.p999Ms, within50MsPct: o.within50MsPct, maxMs: o.maxMs, sent: o.sent, errors: o.errors,
+      statusCodes: o.statusCodes })) ?? null,
     clusterRatios: results.cluster ? {
       issueClusterToSingle: ratio(results.cluster.issue.rps, results.issue?.rps),
       slotClusterToSingle: ratio(results.cluster.slot.cluster.claimsPerSec, results.cluster.slot.single.claimsPerSec),
@@ -106,6 +110,11 @@ export function renderTable(s: Summary): string {
     const sell = b.sellOutSeconds !== null ? `sold out in ${b.sellOutSeconds.toFixed(2)} s, ` : ''
     http(`burst (S=${fmtInt(b.stock)}, N=${fmtInt(b.users)})`, b, 'req/s',
       `${sell}all ${b.seconds.toFixed(2)} s; ${codes}; ${b.correct ? 'correct' : 'INCORRECT'}`)
+  }
+  for (const o of s.openLoop ?? []) {
+    rows.push([`open loop ${o.loadPct} % of issue`, `${fmtInt(o.rate)} claims/s`, ms(o.p50Ms), '', ms(o.p99Ms),
+      ms(o.maxMs), '', '', '', [`p99.9 ${ms(o.p999Ms)} ms, ${o.within50MsPct.toFixed(2)} % within 50 ms (from the intended send time)`,
+        o.errors ? `${o.errors} errors` : ''].filter(Boolean).join('; ')])
   }
   http('sold out', s.soldOut, 'req/s')
   if (s.persistence) {

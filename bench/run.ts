@@ -31,6 +31,7 @@ import type { BaselineCheck } from './baselines/outcome.js'
 import type { ClusterFigures } from './cluster-run.js'
 import { createCampaign, fire, figures, HUGE_STOCK, job, measure, serverEnv, startServer, statusLine, type Api,
   type Env, type HttpFigures } from './env.js'
+import type { OpenLoopFigures } from './open-loop.js'
 import type { QueueBenchFigures } from './queue-run.js'
 
 const WORKER_ENTRY = 'src/worker/main'
@@ -95,6 +96,8 @@ export interface BenchResults {
     twoStep: HttpFigures & { oversold: number; doubleIssued: number; burst: BaselineBurst; doubleClick: BaselineBurst }
   } | null
   cluster?: ClusterFigures | null
+  /** Constant arrival rate at 25/50/75 % of issue.rps (bench/open-loop.ts); null when not run. */
+  openLoop: OpenLoopFigures[] | null
   queue?: QueueBenchFigures | null
 }
 

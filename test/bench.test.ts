@@ -78,6 +78,16 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
     t.equal(b.created201, b.issued, 'its 201s match what it recorded')
   }
   t.equal(r.baselines.twoStep.doubleClick.requests, users)
+  // Open loop: 25/50/75 % of the same run's issue-path rate, every field there and consistent (no timings).
+  t.same(r.openLoop.map((o: { loadPct: number }) => o.loadPct), [25, 50, 75], 'open loop at 25, 50 and 75 %')
+  for (const o of r.openLoop) {
+    for (const f of ['loadPct', 'rate', 'p50Ms', 'p99Ms', 'p999Ms', 'within50MsPct']) t.type(o[f], 'number', `openLoop ${o.loadPct}: ${f} is a number`)
+    t.equal(o.rate, Math.max(1, Math.round((r.issue.rps * o.loadPct) / 100)), `openLoop ${o.loadPct}: rate is that share of issue.rps`)
+    t.ok(o.p50Ms > 0 && o.p50Ms <= o.p99Ms && o.p99Ms <= o.p999Ms, `openLoop ${o.loadPct}: p50 <= p99 <= p99.9`)
+    t.ok(o.within50MsPct >= 0 && o.within50MsPct <= 100, `openLoop ${o.loadPct}: within50MsPct is a share`)
+    t.equal(o.sent, Math.max(1, Math.round(o.rate * 1)), `openLoop ${o.loadPct}: one second's requests sent`)
+    t.same(o.statusCodes, { 201: o.sent }, `openLoop ${o.loadPct}: every request won`)
+  }
   // wrk runs where it is installed (.ci/run installs it); its issue path wins every request too.
   if (r.wrk.version !== null) {
     t.ok(r.wrk.ceiling.rps > 0 && r.wrk.issue.rps > 0 && r.wrk.soldOut.rps > 0, 'wrk measured all three')

@@ -163,14 +163,19 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
     return inflight
   }
 
+  const durationByStatus = new Map<number, ReturnType<typeof claimDuration.labels>>()
   return {
     registry,
     /** One claim outcome: a counter increment, nothing that touches Redis. */
     countClaim: (outcome: ClaimMetricOutcome) => claimBy[outcome].inc(),
     /** A 410 answered from the sold-out cache. */
     countSoldOutLocal: () => soldOutLocal.inc(),
-    observeClaimRequest: (status: number, seconds: number) => claimDuration.observe({ status: String(status) },
-      seconds),
+    // The labelled child per status, looked up once: observe({ status }) hashes the label object on every call.
+    observeClaimRequest: (status: number, seconds: number) => {
+      let child = durationByStatus.get(status)
+      if (!child) durationByStatus.set(status, child = claimDuration.labels(String(status)))
+      child.observe(seconds)
+    },
     setBackendUp: (backend: 'postgres' | 'redis', up: boolean) => backendUp.set({ backend }, up ? 1 : 0),
     /** What a scrape runs to refresh fcfs_backend_up (set by the readiness plugin). */
     setBackendProbe: (fn: () => Promise<void>) => { probeBackends = fn },
