@@ -91,7 +91,7 @@ t.test('admin routes', async (t) => {
     admin)
   t.equal(created.status, 201)
   t.same(created.body, { id: created.body.id, name: 'Festival', stock: 300, perUserLimit: 2,
-    opensAt: '2030-01-01T00:00:00.000Z', closesAt: null, holdSeconds: null })
+    opensAt: '2030-01-01T00:00:00.000Z', closesAt: null, holdSeconds: null, queue: null })
   t.type(created.body.id, 'string')
   for (const body of [{}, { add: 0 }, { add: -1 }, { add: 'x' }, { add: 1, more: 1 }]) {
     const r = await http(`${url}/admin/campaigns/${created.body.id}/stock`, { method: 'POST', admin: true, body })
