@@ -189,14 +189,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const forgetSoldOut = (id: string) => soldOut.forget(id)
   await registerCors(app, parseCorsOrigins(config.CORS_ORIGINS))
   await registerDocs(app)
-  await registerOps(app, { config, redis, sql: db.sql, metrics, scripts: Object.values(scriptSources()) })
+  const ops = await registerOps(app, { config, redis, sql: db.sql, metrics, scripts: Object.values(scriptSources()) })
   await app.register(adminCampaignRoutes, { adminAuth, redis, keys, db: db.db, campaigns, forgetSoldOut })
   await app.register(publicCampaignRoutes, { redis, keys, whyMissing: missing.whyMissing })
   // Before the claim route: its answer-counting hook must exist when that route is added.
   await registerQueue(app, { redis, keys, db: db.db, campaigns, authenticate, adminAuth, tickMs: config.QUEUE_TICK_MS,
     whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
   await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns,
-    whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
+    evictionProblem: ops.evictionProblem, whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
   await registerLive(app, {
     redis, sql: db.sql, keys, adminAuth,
     answersByStatus: metrics.answersByStatus, registry: metrics.registry,

@@ -31,8 +31,8 @@ export const ConfigSchema = Type.Object({
   // refuses to start unless this acknowledges that the server really runs maxmemory-policy noeviction.
   REDIS_EVICTION_POLICY_ACK: Type.Optional(Type.Literal('noeviction')),
   // The API re-checks the eviction policy this often (and on every /readyz): a policy changed at run time
-  // takes the instance out of readiness.
-  REDIS_POLICY_CHECK_INTERVAL_MS: Int(30_000, 1000),
+  // takes the instance out of readiness and refuses claims until noeviction is back.
+  REDIS_POLICY_CHECK_INTERVAL_MS: Int(1000, 250),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),

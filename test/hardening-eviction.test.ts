@@ -5,7 +5,7 @@
  * answered claims, memory pressure evicts the campaign; --fix used to rebuild it from 0 rows).
  */
 import t from 'tap'
-import { testEnv, startApp, http, createCampaign } from './helper.js'
+import { testEnv, startApp, http, createCampaign, claim } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
 import { claimMany } from './worker-helper.js'
 import { reconcileIn } from './reconcile-helper.js'
@@ -41,18 +41,42 @@ t.test('allkeys-lru: API, worker, reconcile and retry-failed refuse to start, sa
   t.match(retry.out, why)
 })
 
-t.test('a policy changed at run time fails /readyz; noeviction again makes it ready', async (t) => {
+t.test('a policy changed at run time fails /readyz and refuses claims; noeviction again makes it ready', async (t) => {
   const r = await startPrivateRedis(t)
-  const { config } = await testEnv(t)
-  const { url } = await startApp(t, { ...config, REDIS_URL: r.url, READY_TIMEOUT_MS: 1000 })
+  const { config } = await testEnv(t, { RATE_LIMIT_USER_MAX: '0' })
+  const { url } = await startApp(t, { ...config, REDIS_URL: r.url, READY_TIMEOUT_MS: 1000,
+    REDIS_POLICY_CHECK_INTERVAL_MS: 250 })
+  const keys = createKeys(config.KEY_PREFIX, config.STREAM_PARTITIONS)
   await readyzUntil(url, 200)
+  const id = await createCampaign(url, { name: 'evict', stock: 100 })
+  t.equal((await claim(url, id, 'before')).status, 201, 'noeviction: claims answer 201')
   await r.admin.config('SET', 'maxmemory-policy', 'volatile-lru')
   const bad = await http(`${url}/readyz`)
   t.equal(bad.status, 503)
   t.equal(bad.body.code, 'NOT_READY')
   t.match(bad.body.checks.eviction, /maxmemory-policy is "volatile-lru"/)
+  // Within a check interval the claim route refuses too (not only /readyz): nothing issued meanwhile.
+  let refused: Awaited<ReturnType<typeof claim>> | undefined
+  for (let i = 0; i < 100 && !refused; i++) {
+    const c = await claim(url, id, `during${i}`)
+    if (c.status === 503) refused = c
+    else await new Promise((res) => setTimeout(res, 50))
+  }
+  t.ok(refused, 'claims answer 503 once the evicting policy is seen')
+  t.equal(refused?.body.code, 'BACKEND_UNAVAILABLE')
+  t.match(refused?.body.message, /maxmemory-policy is "volatile-lru"/)
+  t.ok(refused?.headers.get('retry-after'), 'with Retry-After')
+  const issuedThen = Number(await r.admin.hget(keys.campaign(id), 'issued'))
+  for (let i = 0; i < 20; i++) t.equal((await claim(url, id, `refused${i}`)).status, 503)
+  t.equal(Number(await r.admin.hget(keys.campaign(id), 'issued')), issuedThen, 'no claim issued while refused')
   await r.admin.config('SET', 'maxmemory-policy', 'noeviction')
   await readyzUntil(url, 200)
+  let again = 0
+  for (let i = 0; i < 100 && again !== 201; i++) {
+    again = (await claim(url, id, `after${i}`)).status
+    if (again !== 201) await new Promise((res) => setTimeout(res, 50))
+  }
+  t.equal(again, 201, 'noeviction again: claims answer 201')
 })
 
 /** Polls /readyz (each probe is bounded by READY_TIMEOUT_MS; a loaded machine may need a few). */

@@ -84,6 +84,8 @@ export interface ClaimRoutesOptions {
   metrics: ClaimMetrics
   /** An archived campaign's claims are rows only. */
   campaigns: Pick<CampaignsRepository, 'userClaims' | 'persistedClaimIds'>
+  /** Why Redis must not take claims now: an evicting policy switched on at run time ('' when none). */
+  evictionProblem: () => string
   /** Why Redis has no live state for a campaign (src/campaigns/lookup.ts). */
   whyMissing: (id: string) => Promise<Missing>
   /** 404, 403 CLOSED (archived) or 503 for a campaign whose live state Redis does not have. */
@@ -157,6 +159,8 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     const idempotencyKey = req.headers['idempotency-key']
     // A keyed request may be the replay of a 201, so it always asks Redis.
     if (!idempotencyKey && soldOut.has(campaignId)) return answerSoldOutLocally(campaignId, reply)
+    const unsafe = opts.evictionProblem()
+    if (unsafe) throw new AppError(503, ErrorCode.BACKEND_UNAVAILABLE, `claims refused: ${unsafe}`)
     const mark = soldOut.mark()
     const deadlineMs = claimDeadline(Date.now(), config.REDIS_COMMAND_TIMEOUT_MS)
     const stopTimer = opts.metrics.startClaimScript()

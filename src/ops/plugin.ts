@@ -7,6 +7,7 @@ import { edgeErrorOptions, installErrorHandlers } from '../http/error-handlers.j
 import type { RedisClient } from '../redis/client.js'
 import type { ApiMetrics } from './metrics.js'
 import { checkReadiness, evictionCheck, postgresCheck, redisCheck, scriptsCheck } from './health.js'
+import { checkEvictionPolicy } from '../redis/eviction.js'
 import { httpTimeouts } from '../http-limits.js'
 import { opsRoutes, type OpsRoutesOptions } from './routes.js'
 
@@ -30,7 +31,10 @@ export interface OpsOptions {
   scripts: string[]
 }
 
-export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promise<void> {
+/** What the claim route asks before it writes: why Redis must not take claims now ('' when it may). */
+export interface OpsGuard { evictionProblem(): string }
+
+export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promise<OpsGuard> {
   const { config, redis, sql, metrics } = opts
   let closing = false
   // Fastify's own closing answer has no `code`; ours is an ordinary error body (return503OnClosing is off).
@@ -64,14 +68,24 @@ export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promi
   })
 
   // The policy can change under a running instance (CONFIG SET, a failover to a differently configured
-  // server): re-checked periodically, logged loudly; /readyz checks it on every probe.
+  // server): re-checked periodically, logged loudly; /readyz checks it on every probe. An evicting policy
+  // also stops claims here at once (a load balancer that ignores /readyz would keep sending them, and every
+  // 201 answered then could be evicted). A failed check (Redis unreachable) changes nothing: claims fail
+  // on their own then.
   let lastPolicyError = ''
+  let evictionProblem = ''
+  let checking = false
   const policyTimer = setInterval(() => {
-    eviction().then(() => { lastPolicyError = '' }, (err: Error) => {
-      if (err.message !== lastPolicyError) app.log.error({ err: err.message },
-        'redis eviction policy check failed; /readyz answers 503')
-      lastPolicyError = err.message
-    })
+    if (checking) return
+    checking = true
+    checkEvictionPolicy(redis, config.REDIS_EVICTION_POLICY_ACK).finally(() => { checking = false }).then((status) => {
+      evictionProblem = status.ok ? '' : status.message
+      if (status.ok) lastPolicyError = ''
+      else if (status.message !== lastPolicyError) {
+        app.log.error({ err: status.message }, 'redis eviction policy unsafe; claims answer 503 and /readyz 503')
+        lastPolicyError = status.message
+      }
+    }, () => { /* unreachable: the readiness and claim paths report that */ })
   }, config.REDIS_POLICY_CHECK_INTERVAL_MS)
   app.addHook('onClose', (_app, done) => { clearInterval(policyTimer); done() })
 
@@ -79,8 +93,9 @@ export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promi
     metricsOpenWithoutToken: false }
   await app.register(opsRoutes, routeOpts)
 
+  const guard: OpsGuard = { evictionProblem: () => evictionProblem }
   app.decorate('opsServer', null)
-  if (config.METRICS_PORT === undefined) return
+  if (config.METRICS_PORT === undefined) return guard
   const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }),
     ...httpTimeouts(config), ...edgeErrorOptions() }).withTypeProvider<TypeBoxTypeProvider>()
   installErrorHandlers(ops, { bodyLimit: config.BODY_LIMIT })
@@ -92,4 +107,5 @@ export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promi
       host: config.METRICS_HOST ?? config.HOST })
   })
   app.addHook('onClose', async () => { await ops.close() })
+  return guard
 }
