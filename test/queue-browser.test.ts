@@ -84,6 +84,9 @@ t.test('the waiting page: pre-queue, your turn, claim, sold out', { skip }, asyn
   await second.waitForFunction(() => /Sold out/.test(document.querySelector('#message')?.textContent ?? ''), null,
     { timeout: 15_000 })
   t.equal(await second.textContent('#position'), '2')
+  // The room's state comes from the public queue state, cached up to a second per instance: it follows.
+  await second.waitForFunction(() => document.querySelector('#room')?.textContent === 'sold out', null,
+    { timeout: 10_000 })
   t.equal(await second.textContent('#room'), 'sold out')
   t.ok(await second.isHidden('#turn'), 'no claim button')
 
