@@ -104,7 +104,11 @@ function boundAcquire(sql: postgres.Sql, ms: number): postgres.Sql {
         return (...args: Parameters<postgres.Sql['unsafe']>) => {
           const q = target.unsafe(...args)
           const pending = q as unknown as { state?: unknown; resolve: Settle; reject: Settle }
-          const timer = setTimeout(() => { if (!pending.state) void q.cancel() }, ms)
+          // cancel() answers with a promise of its own (a CancelRequest on a fresh connection once the query
+          // is sent), which rejects while PostgreSQL refuses connections: never left unhandled.
+          const timer = setTimeout(() => {
+            if (!pending.state) (q.cancel() as unknown as Promise<void>)?.catch?.(() => {})
+          }, ms)
           const { resolve, reject } = pending
           pending.resolve = (x) => { clearTimeout(timer); resolve(x) }
           pending.reject = (x) => { clearTimeout(timer); reject(x) }
