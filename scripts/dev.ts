@@ -85,7 +85,9 @@ process.on('exit', () => {
 
 own.services = await servicesReady
 if (!own.services) await new Promise(() => {}) // stop(1) is under way and exits
-for (const s of own.services?.started ?? []) console.error(`npm run dev: started ${s.detail} (pid ${s.pid}); Ctrl-C stops it`)
+for (const s of own.services?.started ?? []) {
+  console.error(`npm run dev: started ${s.detail} (pid ${s.pid}); Ctrl-C stops it`)
+}
 
 try {
   if (!stopping) await migrateDatabase(config.DATABASE_URL)
