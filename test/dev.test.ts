@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import path from 'node:path'
 import { testEnv, freePort, waitForOutput, ROOT, http, signJwt } from './helper.js'
 import { DEV_SECRETS, loadConfig } from '../src/config.js'
@@ -114,6 +114,16 @@ t.test('Redis does not answer and redis-server is not on PATH: one line says wha
   const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/scripts/dev.js')], { cwd: ROOT, env: cleanEnv({ PATH: '/nonexistent', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: `redis://127.0.0.1:${redisPort}` }), encoding: 'utf8', timeout: 60_000 })
   t.equal(r.status, 1)
   t.equal(r.stderr, `npm run dev: Redis is not reachable at redis://127.0.0.1:${redisPort} and redis-server is not on PATH: install it (Debian: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL\n`)
+})
+
+// A non-loopback address of this host: nothing there answers, and dev must not start a server for it.
+const ownAddress = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address
+t.test('a non-loopback URL where nothing answers is an error line, nothing is started', { skip: !ownAddress && 'no non-loopback IPv4 address' }, async (t) => {
+  const pgPort = await freePort()
+  const url = `postgres://postgres@${ownAddress}:${pgPort}/fcfs`
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/scripts/dev.js')], { cwd: ROOT, env: cleanEnv({ DATABASE_URL: url, DEV_DATA_DIR: '/nonexistent/fcfs-dev' }), encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 1)
+  t.equal(r.stderr, `npm run dev: PostgreSQL is not reachable at ${url}: start it or set DATABASE_URL (npm run dev starts one itself only for a loopback URL)\n`)
 })
 
 t.test('npm run dev refuses NODE_ENV=production, and the API refuses its secrets there', async (t) => {
