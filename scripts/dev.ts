@@ -10,21 +10,25 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseCli } from '../src/cli.js'
 import type { Config } from '../src/config.js'
+import type { LocalServices } from './dev-services.js'
 
 parseCli({
   command: 'npm run dev --',
   summary: 'Migrates the database, then runs the API and one worker together with development secrets (printed ' +
-    'below, refused when NODE_ENV=production) and prints a curl sequence to try it. Ctrl-C or SIGTERM stops both ' +
-    'cleanly. Configured by the same environment variables as npm start and npm run worker.',
+    'below, refused when NODE_ENV=production) and prints a curl sequence to try it. When nothing answers at a ' +
+    'loopback DATABASE_URL or REDIS_URL it starts them itself: an embedded PostgreSQL (data in DEV_DATA_DIR, ' +
+    'default .dev/) and a data-less redis-server from PATH. Ctrl-C or SIGTERM stops both cleanly, then what it ' +
+    'started. Configured by the same environment variables as npm start and npm run worker.',
   options: {},
   exitCodes: [[0, 'stopped by Ctrl-C/SIGTERM, both processes exited cleanly'], [1, 'configuration error, ' +
-    'NODE_ENV=production, migration failed, or the API or the worker stopped by itself'], [2, 'bad arguments']],
+    'NODE_ENV=production, PostgreSQL or Redis unreachable and not startable here, migration failed, or the API or ' +
+    'the worker stopped by itself'], [2, 'bad arguments']],
   env: ['PORT', 'HOST', 'DATABASE_URL', 'REDIS_URL', 'KEY_PREFIX', 'ADMIN_TOKEN', 'JWT_SECRET', 'WORKER_METRICS_PORT',
-    'LOG_LEVEL', 'LOG_PRETTY', '(and every other variable of the API and the worker)'],
+    'LOG_LEVEL', 'LOG_PRETTY', 'DEV_DATA_DIR', '(and every other variable of the API and the worker)'],
 })
 
-const [{ ConfigError, DEV_SECRETS, loadConfig }, { migrateDatabase }] = await Promise.all([import('../src/config.js'),
-  import('../src/db/migrate.js')])
+const [{ ConfigError, DEV_SECRETS, loadConfig }, { migrateDatabase }, { DevServiceError, startLocalServices }] =
+  await Promise.all([import('../src/config.js'), import('../src/db/migrate.js'), import('./dev-services.js')])
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const root = path.resolve(dist, '..')
 
@@ -49,20 +53,55 @@ try {
 }
 warnIfStale()
 
+const children: { name: string; proc: ChildProcess }[] = []
+let stopping = false
+// Settled before stop() stops what it started, so a Ctrl-C during initdb leaves nothing running either.
+const servicesReady: Promise<LocalServices | undefined> = startLocalServices({
+  DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL, cluster: Boolean(config.REDIS_CLUSTER_NODES),
+  dir: path.resolve(root, env.DEV_DATA_DIR || '.dev'),
+}).catch((err: unknown) => {
+  console.error(err instanceof DevServiceError ? `npm run dev: ${err.message}` : err)
+  void stop(1)
+  return undefined
+})
+// Set once started, for the synchronous 'exit' handler below.
+const own: { services?: LocalServices } = {}
+
+// A second Ctrl-C does not wait for the drain.
+const onSignal = () => {
+  if (stopping) {
+    for (const { proc } of children) proc.kill('SIGKILL')
+    return
+  }
+  void stop(0)
+}
+process.on('SIGINT', onSignal)
+process.on('SIGTERM', onSignal)
+// Whatever ends this process, the children and the services it started do not outlive it.
+process.on('exit', () => {
+  for (const { proc } of children) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+  own.services?.kill()
+})
+
+own.services = await servicesReady
+if (!own.services) await new Promise(() => {}) // stop(1) is under way and exits
+for (const s of own.services?.started ?? []) {
+  console.error(`npm run dev: started ${s.detail} (pid ${s.pid}); Ctrl-C stops it`)
+}
+
 try {
-  await migrateDatabase(config.DATABASE_URL)
+  if (!stopping) await migrateDatabase(config.DATABASE_URL)
 } catch (err) {
   console.error(`migrate failed: ${(err as Error).message}`)
-  process.exit(1)
+  await stop(1)
 }
 
 const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST
 const api = `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`
 const workerPort = config.WORKER_METRICS_PORT > 0 ? config.WORKER_METRICS_PORT : null
 
-const children: { name: string; proc: ChildProcess }[] = []
-let stopping = false
 function start(name: string, file: string) {
+  if (stopping) return
   const proc = spawn(process.execPath, [path.join(dist, file)], { cwd: root, env, stdio: 'inherit', detached: true })
   children.push({ name, proc })
   proc.once('exit', (code, signal) => {
@@ -83,25 +122,18 @@ async function stop(code: number): Promise<void> {
   })
   const codes = await Promise.all(exits)
   const clean = code === 0 && codes.every((c) => c === 0)
-  const exited = children.map((c, i) => `${c.name} exited ${codes[i]}`).join(', ')
-  console.error(`npm run dev: ${exited}${clean ? '' : ' (not clean)'}`)
+  if (children.length > 0) {
+    const exited = children.map((c, i) => `${c.name} exited ${codes[i]}`).join(', ')
+    console.error(`npm run dev: ${exited}${clean ? '' : ' (not clean)'}`)
+  }
+  // Last: the API and the worker have drained into them.
+  const services = await servicesReady
+  if (services && services.started.length > 0) {
+    await services.stop()
+    console.error(`npm run dev: stopped ${services.started.map((s) => s.name).join(' and ')}`)
+  }
   process.exit(clean ? 0 : 1)
 }
-
-// A second Ctrl-C does not wait for the drain.
-const onSignal = () => {
-  if (stopping) {
-    for (const { proc } of children) proc.kill('SIGKILL')
-    return
-  }
-  void stop(0)
-}
-process.on('SIGINT', onSignal)
-process.on('SIGTERM', onSignal)
-// Whatever ends this process, the children do not outlive it.
-process.on('exit', () => {
-  for (const { proc } of children) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
-})
 
 start('API', 'src/server.js')
 start('worker', 'src/worker/main.js')
@@ -133,6 +165,7 @@ function banner(): string {
     `  API       ${api}  (OpenAPI: ${api}/docs)`,
     `  worker    ${workerPort ? `http://${host}:${workerPort}/metrics` : 'running (WORKER_METRICS_PORT gives it no fixed port)'}`,
     `  data      ${db.toString()}, ${config.REDIS_URL} (key prefix ${config.KEY_PREFIX})`,
+    ...(own.services?.started ?? []).map((s) => `  started   ${s.detail} (pid ${s.pid}), stopped by Ctrl-C`),
     '',
     'Try it from another shell in this directory:',
     '',

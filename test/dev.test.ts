@@ -1,9 +1,10 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { networkInterfaces, tmpdir } from 'node:os'
 import path from 'node:path'
-import { testEnv, freePort, waitForOutput, ROOT } from './helper.js'
+import { testEnv, freePort, waitForOutput, ROOT, http, signJwt } from './helper.js'
 import { DEV_SECRETS, loadConfig } from '../src/config.js'
 import { createKeys } from '../src/redis/keys.js'
 
@@ -66,6 +67,63 @@ t.test("README's Try it, run against `npm run dev`", async (t) => {
   const stillUp = async (url: string) => fetch(url, { signal: AbortSignal.timeout(2000) }).then(() => true, () => false)
   t.notOk(await stillUp(`${api}/healthz`), 'the API stopped')
   t.notOk(await stillUp(`http://127.0.0.1:${workerPort}/healthz`), 'the worker stopped')
+})
+
+t.test('nothing answers at loopback URLs: npm run dev starts an embedded PostgreSQL and a redis-server, and stops them', async (t) => {
+  const [pgPort, redisPort, port, workerPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+  const dir = mkdtempSync(path.join(tmpdir(), 'fcfs-dev-'))
+  chmodSync(dir, 0o755) // run as root, PostgreSQL runs as another user and needs to reach its data folder
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const env = cleanEnv({
+    DATABASE_URL: `postgres://postgres@127.0.0.1:${pgPort}/fcfs_dev`, REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    DEV_DATA_DIR: dir, PORT: String(port), WORKER_METRICS_PORT: String(workerPort), LOG_LEVEL: 'warn',
+  })
+  const dev = spawn(process.execPath, [path.join(ROOT, 'dist/scripts/dev.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let stdout = ''
+  let stderr = ''
+  dev.stdout.on('data', (d) => { stdout += d })
+  dev.stderr.on('data', (d) => { stderr += d })
+  const pids: number[] = []
+  t.teardown(() => {
+    for (const pid of [-dev.pid!, ...pids]) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+  })
+  await waitForOutput(dev, /claims\/me[^\n]*\n/, 120_000)
+  for (const m of stdout.matchAll(/started +(PostgreSQL|redis-server) on 127\.0\.0\.1:(\d+).*\(pid (\d+)\)/g)) {
+    t.equal(Number(m[2]), m[1] === 'PostgreSQL' ? pgPort : redisPort, `${m[1]} on the configured port`)
+    pids.push(Number(m[3]))
+  }
+  t.equal(pids.length, 2, `the banner names both started processes: ${stdout}${stderr}`)
+
+  const api = `http://127.0.0.1:${port}`
+  const admin = { authorization: `Bearer ${DEV_SECRETS.ADMIN_TOKEN}` }
+  const created = await http(`${api}/admin/campaigns`, { method: 'POST', headers: admin, body: { name: 'fresh machine', stock: 1 } })
+  t.equal(created.status, 201, JSON.stringify(created.body))
+  const token = signJwt({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600 }, { secret: DEV_SECRETS.JWT_SECRET })
+  const won = await http(`${api}/v1/campaigns/${created.body.id}/claims`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+  t.match(won, { status: 201, body: { sequence: 1, userId: 'alice' } }, 'a claim works through them')
+
+  process.kill(-dev.pid!, 'SIGINT')
+  const [code] = await once(dev, 'close')
+  t.equal(code, 0, `dev exits 0: ${stderr}`)
+  t.match(stderr, /API exited 0, worker exited 0\nnpm run dev: stopped PostgreSQL and redis-server\n/, 'the services stop after the API and the worker')
+  for (const pid of pids) t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} is gone`)
+})
+
+t.test('Redis does not answer and redis-server is not on PATH: one line says what to install', async (t) => {
+  const redisPort = await freePort()
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/scripts/dev.js')], { cwd: ROOT, env: cleanEnv({ PATH: '/nonexistent', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', REDIS_URL: `redis://127.0.0.1:${redisPort}` }), encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 1)
+  t.equal(r.stderr, `npm run dev: Redis is not reachable at redis://127.0.0.1:${redisPort} and redis-server is not on PATH: install it (Debian: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL\n`)
+})
+
+// A non-loopback address of this host: nothing there answers, and dev must not start a server for it.
+const ownAddress = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address
+t.test('a non-loopback URL where nothing answers is an error line, nothing is started', { skip: !ownAddress && 'no non-loopback IPv4 address' }, async (t) => {
+  const pgPort = await freePort()
+  const url = `postgres://postgres@${ownAddress}:${pgPort}/fcfs`
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/scripts/dev.js')], { cwd: ROOT, env: cleanEnv({ DATABASE_URL: url, DEV_DATA_DIR: '/nonexistent/fcfs-dev' }), encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 1)
+  t.equal(r.stderr, `npm run dev: PostgreSQL is not reachable at ${url}: start it or set DATABASE_URL (npm run dev starts one itself only for a loopback URL)\n`)
 })
 
 t.test('npm run dev refuses NODE_ENV=production, and the API refuses its secrets there', async (t) => {
