@@ -13,8 +13,10 @@ t.test('Postgres unreachable while claims keep coming: nothing acked early, all 
   const proxy = await tcpProxy(t, Number(pg.port || 5432))
   const viaProxy = new URL(config.DATABASE_URL)
   viaProxy.port = String(proxy.port)
+  // A few of the batches in hand when PostgreSQL returns can stay pending until the reclaim takes them back
+  // (a known delay since the bounded-PostgreSQL change, docs/operations.md): reclaim after 5 s, not 30.
   const w = await startedWorker(t, { ...env, DATABASE_URL: viaProxy.toString() }, 'patient',
-    { WORKER_COUNT: '50', WORKER_METRICS_PORT: '0' })
+    { WORKER_COUNT: '50', WORKER_METRICS_PORT: '0', RECLAIM_IDLE_MS: '5000' })
   const port = (await w.waitForLog((l) => l.msg === 'worker metrics listening')).port
   const readyz = `http://127.0.0.1:${port}/readyz`
 
