@@ -106,7 +106,7 @@ t.test('OOM, BUSY, READONLY, MASTERDOWN, a frozen, a loading and a dead Redis: 5
   await a.admin.save()
   await a.stop()
   await expect503('Redis down')
-  await a.restart(['--key-load-delay', '500']) // about 10 s of loading: long enough on a loaded machine
+  await a.restart(['--key-load-delay', '200'])
   await expect503('Redis loading')
   await waitFor(async () => (await timedClaim()).status === 201, 30_000)
 
