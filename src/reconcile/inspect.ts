@@ -57,7 +57,7 @@ const holds = (record: string | null | undefined, claimId: string) => record != 
 const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v))
 
 /** The campaign hash as gather() read it. */
-export interface LiveRead {
+interface LiveRead {
   /** The hash as stored, or null when Redis has none. */
   raw: Record<string, string> | null
   /** It holds what claim.lua needs (stock, perUserLimit, issued). */
@@ -68,7 +68,7 @@ export interface LiveRead {
 }
 
 /** One bit per sequence per place (see bitset.ts): memory stays ~size/8 bytes per set. */
-export interface Seen {
+interface Seen {
   users: SeqBitset
   /** Users-hash claims old enough to be judged LOST. */
   eligible: SeqBitset
@@ -78,7 +78,7 @@ export interface Seen {
 }
 
 /** What the walk found while reading, before compare() judges by sequence. */
-export interface Found {
+interface Found {
   /** Sequences of rows / stream entries to give back to their users' records. */
   restore: SeqBitset
   conflict: SeqBitset
