@@ -6,13 +6,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Cluster, Redis } from 'ioredis'
-import { runClaim } from '../src/claims/claim-script.js'
-import { defineScripts } from '../src/redis/scripts.js'
-import type { RedisClient } from '../src/redis/client.js'
-import { startLocalCluster } from './cluster.js'
-import { cpuPerRequest, sampleCpu } from './cpu-usage.js'
-import { fmtInt } from './progress.js'
-import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from './env.js'
+import { runClaim } from '../../src/claims/claim-script.js'
+import { defineScripts } from '../../src/redis/scripts.js'
+import type { RedisClient } from '../../src/redis/client.js'
+import { startLocalCluster } from '../cluster.js'
+import { cpuPerRequest, sampleCpu } from '../cpu-usage.js'
+import { fmtInt } from '../progress.js'
+import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from '../env.js'
 
 export const CLUSTER_MASTERS = 3
 
