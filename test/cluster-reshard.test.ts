@@ -12,13 +12,16 @@
  * second is slow (split longer than the bound): claims answer 503 meanwhile.
  */
 import t from 'tap'
+import { execFile } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
 import { createKeys } from '../src/redis/keys.js'
 import { spawnServer, freePort, createCampaign, claim, countBy } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
 import { startedWorker, streamState, waitUntil } from './worker-helper.js'
 
 const COMMAND_TIMEOUT_MS = 2000
+const run = promisify(execFile)
 const cluster = await startCluster(t)
 const { config, env, redis, sql } = await clusterEnv(t, cluster, {
   RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_USER_MAX: '0', WORKER_BLOCK_MS: '200',
@@ -171,4 +174,84 @@ t.test('a live campaign\'s slot moves to another master during a burst of claims
   const afterMoves = won.filter((a) => a.id === moving && a.start > slow.end)
   t.ok(afterMoves.length > 0, `${afterMoves.length} claims issued after both moves, persisted with the rest`)
   t.notOk(worker.logs.some((l) => Number(l.level) >= 50), 'the worker logged no error')
+})
+
+t.test('add-node + reshard to the new master during a burst on a campaign in every partition', async (t) => {
+  const { url } = await spawnServer(t, env, await freePort(), 90_000)
+  const ids: string[] = []
+  for (let p = 0; p < keys.partitions; p++) ids.push(await createCampaign(url, { name: `g${p}`, stock: 1_000_000 }))
+  const before = new Map(await Promise.all(ids.map(async (id) => [id, (await cluster.ownerOf(slotOf(id))).port] as const)))
+  await startedWorker(t, env, 'grower', { WORKER_COUNT: '200' }, 90_000)
+
+  const answers: Answer[] = []
+  let stop = false
+  const load = Promise.all(ids.flatMap((id) => Array.from({ length: 3 }, async (_, k) => {
+    for (let i = 0; !stop; i++) {
+      const user = `${id}-g${k}-${i}`
+      const start = Date.now()
+      const r = await claim(url, id, user)
+      answers.push({ id, user, start, end: Date.now(), status: r.status, code: r.body?.code,
+        retryAfter: r.headers.get('retry-after'), claimId: r.body?.claimId, sequence: r.body?.sequence })
+    }
+  })))
+  let added = 0, start = 0, end = 0, slots = 0
+  try {
+    await sleep(1000)
+    added = await cluster.addMaster()
+    // The slots up to the partition slot nearest the start of a master's range move to the new master, lowest
+    // first, as rebalance moves them (the same redis-cli code, one slot at a time, 10 keys per MIGRATE).
+    const topology = await cluster.topology()
+    const newId = topology.find((n) => n.port === added)!.id
+    const firsts = ids.map((id) => {
+      const owner = topology.find((n) => n.port === before.get(id))!
+      return { id: owner.id, count: slotOf(id) - owner.slots[0]![0] + 1 }
+    }).sort((a, b) => a.count - b.count)
+    start = Date.now()
+    await run('redis-cli', ['--cluster', 'reshard', `127.0.0.1:${added}`, '--cluster-from', firsts[0]!.id,
+      '--cluster-to', newId, '--cluster-slots', String(firsts[0]!.count), '--cluster-yes'], { timeout: 60_000 })
+    end = Date.now()
+    slots = firsts[0]!.count
+    await sleep(1000)
+  } finally {
+    stop = true
+    await load
+  }
+  const after = new Map(await Promise.all(ids.map(async (id) => [id, (await cluster.ownerOf(slotOf(id))).port] as const)))
+  const moved = ids.filter((id) => before.get(id) !== after.get(id))
+  t.ok(moved.length > 0 && moved.every((id) => after.get(id) === added),
+    `${moved.length} of ${ids.length} campaigns moved to the new master`)
+  const inMoved = (a: Answer) => moved.includes(a.id)
+  t.comment(`reshard of ${slots} slots to the new master: ${end - start} ms; answers on moved campaigns ` +
+    `${JSON.stringify(countBy(answers.filter(inMoved), (a) => a.code ? `${a.status} ${a.code}` : a.status))}, on ` +
+    `the others ${JSON.stringify(countBy(answers.filter((a) => !inMoved(a)), (a) => a.code ? `${a.status} ${a.code}` : a.status))}`)
+  t.equal(answers.filter((a) => a.status === 500).length, 0, 'no 500 anywhere')
+  t.same(countBy(answers.filter((a) => !inMoved(a) && a.status !== 201), (a) => a.status), {},
+    'campaigns whose slots did not move: only 201')
+  const refused = answers.filter((a) => a.status !== 201)
+  t.same(countBy(refused, (a) => `${a.status} ${a.code} retry-after ${a.retryAfter}`),
+    refused.length ? { '503 BACKEND_UNAVAILABLE retry-after 1': refused.length } : {},
+    'moved campaigns: 201, or 503 BACKEND_UNAVAILABLE with Retry-After')
+  t.ok(refused.every((a) => a.end - a.start >= COMMAND_TIMEOUT_MS - 300), 'each 503 at its bound, none fast')
+  for (const id of moved) {
+    t.ok(answers.some((a) => a.id === id && a.status === 201 && a.start > end), `campaign ${id} served on the new master`)
+  }
+
+  for (const id of ids) {
+    const won = answers.filter((a) => a.id === id && a.status === 201)
+    t.equal(Number(await redis.hget(keys.campaign(id), 'issued')), won.length, `campaign ${id}: issued == 201s`)
+    t.same(won.map((a) => a.sequence!).sort((x, y) => x - y), Array.from({ length: won.length }, (_, i) => i + 1),
+      `campaign ${id}: sequences 1..${won.length}, each once`)
+  }
+  await waitUntil('every stream drained and acked', async () => {
+    const s = await streamState(redis, config)
+    return s.length === 0 && s.pending === 0
+  }, 60_000)
+  const won = answers.filter((a) => a.status === 201)
+  const rows = await sql`SELECT claim_id, user_id FROM claims WHERE campaign_id IN ${sql(ids)}`
+  t.equal(rows.length, won.length, `${won.length} rows for ${won.length} answers 201`)
+  t.same(new Set(rows.map((r) => r.claim_id)), new Set(won.map((a) => a.claimId)), 'every 201 persisted once')
+  const held = new Set(rows.map((r) => r.user_id))
+  t.same(refused.filter((a) => held.has(a.user)).map((a) => a.user), [], 'no row for a user answered 503')
+  const [dead] = await sql`SELECT count(*)::int AS n FROM failed_claims`
+  t.equal(dead!.n, 0, 'nothing dead-lettered')
 })
