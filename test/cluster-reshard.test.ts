@@ -123,7 +123,10 @@ t.test('a live campaign\'s slot moves to another master during a burst of claims
   const statuses = (id: string) => countBy(by(id), (a) => a.code ? `${a.status} ${a.code}` : a.status)
   const [quick, slow] = moves as [typeof moves[0], typeof moves[0]]
   const arrived = (m: typeof quick) => by(moving).filter((a) => a.start >= m.start && a.start <= m.end)
-  t.comment(`moves: ${JSON.stringify(moves.map((m) => ({ ms: m.end - m.start, keys: m.keys })))}`)
+  const slowest201 = (m: typeof quick) => Math.max(0, ...arrived(m).filter((a) => a.status === 201)
+    .map((a) => a.end - a.start))
+  t.comment(`moves: ${JSON.stringify(moves.map((m) => ({ ms: m.end - m.start, keys: m.keys,
+    slowest201: slowest201(m) })))}`)
   t.comment(`answers: moving ${JSON.stringify(statuses(moving))} (during the quick move ` +
     `${JSON.stringify(countBy(arrived(quick), (a) => a.status))}, the slow one ` +
     `${JSON.stringify(countBy(arrived(slow), (a) => a.status))}), staying ${JSON.stringify(statuses(staying))}, ` +
@@ -145,6 +148,7 @@ t.test('a live campaign\'s slot moves to another master during a burst of claims
   t.same(countBy(refused, (a) => `retry-after ${a.retryAfter}`), refused.length ? { 'retry-after 1': refused.length }
     : {}, 'each 503 carries Retry-After')
   const times = refused.map((a) => a.end - a.start)
+  t.comment(`503s answered after ${Math.min(...times)}-${Math.max(...times)} ms`)
   t.ok(times.every((ms) => ms >= COMMAND_TIMEOUT_MS - 300 && ms <= COMMAND_TIMEOUT_MS + 1500),
     `each 503 answered at its bound (${Math.min(...times)}-${Math.max(...times)} ms)`)
   t.same(refused.filter((a) => !moves.some((m) => a.start >= m.start - 500 && a.start <= m.end))
@@ -181,7 +185,9 @@ t.test('a live campaign\'s slot moves to another master during a burst of claims
 t.test('add-node + reshard to the new master during a burst on a campaign in every partition', async (t) => {
   const ids: string[] = []
   for (let p = 0; p < keys.partitions; p++) ids.push(await createCampaign(url, { name: `g${p}`, stock: 1_000_000 }))
-  const before = new Map(await Promise.all(ids.map(async (id) => [id, (await cluster.ownerOf(slotOf(id))).port] as const)))
+  const owners = async () => new Map(await Promise.all(ids.map(async (id) =>
+    [id, (await cluster.ownerOf(slotOf(id))).port] as const)))
+  const before = await owners()
 
   const answers: Answer[] = []
   let stop = false
@@ -194,7 +200,7 @@ t.test('add-node + reshard to the new master during a burst on a campaign in eve
         retryAfter: r.headers.get('retry-after'), claimId: r.body?.claimId, sequence: r.body?.sequence })
     }
   })))
-  let added = 0, start = 0, end = 0, slots = 0
+  let added = 0, start = 0, end = 0, slots: number | undefined
   try {
     await sleep(500)
     added = await cluster.addMaster()
@@ -216,11 +222,14 @@ t.test('add-node + reshard to the new master during a burst on a campaign in eve
     stop = true
     await load
   }
-  const after = new Map(await Promise.all(ids.map(async (id) => [id, (await cluster.ownerOf(slotOf(id))).port] as const)))
+  const after = await owners()
   const moved = ids.filter((id) => before.get(id) !== after.get(id))
   t.ok(moved.length > 0 && moved.every((id) => after.get(id) === added),
     `${moved.length} of ${ids.length} campaigns moved to the new master`)
   const inMoved = (a: Answer) => moved.includes(a.id)
+  const during = answers.filter((a) => inMoved(a) && a.start >= start && a.start <= end)
+  t.comment(`moved campaigns: ${during.length} claims arrived during the reshard, slowest answer ` +
+    `${Math.max(0, ...during.map((a) => a.end - a.start))} ms`)
   t.comment(`reshard of ${slots} slots to the new master: ${end - start} ms; answers on moved campaigns ` +
     `${JSON.stringify(countBy(answers.filter(inMoved), (a) => a.code ? `${a.status} ${a.code}` : a.status))}, on ` +
     `the others ${JSON.stringify(countBy(answers.filter((a) => !inMoved(a)), (a) => a.code ? `${a.status} ${a.code}` : a.status))}`)

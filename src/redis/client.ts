@@ -27,6 +27,7 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Fail a command after this many reconnect attempts instead of queueing forever. */
   maxRetriesPerRequest?: number | null
+  /** A single Redis only (default on); a cluster client never auto-pipelines (see below). */
   autoPipelining?: boolean
   connectionName?: string
 }

@@ -169,7 +169,7 @@ export function createStreamOps(opts: {
 
     /**
      * Entries delivered to this consumer and not yet acked, per stream: per-stream XPENDING summaries,
-     * concurrent (auto-pipelining makes them one round trip per node).
+     * concurrent (in flight together: one round trip per node).
      */
     async ownPending(): Promise<{ stream: string; pending: number }[]> {
       return Promise.all(streams.map(async (stream) => {
