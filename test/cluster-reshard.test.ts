@@ -149,7 +149,7 @@ t.test('a live campaign\'s slot moves to another master during a burst of claims
     : {}, 'each 503 carries Retry-After')
   const times = refused.map((a) => a.end - a.start)
   t.comment(`503s answered after ${Math.min(...times)}-${Math.max(...times)} ms`)
-  t.ok(times.every((ms) => ms >= COMMAND_TIMEOUT_MS - 300 && ms <= COMMAND_TIMEOUT_MS + 1500),
+  t.ok(times.every((ms) => ms >= COMMAND_TIMEOUT_MS - 300 && ms <= COMMAND_TIMEOUT_MS + 3000),
     `each 503 answered at its bound (${Math.min(...times)}-${Math.max(...times)} ms)`)
   t.same(refused.filter((a) => !moves.some((m) => a.start >= m.start - 500 && a.start <= m.end))
     .map((a) => a.start - slow.start), [], 'each 503 arrived while the slot was moving')

@@ -93,9 +93,10 @@ export function createRedis(target: RedisTarget, opts: RedisClientOptions): Redi
       retryDelayOnTryAgain: 100,
       // A migrating slot answers TRYAGAIN to a script whose keys are not all on one node (claim.lua declares
       // keys that do not exist yet, so every claim on the slot while it is MIGRATING); ioredis retries it on a
-      // random master (a MOVED back, one more redirection). Enough redirections for the whole command bound, so
-      // the bound ends such a claim (503), not a "Too many Cluster redirections" before the move is done.
-      maxRedirections: 16 + 2 * Math.ceil(opts.commandTimeoutMs / 100),
+      // random master (a MOVED back, and an ASK once its keys have moved: up to three redirections per retry).
+      // Enough for the whole command bound, so the bound ends such a claim (503), not "Too many Cluster
+      // redirections" before the move is done.
+      maxRedirections: 16 + 3 * Math.ceil(opts.commandTimeoutMs / 100),
       slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
       // Reads go to masters too: a replica lags, and a claim's read-then-write must see its own writes.
       scaleReads: 'master',
