@@ -34,6 +34,8 @@ export interface LocalCluster {
   waitHealthy: (timeoutMs?: number) => Promise<void>
   /** SIGKILLs every node still running and removes their directories. */
   stop: () => Promise<void>
+  /** Starts one more node and joins it as a master without slots (`redis-cli --cluster add-node`); its port. */
+  addMaster: () => Promise<number>
 }
 
 const alive = (n: ClusterNode) => n.process.exitCode === null && n.process.signalCode === null
@@ -115,26 +117,30 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
       await sleep(100)
     }
   }
+  const startNode = async (port: number): Promise<ClusterNode> => {
+    const dir = await mkdtemp(path.join(tmpdir(), `fcfs-cluster-${port}-`))
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+      '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+      '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--save', '', '--appendonly', 'no',
+      // A dead master's slots must not stop the others: without this every node answers CLUSTERDOWN from the
+      // moment the master is marked failed until its replica is promoted (docs/scaling.md, failover).
+      '--cluster-require-full-coverage', 'no',
+      '--maxmemory-policy', 'noeviction', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' })
+    proc.on('error', () => {}) // no redis-server: the ping below fails and says so
+    const node = { port, dir, process: proc }
+    nodes.push(node)
+    return node
+  }
+  const pingUntilUp = async (n: ClusterNode) => {
+    for (let i = 0; ; i++) {
+      try { if ((await redisCli(n.port, 'ping')).trim() === 'PONG') break } catch { /* not up yet */ }
+      if (i > 200 || !alive(n)) throw new Error(`redis-server on ${n.port} did not start (see ${n.dir}/redis.log)`)
+      await sleep(50)
+    }
+  }
   try {
-    for (const port of ports) {
-      const dir = await mkdtemp(path.join(tmpdir(), `fcfs-cluster-${port}-`))
-      const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
-        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--save', '', '--appendonly', 'no',
-        // A dead master's slots must not stop the others: without this every node answers CLUSTERDOWN from the
-        // moment the master is marked failed until its replica is promoted (docs/scaling.md, failover).
-        '--cluster-require-full-coverage', 'no',
-        '--maxmemory-policy', 'noeviction', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' })
-      proc.on('error', () => {}) // no redis-server: the ping below fails and says so
-      nodes.push({ port, dir, process: proc })
-    }
-    for (const n of nodes) {
-      for (let i = 0; ; i++) {
-        try { if ((await redisCli(n.port, 'ping')).trim() === 'PONG') break } catch { /* not up yet */ }
-        if (i > 200 || !alive(n)) throw new Error(`redis-server on ${n.port} did not start (see ${n.dir}/redis.log)`)
-        await sleep(50)
-      }
-    }
+    for (const port of ports) await startNode(port)
+    for (const n of nodes) await pingUntilUp(n)
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 })
     await waitHealthy(60_000)
@@ -159,5 +165,14 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
     },
     waitHealthy,
     stop,
+    async addMaster() {
+      const [port] = await freeClusterPorts(1)
+      const node = await startNode(port!)
+      await pingUntilUp(node)
+      await run('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${port}`, `127.0.0.1:${ports[0]}`],
+        { timeout: 60_000 })
+      await waitHealthy(60_000)
+      return port!
+    },
   }
 }

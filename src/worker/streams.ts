@@ -16,6 +16,14 @@ function streamPairs(reply: unknown[]): [string, RawEntry[]][] {
 export const isNoGroup = (err: unknown): boolean => /^NOGROUP/.test((err as Error)?.message ?? '')
 
 /**
+ * A read blocked on a stream that left its node: resharding MIGRATEs the stream to another master, which
+ * deletes it on the source, and Redis ends the blocked XREADGROUP with "UNBLOCKED the stream key no longer
+ * exists". Routine, not an error: the next read follows the stream (ASK/MOVED), or answers NOGROUP if the
+ * stream is really gone.
+ */
+const isUnblocked = (err: unknown): boolean => /^UNBLOCKED/.test((err as Error)?.message ?? '')
+
+/**
  * The streams one command may name together: all of them on a single Redis; on a cluster those of one
  * slot (each partition has its own, so one group per stream), since a multi-key command must stay in a slot.
  */
@@ -58,7 +66,7 @@ export function createStreamOps(opts: {
       .then((reply) => {
         if (!reply) return
         for (const [stream, entries] of streamPairs(reply)) for (const e of entries) buffer.push(toEntry(stream, e, 1))
-      }, (err: unknown) => { readError ??= { err } })
+      }, (err: unknown) => { if (!isUnblocked(err)) readError ??= { err } })
       .finally(() => {
         reading.delete(r)
         wake?.()
@@ -169,7 +177,7 @@ export function createStreamOps(opts: {
 
     /**
      * Entries delivered to this consumer and not yet acked, per stream: per-stream XPENDING summaries,
-     * concurrent (auto-pipelining makes them one round trip per node).
+     * concurrent (in flight together: one round trip per node).
      */
     async ownPending(): Promise<{ stream: string; pending: number }[]> {
       return Promise.all(streams.map(async (stream) => {
