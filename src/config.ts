@@ -33,6 +33,12 @@ export const ConfigSchema = Type.Object({
   // The API re-checks the eviction policy this often (and on every /readyz): a policy changed at run time
   // takes the instance out of readiness and refuses claims until noeviction is back.
   REDIS_POLICY_CHECK_INTERVAL_MS: Int(1000, 250),
+  // replica: a claim (cancel, confirm, a replayed answer) is answered only once its master reports it on
+  // CLAIM_MIN_REPLICAS replicas (group-committed WAIT, src/durability/), within CLAIM_DURABILITY_TIMEOUT_MS;
+  // otherwise 503 NOT_DURABLE (outcome unknown). The worker persists only entries already on the replicas.
+  CLAIM_DURABILITY: Type.Union([Type.Literal('none'), Type.Literal('replica')], { default: 'none' }),
+  CLAIM_MIN_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 16 }),
+  CLAIM_DURABILITY_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),

@@ -17,6 +17,7 @@ import { withTimeout } from '../timeout.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
 import { createStreamOps, isNoGroup, streamGroups, type StreamReader } from './streams.js'
 import { createLifecycleTasks } from './lifecycle-tasks.js'
+import { createDurability, type Ticket } from '../durability/durability.js'
 
 interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
 
@@ -63,7 +64,11 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2,
     connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS / 2, idleInTransactionTimeoutMs: 5000 })
-  const ops = createStreamOps({ redis, readers, group, consumer: name })
+  // CLAIM_DURABILITY=replica: an entry is persisted only once its master reports it on the replicas, so a
+  // promotion can never leave PostgreSQL ahead of the promoted master (src/durability/).
+  const durability = createDurability(config, redis, keys, log, `fcfs-worker:${name}`)
+  const ops = createStreamOps({ redis, readers, group, consumer: name,
+    ticket: durability.enabled ? (s) => durability.ticket(keys.partitionOfStream(s)) : undefined })
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),
     unresolvedFailures: async () => {
@@ -146,8 +151,34 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
     await retrying('ack batch', () => ops.ackAndDelete(entriesToAck(batch, held)))
   }
 
+  /**
+   * The entries of a batch that are on the replicas (all of them when durability is off): one confirmation per
+   * master read from, a few tries while that master stays the same. The rest stay pending, unacked, for the
+   * reclaim (RECLAIM_IDLE_MS) to confirm later, or to vanish with a master that lost them.
+   */
+  async function onReplicas(batch: StreamEntry[]): Promise<StreamEntry[]> {
+    if (!durability.enabled) return batch
+    const tickets = new Map<string, Ticket | null>()
+    for (const e of batch) tickets.set(e.ticket ? `${e.ticket.node}#${e.ticket.gen}#${e.ticket.slot}` : '', e.ticket ?? null)
+    const confirmed = new Set<string>()
+    await Promise.all([...tickets].map(async ([k, t]) => {
+      for (let attempt = 0; attempt < 3 && t && !stopping; attempt++) {
+        if (await durability.confirm(t)) return void confirmed.add(k)
+        await sleep(100)
+      }
+    }))
+    const ready = batch.filter((e) => e.ticket && confirmed.has(`${e.ticket.node}#${e.ticket.gen}#${e.ticket.slot}`))
+    if (ready.length < batch.length) {
+      log.warn({ entries: batch.length - ready.length, streams: [...new Set(batch.filter((e) => !ready.includes(e))
+        .map((e) => e.stream))] }, 'entries not yet on CLAIM_MIN_REPLICAS replicas: left pending for the reclaim')
+    }
+    return ready
+  }
+
   /** One batch: classify, persist and record failures, ack; then count and log it. */
-  async function handle(batch: StreamEntry[]): Promise<void> {
+  async function handle(all: StreamEntry[]): Promise<void> {
+    const batch = await onReplicas(all)
+    if (batch.length === 0) return
     const started = performance.now()
     const { items, dead } = classifyEntries(batch, config.MAX_DELIVERIES)
     const { inserted, letters, held } = await persist(items, dead)
@@ -318,6 +349,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         const steps: [string, () => Promise<unknown> | void][] = [
           ['blocking redis', () => { for (const conn of blockingConns) conn.disconnect() }],
           ['metrics server', () => metricsServer?.server.close()],
+          ['durability', () => durability.close()],
           ['redis', () => redis.quit().catch(() => redis.disconnect())],
           ['postgres', () => db.close()],
         ]
