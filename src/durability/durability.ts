@@ -62,7 +62,7 @@ export function onlineReplicas(info: string): number {
 class NodeConfirmer {
   readonly conn: Redis
   gen = 0
-  /** Connected online replicas at the last poll (null: not polled yet). */
+  /** Connected online replicas at the last poll (null: not known, refused until a poll succeeds). */
   replicas: number | null = null
   /** Why the last round did not confirm ('' after a confirmed round). */
   failing = ''
@@ -119,6 +119,7 @@ class NodeConfirmer {
 
   why(): string {
     const need = this.c.CLAIM_MIN_REPLICAS
+    if (this.replicas === null) return `master ${this.node}: its replicas are not known yet (INFO replication)`
     if (this.replicas !== null && this.replicas < need) {
       return `master ${this.node} has ${this.replicas} online replica(s), CLAIM_MIN_REPLICAS is ${need}`
     }
@@ -144,6 +145,7 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
       : null, { connectionName: `${name}-durability`, log, commandTimeoutMs: config.CLAIM_DURABILITY_TIMEOUT_MS + 500 })
     c = new NodeConfirmer(node, conn, config, keys)
     confirmers.set(node, c)
+    void c.poll()
     return c
   }
   /** The master of a slot now: the slots table's first entry on a cluster (MOVED updates it at once). */
@@ -167,6 +169,7 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
     })).catch((err: Error) => log.warn({ err: { message: err.message } }, 'durability poll failed'))
       .finally(() => { polling = false })
   }, POLL_MS)
+  for (const node of currentMasters()) connect(node)
 
   return {
     enabled: true,
@@ -188,7 +191,7 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
       await Promise.all(currentMasters().map(async (node) => {
         const c = connect(node)
         await c.poll()
-        const why = c.replicas === null ? `master ${node}: replication state unknown (INFO failed)` : c.why()
+        const why = c.why()
         if (why) problems.push(why)
       }))
       if (problems.length) throw new Error(`CLAIM_DURABILITY=replica: ${problems.join('; ')}; claims there answer 503`)
