@@ -64,6 +64,8 @@ class NodeConfirmer {
   gen = 0
   /** Connected online replicas at the last poll (null: not known, refused until a poll succeeds). */
   replicas: number | null = null
+  /** The node answered as a replica at the last poll, or did not answer: the slots table may be stale. */
+  stale = false
   /** Why the last round did not confirm ('' after a confirmed round). */
   failing = ''
   private queue: Waiter[] = []
@@ -111,15 +113,19 @@ class NodeConfirmer {
   async poll(): Promise<void> {
     try {
       const info = await this.conn.info('replication')
-      this.replicas = /^role:master/m.test(info) ? onlineReplicas(info) : 0
+      const master = /^role:master/m.test(info)
+      this.replicas = master ? onlineReplicas(info) : 0
+      this.stale = !master
     } catch {
       this.replicas = null
+      this.stale = true
     }
   }
 
   why(): string {
     const need = this.c.CLAIM_MIN_REPLICAS
-    if (this.replicas === null) return `master ${this.node}: its replicas are not known yet (INFO replication)`
+    if (this.replicas === null) return `master ${this.node} does not answer (INFO replication)`
+    if (this.stale) return `node ${this.node} is no longer a master (failover in progress)`
     if (this.replicas !== null && this.replicas < need) {
       return `master ${this.node} has ${this.replicas} online replica(s), CLAIM_MIN_REPLICAS is ${need}`
     }
@@ -155,7 +161,9 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
     ? [...new Set(Array.from({ length: keys.partitions }, (_, p) => masterOf(slotOf(p))).filter((n) => n !== undefined))]
     : ['redis']
 
-  // Counts replicas; probes a failing master (its claims are refused meanwhile, so no claim clears it).
+  // Counts replicas; probes a failing master (its claims are refused meanwhile, so no claim clears it). A
+  // master that is gone or demoted gets no claims either, so nothing would make the Cluster client notice:
+  // its slots table is refreshed from here.
   let polling = false
   const timer = setInterval(() => {
     if (polling) return
@@ -163,6 +171,7 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
     Promise.all(currentMasters().map(async (node) => {
       const c = connect(node)
       await c.poll()
+      if (c.stale) cluster?.refreshSlotsCache()
       if (!c.failing) return
       const p = Array.from({ length: keys.partitions }, (_, i) => i).find((i) => masterOf(slotOf(i)) === node)
       if (p !== undefined) await c.enqueue(p, c.gen)
