@@ -119,12 +119,12 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
   }
   const launch = (port: number, dir: string) => {
     const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
-        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--save', '', '--appendonly', 'no',
-        // A dead master's slots must not stop the others: without this every node answers CLUSTERDOWN from the
-        // moment the master is marked failed until its replica is promoted (docs/scaling.md, failover).
-        '--cluster-require-full-coverage', 'no',
-        '--maxmemory-policy', 'noeviction', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' })
+      '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+      '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--save', '', '--appendonly', 'no',
+      // A dead master's slots must not stop the others: without this every node answers CLUSTERDOWN from the
+      // moment the master is marked failed until its replica is promoted (docs/scaling.md, failover).
+      '--cluster-require-full-coverage', 'no',
+      '--maxmemory-policy', 'noeviction', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' })
     proc.on('error', () => {}) // no redis-server: the ping below fails and says so
     return proc
   }

@@ -104,7 +104,8 @@ t.test('replica mode: lagging replica, master killed, promotion: no acknowledged
   const live = new Map<string, Map<string, string>>()
   for (const id of ids) {
     const records = await redis.hgetall(keys.users(id))
-    const claims = Object.entries(records).flatMap(([user, r]) => parseUserRecord(r).claims.map((c) => ({ user, ...c })))
+    const claims = Object.entries(records)
+      .flatMap(([user, r]) => parseUserRecord(r).claims.map((c) => ({ user, ...c })))
     const issued = Number(await redis.hget(keys.campaign(id), 'issued'))
     t.same(claims.map((c) => c.sequence).sort((a, b) => a - b), Array.from({ length: issued }, (_, i) => i + 1),
       `campaign ${id}: its records hold sequences 1..${issued}, each once`)

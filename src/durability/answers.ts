@@ -29,13 +29,14 @@ export function durableAnswers(durability: Durability, keys: Keys, timeoutMs: nu
     },
     async after(ticket, what) {
       if (await durability.confirm(ticket)) return
+      const mine = `GET /v1/campaigns/${what.campaignId}/claims/me`
       const how = what.action === 'claim'
-        ? 'send the same request with the same Idempotency-Key (it replays the first answer once it is durable) ' +
-          `or GET /v1/campaigns/${what.campaignId}/claims/me`
-        : `repeat the request (it replays the answer once it is durable) or GET /v1/campaigns/${what.campaignId}/claims/me`
+        ? `send the same request with the same Idempotency-Key (it replays the first answer once durable) or ${mine}`
+        : `repeat the request (it replays the answer once it is durable) or ${mine}`
       throw new AppError(503, ErrorCode.NOT_DURABLE,
-        `outcome unknown: the ${what.action} ran on Redis but was not confirmed on the replicas within ${timeoutMs} ms, ` +
-        `so it may be kept or lost; to learn it, ${how}`, what.claimId ? { claimId: what.claimId } : {})
+        `outcome unknown: the ${what.action} ran on Redis but was not confirmed on the replicas within ` +
+        `${timeoutMs} ms, so it may be kept or lost; to learn it, ${how}`,
+        what.claimId ? { claimId: what.claimId } : {})
     },
   }
 }

@@ -55,7 +55,7 @@ const OFF: Durability = {
 interface Waiter { partition: number; gen: number; deadline: number; resolve: (ok: boolean) => void }
 
 /** Online replicas in an INFO replication answer (a replica still syncing cannot be promoted with our data). */
-export function onlineReplicas(info: string): number {
+function onlineReplicas(info: string): number {
   return [...info.matchAll(/^slave\d+:.*state=online/gm)].length
 }
 
@@ -158,7 +158,8 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
   const masterOf = (slot: number): string | undefined => cluster ? cluster.slots[slot]?.[0] : 'redis'
   const slotOf = (p: number) => cluster ? keys.slotOf(p) : 0
   const currentMasters = () => cluster
-    ? [...new Set(Array.from({ length: keys.partitions }, (_, p) => masterOf(slotOf(p))).filter((n) => n !== undefined))]
+    ? [...new Set(Array.from({ length: keys.partitions }, (_, p) => masterOf(slotOf(p))))]
+      .filter((n) => n !== undefined)
     : ['redis']
 
   // Counts replicas; probes a failing master (its claims are refused meanwhile, so no claim clears it). A

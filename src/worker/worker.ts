@@ -159,7 +159,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
   async function onReplicas(batch: StreamEntry[]): Promise<StreamEntry[]> {
     if (!durability.enabled) return batch
     const tickets = new Map<string, Ticket | null>()
-    for (const e of batch) tickets.set(e.ticket ? `${e.ticket.node}#${e.ticket.gen}#${e.ticket.slot}` : '', e.ticket ?? null)
+    const keyOf = (t: Ticket | null | undefined) => (t ? `${t.node}#${t.gen}#${t.slot}` : '')
+    for (const e of batch) tickets.set(keyOf(e.ticket), e.ticket ?? null)
     const confirmed = new Set<string>()
     await Promise.all([...tickets].map(async ([k, t]) => {
       for (let attempt = 0; attempt < 3 && t && !stopping; attempt++) {
@@ -167,10 +168,11 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         await sleep(100)
       }
     }))
-    const ready = batch.filter((e) => e.ticket && confirmed.has(`${e.ticket.node}#${e.ticket.gen}#${e.ticket.slot}`))
+    const ready = batch.filter((e) => confirmed.has(keyOf(e.ticket)))
     if (ready.length < batch.length) {
-      log.warn({ entries: batch.length - ready.length, streams: [...new Set(batch.filter((e) => !ready.includes(e))
-        .map((e) => e.stream))] }, 'entries not yet on CLAIM_MIN_REPLICAS replicas: left pending for the reclaim')
+      const left = batch.filter((e) => !confirmed.has(keyOf(e.ticket)))
+      log.warn({ entries: left.length, streams: [...new Set(left.map((e) => e.stream))] },
+        'entries not yet on CLAIM_MIN_REPLICAS replicas: left pending for the reclaim')
     }
     return ready
   }
