@@ -159,7 +159,7 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
   const slotOf = (p: number) => cluster ? keys.slotOf(p) : 0
   const currentMasters = () => cluster
     ? [...new Set(Array.from({ length: keys.partitions }, (_, p) => masterOf(slotOf(p))))]
-      .filter((n) => n !== undefined)
+        .filter((n) => n !== undefined)
     : ['redis']
 
   // Counts replicas; probes a failing master (its claims are refused meanwhile, so no claim clears it). A
