@@ -9,7 +9,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { testEnv, startApp, createCampaign, claim, type Res } from './helper.js'
+import { testEnv, startApp, createCampaign, claim, http, userToken, type Res } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
 import { createKeys } from '../src/redis/keys.js'
 import { loadConfig } from '../src/config.js'
@@ -58,6 +58,28 @@ t.test('concurrent claims: exact counts, every 201 already on the replica', asyn
   t.equal(onReplica, 300, 'every 201 was on the replica when it was answered')
   await waitUntil('the worker persisted all 300', async () => (await rowCount(sql, id)) === 300)
   t.same(await stopProcess(worker), { code: 0, signal: null })
+})
+
+t.test('cancel and confirm are answered once on the replica, and not while it is frozen', async (t) => {
+  const id = await createCampaign(url, { name: 'holds', stock: 10, holdSeconds: 600 })
+  const held = await Promise.all(['h1', 'h2', 'h3'].map((u) => claim(url, id, u)))
+  t.same(held.map((r) => r.status), [201, 201, 201])
+  const path = (i: number) => `${url}/v1/campaigns/${id}/claims/${held[i]!.body.claimId}`
+  const cancel = await http(path(0), { method: 'DELETE', token: userToken('h1') })
+  t.equal(cancel.status, 200, 'cancel answered')
+  const confirm = await http(`${path(1)}/confirm`, { method: 'POST', token: userToken('h2') })
+  t.equal(confirm.status, 200, 'confirm answered')
+  t.ok(await replica.admin.hexists(keys.marks(id), held[0]!.body.claimId), 'the cancel was on the replica when answered')
+  t.ok(await replica.admin.hexists(keys.marks(id), held[1]!.body.claimId), 'the confirm was on the replica when answered')
+
+  replica.child.kill('SIGSTOP')
+  t.teardown(() => { replica.child.kill('SIGCONT') })
+  const frozen = await http(path(2), { method: 'DELETE', token: userToken('h3') })
+  t.equal(frozen.status, 503, 'a cancel while the replica is frozen is not answered 200')
+  t.ok(['NOT_DURABLE', 'BACKEND_UNAVAILABLE'].includes(frozen.body.code), frozen.body.code)
+  replica.child.kill('SIGCONT')
+  await waitUntil('the cancel is answered again', async () =>
+    (await http(path(2), { method: 'DELETE', token: userToken('h3') })).status === 200)
 })
 
 t.test('replica frozen: never 201; NOT_DURABLE replays once durable; BACKEND_UNAVAILABLE holds nothing', async (t) => {
