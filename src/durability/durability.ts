@@ -156,7 +156,8 @@ export function createDurability(config: DurabilityConfig, redis: RedisClient, k
   }
   /** The master of a slot now: the slots table's first entry on a cluster (MOVED updates it at once). */
   const masterOf = (slot: number): string | undefined => cluster ? cluster.slots[slot]?.[0] : 'redis'
-  const slotOf = (p: number) => cluster ? keys.slotOf(p) : 0
+  const slots = Array.from({ length: keys.partitions }, (_, p) => (cluster ? keys.slotOf(p) : 0))
+  const slotOf = (p: number) => slots[p]!
   const currentMasters = () => cluster
     ? [...new Set(Array.from({ length: keys.partitions }, (_, p) => masterOf(slotOf(p))))]
         .filter((n) => n !== undefined)
