@@ -90,7 +90,8 @@ class NodeConfirmer {
     this.inflight = true
     const batch = this.queue.splice(0)
     const gen = this.gen
-    const timeout = Math.max(1, Math.min(...batch.map((w) => w.deadline)) - Date.now())
+    // The queue is in arrival order: the first waiter's deadline is the nearest (WAIT 0 would block forever).
+    const timeout = Math.max(1, batch[0]!.deadline - Date.now())
     const need = this.c.CLAIM_MIN_REPLICAS
     this.conn.pipeline().incr(this.keys.durabilityMarker(batch[0]!.partition)).call('WAIT', need, timeout).exec()
       .then((res) => {
@@ -126,7 +127,7 @@ class NodeConfirmer {
     const need = this.c.CLAIM_MIN_REPLICAS
     if (this.replicas === null) return `master ${this.node} does not answer (INFO replication)`
     if (this.stale) return `node ${this.node} is no longer a master (failover in progress)`
-    if (this.replicas !== null && this.replicas < need) {
+    if (this.replicas < need) {
       return `master ${this.node} has ${this.replicas} online replica(s), CLAIM_MIN_REPLICAS is ${need}`
     }
     if (this.failing) return `master ${this.node} did not confirm writes on ${need} replica(s): ${this.failing}`
