@@ -125,7 +125,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   try {
     patchDriver(dir)
-    console.log('patch-postgres: postgres driver patched (nextWrite after close, reserve after an outage, array types failure)')
+    console.log('patch-postgres: postgres driver patched ' +
+      '(nextWrite after close, reserve after an outage, array types failure)')
   } catch (err) {
     console.error(`patch-postgres: ${err.message}`)
     process.exit(1)

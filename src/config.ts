@@ -67,6 +67,21 @@ export const ConfigSchema = Type.Object({
   // takes the instance out of readiness and refuses claims until noeviction is back.
   REDIS_POLICY_CHECK_INTERVAL_MS: Int(1000, 250, 'how often the API re-checks the eviction policy; an evicting ' +
     'one refuses claims (503) until `noeviction` is back'),
+  // replica: a claim (cancel, confirm, a replayed answer) is answered only once its master reports it on
+  // CLAIM_MIN_REPLICAS replicas (group-committed WAIT, src/durability/), within CLAIM_DURABILITY_TIMEOUT_MS;
+  // otherwise 503 NOT_DURABLE (outcome unknown). The worker persists only entries already on the replicas.
+  CLAIM_DURABILITY: Type.Union([Type.Literal('none'), Type.Literal('replica')], {
+    default: 'none',
+    description: '`replica`: a claim, cancel or confirm is answered only once its master has it on ' +
+      '`CLAIM_MIN_REPLICAS` replicas (group-committed `WAIT`), else 503 `NOT_DURABLE` ' +
+      '([scaling](docs/scaling.md#failover-with-claim_durabilityreplica-nothing-acknowledged-is-lost))',
+  }),
+  CLAIM_MIN_REPLICAS: Type.Integer({
+    default: 1, minimum: 1, maximum: 16,
+    description: 'replicas each write must reach; a master with fewer is refused claims (503 before the script)',
+  }),
+  CLAIM_DURABILITY_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000,
+    description: 'bound on that confirmation' }),
   ADMIN_TOKEN: Type.Optional(Type.String({
     minLength: 16,
     description: 'bearer token of `/admin/*` (16+ chars); unset: 503 `ADMIN_DISABLED`',

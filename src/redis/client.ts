@@ -107,6 +107,22 @@ export function createRedis(target: RedisTarget, opts: RedisClientOptions): Redi
   return client
 }
 
+/**
+ * A dedicated connection to one node (host:port of a cluster's slots table, or REDIS_URL's server), with
+ * REDIS_URL's credentials. In-flight commands are never re-sent after a reconnect: a caller that counts on
+ * "the same connection" (WAIT) must see the break, not a silent resend on a new socket.
+ */
+export function createNodeConnection(target: RedisTarget, node: { host: string; port: number } | null,
+  opts: RedisClientOptions): Redis {
+  const options: RedisOptions = { maxRetriesPerRequest: 1, connectionName: opts.connectionName,
+    disableClientInfo: true, commandTimeout: opts.commandTimeoutMs, retryStrategy,
+    autoResendUnfulfilledCommands: false, enableAutoPipelining: false }
+  const client = node ? new Redis({ ...options, ...urlAuth(target.REDIS_URL), host: node.host, port: node.port })
+    : new Redis(target.REDIS_URL, options)
+  logConnectionErrors(client, opts.log, opts.connectionName ?? 'redis')
+  return client
+}
+
 /** Every master: a single Redis is its own; a cluster's come from its slots table (refreshed on changes). */
 export function masters(redis: RedisClient): Redis[] {
   return isCluster(redis) ? redis.nodes('master') : [redis]

@@ -14,6 +14,7 @@ import type { WorkerMetrics } from './metrics.js'
 import { errorText, persistBatch, recordFailures, type DeadLetter, type Item } from './persist.js'
 import { createStreamOps, isNoGroup } from './streams.js'
 import { isNoPerm, refused, type Retrying, type Shutdown } from './retrying.js'
+import type { Durability, Ticket } from '../durability/durability.js'
 
 export interface BatchInfo { entries: number; inserted: number; failed: number; held: number; ms: number }
 
@@ -27,6 +28,8 @@ export interface WorkerParts {
   streams: string[]
   db: DbHandle
   ops: ReturnType<typeof createStreamOps>
+  /** CLAIM_DURABILITY=replica: confirms that entries read are on the replicas before they are persisted. */
+  durability: Durability
   metrics: WorkerMetrics
   stats: WorkerStats
   retrying: Retrying
@@ -97,8 +100,38 @@ export function report(w: WorkerParts, batch: StreamEntry[], r: { items: number;
   w.onBatch?.({ entries: batch.length, inserted, failed: letters.length, held: held.size, ms })
 }
 
-/** One batch: classify, persist and record failures, ack; then count and log it. */
-async function handle(w: WorkerParts, batch: StreamEntry[]): Promise<void> {
+/**
+ * Confirm: the entries of a batch that are on the replicas (all of them when durability is off), so a
+ * promotion can never leave PostgreSQL ahead of the promoted master. One confirmation per master read from,
+ * a few tries while that master stays the same. The rest stay pending, unacked, for the reclaim
+ * (RECLAIM_IDLE_MS) to confirm later, or to vanish with a master that lost them.
+ */
+async function onReplicas(w: WorkerParts, batch: StreamEntry[]): Promise<StreamEntry[]> {
+  const { durability } = w
+  if (!durability.enabled) return batch
+  const tickets = new Map<string, Ticket | null>()
+  const keyOf = (t: Ticket | null | undefined) => (t ? `${t.node}#${t.gen}#${t.slot}` : '')
+  for (const e of batch) tickets.set(keyOf(e.ticket), e.ticket ?? null)
+  const confirmed = new Set<string>()
+  await Promise.all([...tickets].map(async ([k, t]) => {
+    for (let attempt = 0; attempt < 3 && t && !w.shutdown.stopping; attempt++) {
+      if (await durability.confirm(t)) return void confirmed.add(k)
+      await sleep(100)
+    }
+  }))
+  const ready = batch.filter((e) => confirmed.has(keyOf(e.ticket)))
+  if (ready.length < batch.length) {
+    const left = batch.filter((e) => !confirmed.has(keyOf(e.ticket)))
+    w.log.warn({ entries: left.length, streams: [...new Set(left.map((e) => e.stream))] },
+      'entries not yet on CLAIM_MIN_REPLICAS replicas: left pending for the reclaim')
+  }
+  return ready
+}
+
+/** One batch: confirm, classify, persist and record failures, ack; then count and log it. */
+async function handle(w: WorkerParts, all: StreamEntry[]): Promise<void> {
+  const batch = await onReplicas(w, all)
+  if (batch.length === 0) return
   const started = performance.now()
   const { items, dead } = classifyEntries(batch, w.config.MAX_DELIVERIES)
   const { inserted, letters, held } = await persist(w, items, dead)

@@ -16,6 +16,7 @@ import { createStreamOps, streamGroups, type StreamReader } from './streams.js'
 import { createLifecycleTasks } from './lifecycle-tasks.js'
 import { CommandRefusedError, createRetrying, createShutdown, GiveUp } from './retrying.js'
 import { ensureGroups, reclaim, runLoop, type BatchInfo, type WorkerParts } from './loop.js'
+import { createDurability } from '../durability/durability.js'
 
 export interface WorkerOptions {
   /** Called after each batch is committed and acked (benchmarks use it). */
@@ -51,7 +52,11 @@ export function createWorkerParts(config: Config, log: Logger, opts: WorkerOptio
   const db: DbHandle = createDb(config.DATABASE_URL, { max: config.WORKER_INFLIGHT + 2,
     connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS / 2, idleInTransactionTimeoutMs: 5000 })
-  const ops = createStreamOps({ redis, readers, group, consumer: name })
+  // CLAIM_DURABILITY=replica: an entry is persisted only once its master reports it on the replicas, so a
+  // promotion can never leave PostgreSQL ahead of the promoted master (src/durability/).
+  const durability = createDurability(config, redis, keys, log, `fcfs-worker:${name}`)
+  const ops = createStreamOps({ redis, readers, group, consumer: name,
+    ticket: durability.enabled ? (s) => durability.ticket(keys.partitionOfStream(s)) : undefined })
   const metrics = createWorkerMetrics(group, name, {
     ownPending: () => ops.ownPending(),
     unresolvedFailures: async () => {
@@ -64,7 +69,7 @@ export function createWorkerParts(config: Config, log: Logger, opts: WorkerOptio
   // Hold expiry and automatic archive: timers of their own on the command connection.
   const tasks = createLifecycleTasks({ config, redis, db: db.db, keys, log, metrics })
   const shutdown = createShutdown()
-  const parts: WorkerParts = { config, log, group, streams, db, ops, metrics, stats,
+  const parts: WorkerParts = { config, log, group, streams, db, ops, metrics, stats, durability,
     retrying: createRetrying(log, shutdown), shutdown, nextReclaimAt: 0, onBatch: opts.onBatch }
   return { name, redis, blockingConns, tasks, parts }
 }
@@ -75,7 +80,7 @@ export function createWorkerParts(config: Config, log: Logger, opts: WorkerOptio
  */
 export function createWorker(config: Config, log: Logger, opts: WorkerOptions = {}) {
   const { name, redis, blockingConns, tasks, parts: w } = createWorkerParts(config, log, opts)
-  const { group, streams, db, metrics, stats, shutdown } = w
+  const { group, streams, db, metrics, stats, shutdown, durability } = w
   let loop: Promise<void> | undefined
   let closing: Promise<void> | undefined
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
@@ -150,6 +155,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         const steps: [string, () => Promise<unknown> | void][] = [
           ['blocking redis', () => { for (const conn of blockingConns) conn.disconnect() }],
           ['metrics server', () => metricsServer?.server.close()],
+          ['durability', () => durability.close()],
           ['redis', () => redis.quit().catch(() => redis.disconnect())],
           ['postgres', () => db.close()],
         ]
