@@ -99,8 +99,8 @@ type Settle = (x: unknown) => void
  * cancel: taken out of the queue, rejected with 57014, never sent); a reservation not granted by then is
  * abandoned (rejected with a TimeoutError; a connection granted later is released at once); a transaction
  * whose callback has not started by then is abandoned (rejected with a TimeoutError; should a connection
- * come later, its callback throws before writing anything and the driver rolls back). Queries already sent are bounded by the
- * statement timeout and the silence watchdog.
+ * come later, its callback throws before writing anything and the driver rolls back). Queries already sent
+ * are bounded by the statement timeout and the silence watchdog.
  */
 function boundAcquire(sql: postgres.Sql, ms: number): postgres.Sql {
   const notAcquired = () => new TimeoutError(`no PostgreSQL connection within ${ms} ms`)
