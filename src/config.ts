@@ -33,6 +33,10 @@ export const ConfigSchema = Type.Object({
   // The API re-checks the eviction policy this often (and on every /readyz): a policy changed at run time
   // takes the instance out of readiness and refuses claims until noeviction is back.
   REDIS_POLICY_CHECK_INTERVAL_MS: Int(1000, 250),
+  // Hands-free recovery (src/recovery/): each API instance looks for campaigns fenced by a Redis restart or
+  // failover this often (and at once when a claim meets one), repairs them from PostgreSQL and lifts the
+  // fence. 0 turns it off: claims are then never fenced, and a lost live state answers CAMPAIGN_UNAVAILABLE.
+  RECOVERY_INTERVAL_MS: Int(1000),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),

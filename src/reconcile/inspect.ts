@@ -39,6 +39,12 @@ export interface Inspection {
   lost: SeqBitset
   /** Sequences of rows / stream entries to give back to their users' records. */
   restore: SeqBitset
+  /**
+   * Conflicted sequences whose row or stream entry is missing from its own user's record: the claim goes
+   * back to that user's record all the same (the sequence stays a conflict), so that user's per-user limit
+   * does not open after a loss (issue 19).
+   */
+  restoreHolders: SeqBitset
   /** Highest sequence any place knows was handed out: issued must be at least this. */
   needIssued: number
   /** live-state.lua has something to repair (settings, stock below the database's, issued behind). */
@@ -69,6 +75,7 @@ export interface Sides {
   inDb: SeqBitset
   dead: SeqBitset
   restore: SeqBitset
+  restoreHolders: SeqBitset
   conflict: SeqBitset
   /** Sequences some place holds above the issued counter read with them. */
   beyondCounter: SeqBitset
@@ -112,6 +119,7 @@ async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sid
   const inDb = new SeqBitset(size)
   const dead = new SeqBitset(size)
   const restore = new SeqBitset(size)
+  const restoreHolders = new SeqBitset(size)
   const conflict = new SeqBitset(size)
   const beyondCounter = new SeqBitset(size)
   const heldBy = new SeqFingerprints(size) // which claim Redis's records hold at each sequence
@@ -164,7 +172,10 @@ async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sid
         inStream.add(c.sequence)
         if (c.sequence > maxStreamSeq) maxStreamSeq = c.sequence
         if (c.sequence > issued) beyondCounter.add(c.sequence)
-        if (conflicts(c)) return
+        if (conflicts(c)) {
+          if (!holds(records[i], c.claimId)) restoreHolders.add(c.sequence)
+          return
+        }
         if (!holds(records[i], c.claimId)) markMissing(c, 'in the stream, missing from the user\'s record')
       })
     }
@@ -180,7 +191,10 @@ async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sid
     rows.forEach((r, i) => {
       inDb.add(r.sequence)
       if (r.sequence > maxDbSeq) maxDbSeq = r.sequence
-      if (conflicts(r)) return
+      if (conflicts(r)) {
+        if (!holds(records[i], r.claimId)) restoreHolders.add(r.sequence)
+        return
+      }
       if (!holds(records[i], r.claimId)) markMissing(r, 'in the database, missing from the user\'s record')
       else if (r.sequence > issued) markMissing(r, `in the database beyond issued ${issued}`)
       else if (!r.released && !eventsInStream.has(r.claimId)) {
@@ -223,7 +237,8 @@ async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sid
   const issuedEnd = hasLive ? await issuedNow() : NaN
   progress.stop()
   return {
-    sides: { raw, hasLive, issuedStart, issuedEnd, inUsers, eligible, inStream, inDb, dead, restore, conflict,
+    sides: { raw, hasLive, issuedStart, issuedEnd, inUsers, eligible, inStream, inDb, dead, restore, restoreHolders,
+      conflict,
       beyondCounter, maxUsersSeq, maxStreamSeq, maxDbSeq, malformedUsers: malformedUsers.size, releasedInUsers,
       unappliedEvents, classes },
     stats,
@@ -332,7 +347,8 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     remainingClasses: null,
   }
   report.drift = driftOf(sides.classes)
-  return { report, campaign, hasLive: sides.hasLive, lost, restore: sides.restore, needIssued, repairLiveState,
+  return { report, campaign, hasLive: sides.hasLive, lost, restore: sides.restore,
+    restoreHolders: sides.restoreHolders, needIssued, repairLiveState,
     releasedRows: stats.released, unappliedEvents: sides.unappliedEvents }
 }
 

@@ -15,7 +15,8 @@ const live = (issued: number, extra: Record<string, string> = {}) => ({ name: 'c
 
 function sides(over: Partial<Sides>): Sides {
   return { raw: live(0), hasLive: true, issuedStart: 0, issuedEnd: 0, inUsers: bits(), eligible: bits(),
-    inStream: bits(), inDb: bits(), dead: bits(), restore: bits(), conflict: bits(), beyondCounter: bits(),
+    inStream: bits(), inDb: bits(), dead: bits(), restore: bits(), restoreHolders: bits(), conflict: bits(),
+    beyondCounter: bits(),
     maxUsersSeq: 0, maxStreamSeq: 0, maxDbSeq: 0, malformedUsers: 0, releasedInUsers: 0, unappliedEvents: [],
     classes: emptyClasses(), ...over }
 }
