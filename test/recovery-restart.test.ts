@@ -19,6 +19,7 @@ import { testEnv, spawnServer, freePort, createCampaign, claim } from './helper.
 import { startPrivateRedis } from './private-redis.js'
 import { startedWorker, waitUntil } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
+import { formatRecoveries } from '../src/reconcile/format.js'
 
 interface Sample { url: string; id: string; user: string; start: number; end: number; status: number; code?: string
   retryAfter: string | null; claimId?: string; sequence?: number }
@@ -30,7 +31,7 @@ const { env, sql } = await testEnv(t, { REDIS_URL: r.url, RATE_LIMIT_IP_MAX: '0'
 const [a, b] = await Promise.all([freePort(), freePort()])
 const apis = await Promise.all([spawnServer(t, env, a), spawnServer(t, env, b)])
 const urls = apis.map((x) => x.url)
-await Promise.all([startedWorker(t, env, 'w1'), startedWorker(t, env, 'w2')])
+const workers = await Promise.all([startedWorker(t, env, 'w1'), startedWorker(t, env, 'w2')])
 const ids = [await createCampaign(urls[0]!, { name: 'r1', stock: 1_000_000, perUserLimit: 1 }),
   await createCampaign(urls[0]!, { name: 'r2', stock: 1_000_000, perUserLimit: 1 })]
 
@@ -97,11 +98,22 @@ async function scenario(t: Test, label: string, lose: () => void) {
   await waitUntil('the workers persisted every claim answered after the restart', async () => {
     const rows = await persistedIds()
     return after.filter((s) => s.status === 201).every((s) => rows.has(s.claimId!))
-  }, 60_000)
+  }, 60_000).catch(async (err: Error) => {
+    const rows = await persistedIds()
+    const missing = after.filter((s) => s.status === 201 && !rows.has(s.claimId!))
+    const streams = await r.admin.keys(`${env.KEY_PREFIX}:*claims`)
+    const info = await Promise.all(streams.map(async (k) => [k, await r.admin.xlen(k),
+      await r.admin.call('XINFO', 'GROUPS', k).catch((e: Error) => e.message)]))
+    t.comment(`not persisted: ${missing.length}, e.g. ${JSON.stringify(missing.slice(0, 3))}; streams ` +
+      JSON.stringify(info) + '\n' + workers.map((w) => w.output().slice(-3000)).join('\n----\n'))
+    throw err
+  })
   const won = samples.filter((s) => s.status === 201)
   const bySeq = new Map<string, Sample[]>()
   for (const s of won) bySeq.set(`${s.id}:${s.sequence}`, [...(bySeq.get(`${s.id}:${s.sequence}`) ?? []), s])
-  const twice = [...bySeq.values()].filter((list) => list.length > 1 && list.some((s) => before.has(s.claimId!)))
+  // A sequence PostgreSQL held at the kill answered again afterwards: its holder is not the last one answered it.
+  // (A sequence answered again after an earlier scenario lost it unpersisted is the none-mode loss, not this.)
+  const twice = [...bySeq.values()].filter((list) => list.slice(0, -1).some((s) => before.has(s.claimId!)))
   t.same(twice.map((l) => l.map((s) => `${s.id}:${s.sequence} ${s.user}`)), [],
     'no sequence PostgreSQL held was answered twice')
   const rows = await sql`SELECT campaign_id::text AS id, max(sequence)::int AS max FROM claims GROUP BY 1`
@@ -154,6 +166,5 @@ t.test('restarted empty', async (t) => {
 t.test('reconcile reports what the automatic recovery did', async (t) => {
   const report = await runReconcile(env, ['--json'])
   t.ok((report.json?.recoveries?.length ?? 0) >= 4, 'the four recoveries are listed')
-  const text = await runReconcile(env, [])
-  t.match(text.stdout, /automatic recoveries/)
+  t.match(formatRecoveries(report.json!), /automatic recoveries[^]*checked against PostgreSQL[^]*rebuilt from PostgreSQL/)
 })
