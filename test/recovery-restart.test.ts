@@ -141,7 +141,7 @@ async function scenario(t: Test, label: string, lose: () => void) {
 
   const lost = won.filter((s) => s.end < killedAt && !before.has(s.claimId!))
   t.comment(`${label}: Redis down ${restartedAt - killedAt} ms; fenced (first RECOVERING to first 201) ` +
-    ids.map((id) => `${fenceEnd(id) - fenceStart(id)} ms`).join(' / ') + `; restart to both issuing again ` +
+    ids.map((id) => `${fenceEnd(id) - fenceStart(id)} ms`).join(' / ') + '; restart to both issuing again ' +
     `${resumedAt - restartedAt} ms; repair ` + recs.map((x) => `${(x.finished_at as Date).getTime() -
       (x.started_at as Date).getTime()} ms (found ${JSON.stringify(x.found)}, restored ${x.restored})`).join(' / ') +
     `; ${failed.length} 503s (${recovering.length} RECOVERING); ${lost.length} acknowledged claims neither ` +
