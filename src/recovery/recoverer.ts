@@ -69,7 +69,11 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
   async function repair(row: CampaignRow, token: string): Promise<void> {
     const id = String(row.id)
     const startedAt = new Date()
+    // Where the fenced time goes (ms since the start, in the log line).
+    const trace: string[] = []
+    const mark = (what: string) => trace.push(`${what} ${Date.now() - startedAt.getTime()}`)
     let ins: Inspection = await inspectCampaign(deps, row)
+    mark('inspected')
     const reason = ins.hasLive ? 'checked' : 'rebuilt'
     const found: Record<string, number> = {}
     for (const c of CLASS_NAMES) {
@@ -84,16 +88,19 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
         restored += r.restored
         reenqueued += r.reenqueued
         liveState = r.liveState ?? liveState
+        mark('repaired')
       }
       // A batch the worker read from the failed node may commit after the scan: issued must stay above every
       // row before the fence lifts, or the next claim would take a sequence PostgreSQL holds.
       const [stats, issued] = await Promise.all([claimStats(db, id), readIssued(redis, keys, id)])
+      mark('late-check')
       if (issued !== null && stats.maxSequence <= issued) break
       if (pass + 1 >= LATE_ROW_PASSES) throw new Error(`campaign ${id}: PostgreSQL holds sequence ` +
         `${stats.maxSequence} above issued ${issued} after ${LATE_ROW_PASSES} repairs`)
       ins = await inspectCampaign(deps, row)
     }
     const lifted = await fence(id, 'lift', token)
+    mark('lifted')
     if (lifted[0] !== 1) throw new Error(`campaign ${id}: the recovery lease was lost before the fence was lifted`)
     const node = await redis.hget(keys.campaign(id), 'node') ?? ''
     // Instances drop what they cached (a sold-out answer from the stale counter).
@@ -101,7 +108,7 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
     await db.insert(recoveries).values({ campaignId: row.id, node, reason, instance, startedAt, found, restored,
       reenqueued, liveState })
     log.warn({ campaignId: id, reason, found, restored, reenqueued, liveState, node,
-      ms: Date.now() - startedAt.getTime() }, 'campaign recovered after a Redis restart or failover; fence lifted')
+      ms: Date.now() - startedAt.getTime(), steps: trace.join(', ') }, 'campaign recovered after a Redis restart or failover; fence lifted')
   }
 
   async function recover(id: string, fromClaim: boolean): Promise<Outcome> {
