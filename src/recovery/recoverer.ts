@@ -108,7 +108,8 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
     await db.insert(recoveries).values({ campaignId: row.id, node, reason, instance, startedAt, found, restored,
       reenqueued, liveState })
     log.warn({ campaignId: id, reason, found, restored, reenqueued, liveState, node,
-      ms: Date.now() - startedAt.getTime(), steps: trace.join(', ') }, 'campaign recovered after a Redis restart or failover; fence lifted')
+      ms: Date.now() - startedAt.getTime(), steps: trace.join(', ') },
+    'campaign recovered after a Redis restart or failover; fence lifted')
   }
 
   async function recover(id: string, fromClaim: boolean): Promise<Outcome> {
