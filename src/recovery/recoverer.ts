@@ -24,6 +24,7 @@ import { publishCampaignChanged } from '../campaigns/events.js'
 import type { Keys } from '../redis/keys.js'
 import type { RedisClient } from '../redis/client.js'
 import { readIssued } from '../redis/campaign-hash.js'
+import { evictedKeys } from '../redis/eviction.js'
 import { inspectCampaign, type Inspection, type ReconcileDeps } from '../reconcile/inspect.js'
 import { repairCampaign } from '../reconcile/repair.js'
 import { CLASS_NAMES } from '../reconcile/report.js'
@@ -121,6 +122,13 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
     const problem = opts.unsafe()
     if (problem) {
       log.error({ campaignId: id, problem }, 'campaign fenced; recovery waits for a safe eviction policy')
+      return 'skipped'
+    }
+    // As reconcile --fix: after evictions the answered claims may be gone from Redis, the stream and the
+    // database alike, so the campaign stays fenced for a person (docs/operations.md, "Redis evicted keys").
+    const evicted = await evictedKeys(redis)
+    if (evicted > 0) {
+      log.error({ campaignId: id, evicted }, 'campaign fenced; Redis evicted keys, so it is not rebuilt automatically')
       return 'skipped'
     }
     const token = `${instance}:${randomUUID()}`
