@@ -5,7 +5,8 @@
  * all roles as a user with this rule and asserts Redis denied nothing (ACL LOG stays empty).
  */
 export const ACL_COMMANDS = [
-  // connection set-up (ioredis: ready check, connection names) and probes
+  // connection set-up (ioredis: ready check, connection names) and probes; INFO also inside the scripts that
+  // stamp or check a campaign's recovery fence (the Redis process's run_id, src/redis/campaign-hash.lua)
   'ping', 'info', 'client|setname', 'select', 'quit',
   // the eviction policy check (leave out where CONFIG is not allowed; then set REDIS_EVICTION_POLICY_ACK)
   'config|get',
