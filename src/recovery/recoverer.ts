@@ -22,7 +22,7 @@ import { campaigns, recoveries } from '../db/schema.js'
 import type { CampaignRow } from '../campaigns/repository.js'
 import { publishCampaignChanged } from '../campaigns/events.js'
 import type { Keys } from '../redis/keys.js'
-import type { RedisClient } from '../redis/client.js'
+import { isCluster, masters, type RedisClient } from '../redis/client.js'
 import { readIssued } from '../redis/campaign-hash.js'
 import { evictedKeys } from '../redis/eviction.js'
 import { inspectCampaign, type Inspection, type ReconcileDeps } from '../reconcile/inspect.js'
@@ -155,17 +155,39 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
     return p
   }
 
+  /**
+   * The run_id of the master serving each campaign, read once per sweep per master (INFO server), so a sweep
+   * costs Redis one HMGET per campaign; the atomic check is fence.lua's, once a campaign looks fenced.
+   */
+  async function runIdOf(): Promise<(id: string) => string | undefined> {
+    const byNode = new Map<string, string>()
+    await Promise.all(masters(redis).map(async (node) => {
+      const id = /run_id:(\w+)/.exec(await node.info('server'))?.[1]
+      if (id) byNode.set(`${node.options.host}:${node.options.port}`, id)
+    }))
+    if (!isCluster(redis)) return () => [...byNode.values()][0]
+    const slots = redis.slots
+    return (id) => {
+      const owner = slots[keys.slotOf(keys.partitionOf(id))]?.[0]
+      return owner === undefined ? undefined : byNode.get(owner)
+    }
+  }
+
   /** Every live campaign's fence, checked in pages; fenced ones are repaired (a few at a time). */
   async function sweep(): Promise<void> {
+    const nodeOf = await runIdOf()
     let after = 0n
     for (;;) {
       const rows = await db.select({ id: campaigns.id }).from(campaigns)
         .where(and(gt(campaigns.id, after), isNull(campaigns.archivedAt))).orderBy(asc(campaigns.id)).limit(100)
       // A node that does not answer (a failover in progress) leaves its campaigns for the next sweep.
-      const states = await Promise.allSettled(rows.map((r) => fence(String(r.id), 'check')))
-      const fenced = rows.filter((_, i) => {
+      const states = await Promise.allSettled(rows.map((r) => redis.hmget(keys.campaign(String(r.id)), 'stock',
+        'perUserLimit', 'issued', 'node')))
+      const fenced = rows.filter((r, i) => {
         const s = states[i]!
-        return s.status === 'fulfilled' && s.value[1] !== 1
+        if (s.status !== 'fulfilled') return false
+        const [stock, limit, issued, node] = s.value
+        return stock == null || limit == null || issued == null || node !== nodeOf(String(r.id))
       }).map((r) => String(r.id))
       for (let i = 0; i < fenced.length; i += 4) await Promise.all(fenced.slice(i, i + 4).map((id) => run(id, false)))
       if (rows.length < 100) return
