@@ -33,7 +33,7 @@ const { values } = parseCli(RECONCILE_CLI, process.argv.slice(2), (v) => {
 })
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
 const [{ pino }, { loadConfig }, { createDb }, { createRedis }, { createKeys }, { reconcile }, { formatCampaign,
-  formatSummary }, { silentProgress, terminalProgress }] = await Promise.all([
+  formatRecoveries, formatSummary }, { silentProgress, terminalProgress }] = await Promise.all([
   import('pino'), import('../src/config.js'), import('../src/db/client.js'), import('../src/redis/client.js'),
   import('../src/redis/keys.js'),
   import('../src/reconcile/reconcile.js'), import('../src/reconcile/format.js'), import('../src/reconcile/progress.js'),
@@ -74,7 +74,11 @@ try {
 }
 
 if (json) console.log(JSON.stringify(run, null, 2))
-else if (!run.error) console.log(formatSummary(run))
+else if (!run.error) {
+  const recovered = formatRecoveries(run)
+  if (recovered) console.log(recovered + '\n')
+  console.log(formatSummary(run))
+}
 await redis?.quit().catch(() => redis?.disconnect())
 await db?.close().catch(() => {})
 process.exitCode = run.exitCode

@@ -7,7 +7,7 @@ import { createRedis, type RedisClient } from './redis/client.js'
 import { httpTimeouts, requestId } from './http-limits.js'
 import { createKeys } from './redis/keys.js'
 import { defineScripts, scriptSources } from './redis/scripts.js'
-import { AppError, ErrorCode, errorBody } from './errors.js'
+import { AppError, ErrorCode, campaignRecovering, errorBody } from './errors.js'
 import { createCampaignsRepository } from './campaigns/repository.js'
 import { createMissingCampaignResolver } from './campaigns/lookup.js'
 import { adminCampaignRoutes } from './campaigns/admin-routes.js'
@@ -28,6 +28,7 @@ import { edgeErrorOptions, installErrorHandlers } from './http/error-handlers.js
 import { registerQueue } from './queue/plugin.js'
 import { createDurability } from './durability/durability.js'
 import { durableAnswers } from './durability/answers.js'
+import { startRecoverer, type Recoverer } from './recovery/recoverer.js'
 
 // A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
 const LIVE_READ_TIMEOUT_MS = 5000
@@ -155,12 +156,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const metrics = createApiMetrics(redis, keys, app.log, config.READY_TIMEOUT_MS)
   const soldOut = createSoldOutCache(config.SOLD_OUT_CACHE_MS)
   const events = config.SOLD_OUT_CACHE_MS > 0 ? subscribeCampaignEvents(config, keys, soldOut, app.log) : null
-  const missing = createMissingCampaignResolver(campaigns)
+  // Set once the ops plugin can say whether the eviction policy is safe (below); kicks before that wait a sweep.
+  let recoverer: Recoverer | null = null
+  const recovery = config.RECOVERY_INTERVAL_MS > 0
+  const missing = createMissingCampaignResolver(campaigns, recovery ? (id) => recoverer?.kick(id) : undefined)
   const durability = createDurability(config, redis, keys, app.log, 'fcfs-api')
   const durable = durableAnswers(durability, keys, config.CLAIM_DURABILITY_TIMEOUT_MS)
   app.decorate<RedisClient>('redis', redis)
   app.decorate('soldOut', soldOut)
   app.addHook('onClose', async () => {
+    await recoverer?.close()
     await events?.close()
     await durability.close()
     if (!deps.redis) await redis.quit().catch(() => redis.disconnect())
@@ -201,8 +206,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Before the claim route: its answer-counting hook must exist when that route is added.
   await registerQueue(app, { redis, keys, db: db.db, campaigns, authenticate, adminAuth, tickMs: config.QUEUE_TICK_MS,
     whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
+  if (recovery) {
+    recoverer = startRecoverer({ redis, db: db.db, keys, log: app.log, intervalMs: config.RECOVERY_INTERVAL_MS,
+      unsafe: ops.evictionProblem })
+  }
+  const fenced = recovery ? (id: string) => { recoverer?.kick(id); return campaignRecovering(id) } : undefined
   await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns, durable,
-    evictionProblem: ops.evictionProblem, whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
+    evictionProblem: ops.evictionProblem, whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing,
+    fenced })
   await registerLive(app, {
     redis, sql: db.sql, keys, adminAuth,
     answersByStatus: metrics.answersByStatus, registry: metrics.registry,

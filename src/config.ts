@@ -82,6 +82,11 @@ export const ConfigSchema = Type.Object({
   }),
   CLAIM_DURABILITY_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 10, maximum: 60_000,
     description: 'bound on that confirmation' }),
+  // Hands-free recovery (src/recovery/): each API instance looks for campaigns fenced by a Redis restart or
+  // failover this often (and at once when a claim meets one), repairs them from PostgreSQL and lifts the
+  // fence. 0 turns it off: claims are then never fenced, and a lost live state answers CAMPAIGN_UNAVAILABLE.
+  RECOVERY_INTERVAL_MS: Int(1000, 0, 'how often each API instance looks for campaigns fenced by a Redis restart ' +
+    'or failover (503 `RECOVERING`) and repairs them from PostgreSQL; `0` turns recovery and the fence off'),
   ADMIN_TOKEN: Type.Optional(Type.String({
     minLength: 16,
     description: 'bearer token of `/admin/*` (16+ chars); unset: 503 `ADMIN_DISABLED`',

@@ -11,6 +11,7 @@ export const ErrorCode = {
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   CAMPAIGN_NOT_FOUND: 'CAMPAIGN_NOT_FOUND',
   CAMPAIGN_UNAVAILABLE: 'CAMPAIGN_UNAVAILABLE',
+  RECOVERING: 'RECOVERING',
   ALREADY_CLAIMED: 'ALREADY_CLAIMED',
   SOLD_OUT: 'SOLD_OUT',
   NOT_OPEN: 'NOT_OPEN',
@@ -136,6 +137,10 @@ export const campaignNotFound = (id: string) => new AppError(404, ErrorCode.CAMP
   `campaign ${id} does not exist`)
 export const campaignUnavailable = (id: string) => new AppError(503, ErrorCode.CAMPAIGN_UNAVAILABLE,
   `campaign ${id} has no live state in Redis; an operator must run reconcile --fix`)
+/** Fenced after a Redis restart or failover until the automatic recovery has repaired it (src/recovery/). */
+export const campaignRecovering = (id: string) => new AppError(503, ErrorCode.RECOVERING,
+  `campaign ${id} is being checked against PostgreSQL after a Redis restart or failover; nothing was issued, ` +
+  'retry shortly')
 export const claimNotFound = (id: string, claimId: string) => new AppError(404, ErrorCode.CLAIM_NOT_FOUND,
   `campaign ${id} has no claim ${claimId} of yours`)
 export const campaignEnded = (id: string) => new AppError(409, ErrorCode.CAMPAIGN_ENDED,

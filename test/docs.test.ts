@@ -47,7 +47,7 @@ t.test('the key layout table is the one src/redis/keys.ts builds', async (t) => 
   const pattern = (k: string) => k.replace(tag, '{<prefix>:p<n>:<salt>}').replaceAll('PFX', '<prefix>')
     .replace(`:campaign:${id}`, ':campaign:<id>').replace(':4:USER', ':<len>:<user>').replace(':IDEM', ':<key>')
   const built = [keys.campaign(id), keys.users(id), keys.holds(id), keys.marks(id), keys.idempotency(id, 'USER', 'IDEM'),
-    keys.userRate(id, 'USER'), keys.streamOf(id), keys.events()].map(pattern)
+    keys.userRate(id, 'USER'), keys.recoveryLease(id), keys.streamOf(id), keys.events()].map(pattern)
   const table = [...section(api, '### Redis key layout').matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!)
   t.same(table.sort(), built.sort(), 'every key built is documented, and nothing else')
 })

@@ -190,7 +190,13 @@ t.test('reconcile finds and repairs each class', async (t) => {
     t.equal(c.classes.conflicts.examples[0]!.userId, 'intruder')
     t.equal(c.classes.redisLost.count, 0, 'not restored over another claim')
     t.equal(run.exitCode, 1)
-    t.same(await snapshot(redis, keys, id), before, 'nothing changed')
+    // Issue 19: the row's holder gets its claim back in its own record (its per-user limit stays closed); the
+    // sequence stays a conflict, and nothing else changes.
+    const after = await snapshot(redis, keys, id)
+    const { intruder, ...others } = after.users
+    t.same({ ...after, users: others }, before, 'nothing else changed')
+    const [row] = await sql`SELECT claim_id FROM claims WHERE user_id = 'intruder'`
+    t.match(intruder, `:${row!.claim_id}:`, 'the conflicting row\'s holder is back in its own record')
     const [first] = await streamEntries(redis, keys, id)
     await redis.hset(keys.users(id), 'twin', `1:${randomUUID()}:${first!.claimedAt}`)
     const twin = await check(id)

@@ -1,5 +1,5 @@
 import type { CampaignRow, CampaignsRepository } from './repository.js'
-import { AppError, ErrorCode, campaignNotFound, campaignUnavailable } from '../errors.js'
+import { AppError, ErrorCode, campaignNotFound, campaignRecovering, campaignUnavailable } from '../errors.js'
 
 const NEGATIVE_TTL_MS = 5_000
 
@@ -11,7 +11,9 @@ export type Missing = { kind: 'unknown' } | { kind: 'archived'; row: CampaignRow
  * campaign from 503. Unknown ids are remembered briefly so a flood of made-up ids cannot turn into a
  * flood of queries.
  */
-export function createMissingCampaignResolver(repo: CampaignsRepository) {
+export function createMissingCampaignResolver(repo: CampaignsRepository,
+  /** Automatic recovery (src/recovery/): a lost campaign is rebuilt from PostgreSQL, and answers RECOVERING. */
+  recover?: (id: string) => void) {
   const unknown = new Map<string, number>()
   async function whyMissing(id: string): Promise<Missing> {
     const now = Date.now()
@@ -31,6 +33,10 @@ export function createMissingCampaignResolver(repo: CampaignsRepository) {
     const m = await whyMissing(id)
     if (m.kind === 'unknown') return campaignNotFound(id)
     if (m.kind === 'archived') return archivedClosed(m.row)
+    if (recover) {
+      recover(id)
+      return campaignRecovering(id)
+    }
     return campaignUnavailable(id)
   }
   return { whyMissing, errorForMissing }

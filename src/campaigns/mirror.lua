@@ -22,5 +22,7 @@ if current.stock and current.stock > stock then stock = current.stock end
 campaign_write_settings(KEYS[1], ARGV[2], stock, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 campaign_write_queue(KEYS[1], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12])
 campaign_init_counters(KEYS[1], 0, 0)
+-- A new campaign's state is whole on this node; an existing hash keeps its stamp (a fenced one stays fenced).
+if not exists then campaign_stamp(KEYS[1]) end
 local after = campaign_read(KEYS[1])
 return {stock, after.issued, after.returned}

@@ -11,6 +11,7 @@ export type ClaimOutcome =
   | { kind: 'rate_limited'; retryAfterMs: number }
   | { kind: 'not_admitted'; position: number | null }
   | { kind: 'too_late' }
+  | { kind: 'recovering' }
 
 export interface ClaimResult { outcome: ClaimOutcome; replayed: boolean }
 
@@ -27,6 +28,7 @@ function decode(reply: unknown[]): ClaimOutcome {
     case -6: return { kind: 'rate_limited', retryAfterMs: Number(rest[0]) }
     case -7: return { kind: 'not_admitted', position: rest[0] ? Number(rest[0]) : null }
     case -8: return { kind: 'too_late' }
+    case -9: return { kind: 'recovering' }
     default: throw new Error(`claim script returned unknown code ${String(code)}`)
   }
 }
@@ -51,6 +53,8 @@ export interface ClaimArgs {
   userMax?: number; userWindowMs?: number
   /** claimDeadline(): past it (Redis TIME) the script answers too_late and writes nothing (0: no deadline). */
   deadlineMs?: number
+  /** Refuse a fenced campaign (answers recovering): on while automatic recovery runs (src/recovery/). */
+  fence?: boolean
 }
 
 export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Promise<ClaimResult> {
@@ -63,7 +67,7 @@ export async function runClaim(redis: RedisClient, keys: Keys, a: ClaimArgs): Pr
     userMax > 0 ? keys.userRate(a.campaignId, a.userId) : keys.campaign(a.campaignId),
     keys.holds(a.campaignId), keys.marks(a.campaignId), keys.queueUsers(a.campaignId), keys.queueAdmits(a.campaignId),
     a.claimId, a.campaignId, a.userId, a.idempotencyTtlS, a.idempotencyKey ? '1' : '0', userMax, a.userWindowMs ?? 1000,
-    a.deadlineMs ?? 0)
+    a.deadlineMs ?? 0, a.fence ? '1' : '0')
   if (reply[0] === 0) return { outcome: decode(JSON.parse(String(reply[1])) as unknown[]), replayed: true }
   return { outcome: decode(reply), replayed: false }
 }

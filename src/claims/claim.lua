@@ -18,6 +18,7 @@
   ARGV[1] claimId  ARGV[2] campaignId  ARGV[3] userId  ARGV[4] idempotency TTL (s)  ARGV[5] use idempotency
   ARGV[6] requests allowed per user and window (0: no limit)  ARGV[7] window (ms)
   ARGV[8] deadline (epoch ms, the API's clock; 0: none): a script that starts later writes nothing
+  ARGV[9] '1': fenced campaigns are refused (automatic recovery on, src/recovery/)
 
   A 503 is the truth (issue 19): the API answers 503 once its bound ends, but the command may still sit in a
   socket or a client queue (a frozen Redis, a reconnect, a failover) and run afterwards. The deadline is the
@@ -42,6 +43,8 @@
    -6  rate limited {-6, retryAfterMs}       (the request counted nothing else)
    -7  not admitted {-7, position or ''}     (a queued campaign: not, or no longer, admitted; never stored)
    -8  too late     {-8}                     (past ARGV[8]: nothing read as a decision, nothing written)
+   -9  recovering   {-9}                     (ARGV[9] = '1' and the hash was not verified on this Redis process:
+                                              a restart or failover may have lost claims; nothing written)
 ]]
 local LISTED = 10
 -- The at-limit listing reads at most this many entries, whatever cancellations left in the record.
@@ -72,6 +75,9 @@ if not stock or not limit or not issued then
   end
   return {-1}
 end
+-- Part of step 1 (issue 19): live state last verified on another Redis process (restart, failover) may lack
+-- claims PostgreSQL holds; issuing from its counter could hand their sequences out again.
+if ARGV[9] == '1' and camp.node ~= node_run_id() then return {-9} end
 
 -- Fixed window per (campaign, user), started by the user's first request, as @fastify/rate-limit counts.
 -- After the campaign check, so that a request for an unknown campaign creates no key under its tag.

@@ -31,7 +31,8 @@ const soldOutBody = (campaignId: string) => errorBody(410, ErrorCode.SOLD_OUT, `
 type Refusal = ReturnType<typeof errorBody>
 type Issued = {
   claimId: string; campaignId: string; userId: string; sequence: number; status?: 'held'; expiresAt?: string }
-type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_limited' } | { kind: 'too_late' }>
+type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_limited' } | { kind: 'too_late' } |
+  { kind: 'recovering' }>
 
 /** The script started after the request's deadline: it wrote nothing (the request waited on a slow Redis). */
 const claimTooLate = () => new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
@@ -93,6 +94,8 @@ export interface ClaimRoutesOptions {
   whyMissing: (id: string) => Promise<Missing>
   /** 404, 403 CLOSED (archived) or 503 for a campaign whose live state Redis does not have. */
   errorForMissing: (id: string) => Promise<AppError>
+  /** With automatic recovery (src/recovery/): the script refuses fenced campaigns; this is their 503. */
+  fenced?: (id: string) => AppError
 }
 
 export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async (app, opts) => {
@@ -175,6 +178,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
         idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
         // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
         userMax: config.RATE_LIMIT_USER_MAX, userWindowMs: config.RATE_LIMIT_USER_WINDOW_MS, deadlineMs,
+        fence: opts.fenced !== undefined,
       }))
     } catch (err) {
       opts.metrics.countClaim('error')
@@ -191,6 +195,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     if (outcome.kind === 'unavailable') throw await opts.errorForMissing(campaignId)
     if (outcome.kind === 'rate_limited') throw rateLimited(reply, outcome.retryAfterMs)
     if (outcome.kind === 'too_late') throw claimTooLate()
+    if (outcome.kind === 'recovering') throw opts.fenced!(campaignId)
     // Answers saying the user holds a unit (201, replayed or not; 409 listing their claims) wait for the replicas.
     if (outcome.kind === 'issued' || outcome.kind === 'at_limit') {
       await opts.durable.after(ticket, { campaignId, action: 'claim',

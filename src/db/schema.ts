@@ -87,3 +87,27 @@ export const adminIdempotencyKeys = pgTable('admin_idempotency_keys', {
 }, (t) => [
   primaryKey({ name: 'admin_idempotency_keys_pkey', columns: [t.key] }),
 ])
+
+/**
+ * What the automatic recovery did (issue 19, src/recovery/): one row per campaign repaired after a Redis
+ * restart or failover, written by the one instance that held the lease. `npm run reconcile` lists them.
+ */
+export const recoveries = pgTable('recoveries', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  campaignId: bigint('campaign_id', { mode: 'bigint' }).notNull(),
+  /** run_id of the Redis process the campaign was verified on. */
+  node: text('node').notNull(),
+  /** 'rebuilt' (Redis had no live state) or 'checked' (live state from another process: restart, failover). */
+  reason: text('reason').notNull(),
+  /** The API instance that repaired it (hostname:pid). */
+  instance: text('instance').notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull(),
+  finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  /** Drift found, by reconcile class (report.ts), and what was repaired. */
+  found: jsonb('found').notNull(),
+  restored: integer('restored').notNull(),
+  reenqueued: integer('reenqueued').notNull(),
+  liveState: text('live_state'),
+}, (t) => [
+  index('recoveries_campaign_idx').on(t.campaignId, t.finishedAt),
+])

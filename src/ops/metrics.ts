@@ -8,7 +8,7 @@ import { flatRecord } from '../redis/codec.js'
 
 /** Outcomes of the claim script, plus `replayed` (an Idempotency-Key answer) and `error` (the script failed). */
 const CLAIM_OUTCOMES = ['issued', 'at_limit', 'sold_out', 'not_open', 'closed', 'unavailable', 'replayed',
-  'rate_limited', 'not_admitted', 'too_late', 'error'] as const
+  'rate_limited', 'not_admitted', 'too_late', 'recovering', 'error'] as const
 export type ClaimMetricOutcome = (typeof CLAIM_OUTCOMES)[number]
 
 // Claims answer in about a millisecond when healthy; the upper buckets catch Redis stalls and queueing.

@@ -22,8 +22,8 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   422: [ErrorCode.IDEMPOTENCY_KEY_REUSED],
   429: [ErrorCode.RATE_LIMITED],
   500: [ErrorCode.INTERNAL],
-  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED,
-    ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.NOT_DURABLE],
+  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.RECOVERING, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY,
+    ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.NOT_DURABLE],
 }
 
 /** The codes a route can answer with at a status (some codes belong to one family of routes only). */
@@ -50,6 +50,8 @@ function codesFor(url: string, status: string): ErrorCode[] {
       case ErrorCode.CLAIMS_PENDING: case ErrorCode.RECONCILE_DRIFT: return archive
       case ErrorCode.ADMIN_DISABLED: return admin
       case ErrorCode.CAMPAIGN_UNAVAILABLE: return campaign
+      // a claim (or a queued campaign's join) while the campaign is fenced after a Redis restart or failover
+      case ErrorCode.RECOVERING: return url === '/v1/campaigns/:id/claims' || queue
       case ErrorCode.CAMPAIGN_NOT_FOUND: return campaign
       case ErrorCode.NOT_READY: return url === '/readyz'
       case ErrorCode.METRICS_DISABLED: return url === '/metrics'

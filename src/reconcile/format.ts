@@ -44,6 +44,21 @@ export function formatCampaign(r: CampaignReport, fix: boolean): string {
   return lines.join('\n')
 }
 
+/** The automatic recoveries reconcile lists (src/recovery/), or '' when there were none. */
+export function formatRecoveries(run: RunReport): string {
+  const rows = run.recoveries ?? []
+  if (rows.length === 0) return ''
+  const lines = [`automatic recoveries after a Redis restart or failover (latest ${rows.length}, newest first):`]
+  for (const r of rows) {
+    const found = Object.entries(r.found).map(([c, n]) => `${LABELS[c as ClassName] ?? c} ${n}`).join(', ')
+    const ms = Date.parse(r.finishedAt) - Date.parse(r.startedAt)
+    lines.push(`  ${r.finishedAt}  campaign ${r.campaignId}  ${r.reason === 'rebuilt' ? 'rebuilt from PostgreSQL'
+      : 'checked against PostgreSQL'} in ${ms} ms by ${r.instance}: ${found || 'no drift'}; ` +
+      `${r.restored} claim(s) restored to users, ${r.reenqueued} re-enqueued`)
+  }
+  return lines.join('\n')
+}
+
 export function formatSummary(run: RunReport): string {
   if (run.error) return `reconcile failed: ${run.error}`
   const withDrift = run.campaigns.filter((c) => c.drift > 0).length

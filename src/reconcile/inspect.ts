@@ -39,6 +39,12 @@ export interface Inspection {
   lost: SeqBitset
   /** Sequences of rows / stream entries to give back to their users' records. */
   restore: SeqBitset
+  /**
+   * Conflicted sequences whose row or stream entry is missing from its own user's record: the claim goes
+   * back to that user's record all the same (the sequence stays a conflict), so that user's per-user limit
+   * does not open after a loss (issue 19).
+   */
+  restoreHolders: SeqBitset
   /** Highest sequence any place knows was handed out: issued must be at least this. */
   needIssued: number
   /** live-state.lua has something to repair (settings, stock below the database's, issued behind). */
@@ -81,6 +87,7 @@ interface Seen {
 interface Found {
   /** Sequences of rows / stream entries to give back to their users' records. */
   restore: SeqBitset
+  restoreHolders: SeqBitset
   conflict: SeqBitset
   /** Sequences some place holds above the issued counter read with them. */
   beyondCounter: SeqBitset
@@ -120,7 +127,8 @@ function newWalk(deps: ReconcileDeps, id: string, hasLive: boolean, issuedStart:
   return {
     deps, id, usersKey: deps.keys.users(id), hasLive, issuedStart,
     seen: { users: bits(), eligible: bits(), stream: bits(), db: bits(), dead: bits() },
-    found: { restore: bits(), conflict: bits(), beyondCounter: bits(), releasedInUsers: 0, unappliedEvents: [],
+    found: { restore: bits(), restoreHolders: bits(), conflict: bits(), beyondCounter: bits(), releasedInUsers: 0,
+      unappliedEvents: [],
       classes: emptyClasses() },
     heldBy: new SeqFingerprints(size),
     malformedUsers: new Set(),
@@ -189,7 +197,10 @@ async function walkStream(w: Walk): Promise<void> {
         if (c.type !== undefined && w.eventsInStream.size < 1_000_000) w.eventsInStream.add(c.claimId)
         w.seen.stream.add(c.sequence)
         if (c.sequence > issued) w.found.beyondCounter.add(c.sequence)
-        if (conflicts(w, c)) return
+        if (conflicts(w, c)) {
+          if (!holds(records[i], c.claimId)) w.found.restoreHolders.add(c.sequence)
+          return
+        }
         if (!holds(records[i], c.claimId)) markMissing(w, c, 'in the stream, missing from the user\'s record')
       })
     }
@@ -218,7 +229,10 @@ async function walkRows(w: Walk): Promise<void> {
     ])
     rows.forEach((r, i) => {
       w.seen.db.add(r.sequence)
-      if (conflicts(w, r)) return
+      if (conflicts(w, r)) {
+        if (!holds(records[i], r.claimId)) w.found.restoreHolders.add(r.sequence)
+        return
+      }
       if (!holds(records[i], r.claimId)) markMissing(w, r, 'in the database, missing from the user\'s record')
       else if (r.sequence > issued) markMissing(w, r, `in the database beyond issued ${issued}`)
       else if (!r.released && !w.eventsInStream.has(r.claimId)) checkLifecycle(w, r, records[i]!)
@@ -369,7 +383,8 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
     remainingClasses: null,
   }
   report.drift = driftOf(sides.found.classes)
-  return { report, campaign, hasLive: sides.live.hasLive, lost, restore: sides.found.restore, needIssued,
+  return { report, campaign, hasLive: sides.live.hasLive, lost, restore: sides.found.restore,
+    restoreHolders: sides.found.restoreHolders, needIssued,
     repairLiveState, releasedRows: stats.released, unappliedEvents: sides.found.unappliedEvents }
 }
 

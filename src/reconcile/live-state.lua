@@ -32,5 +32,7 @@ campaign_write_settings(KEYS[1], ARGV[2], stock, ARGV[4], ARGV[5], ARGV[6], ARGV
 campaign_write_queue(KEYS[1], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 campaign_set_issued(KEYS[1], issued)
 campaign_init_counters(KEYS[1], issued, tonumber(ARGV[9]) or 0)
+-- Rebuilt from the database on this node: whole here (an existing hash keeps its stamp: src/recovery/).
+if not exists then campaign_stamp(KEYS[1]) end
 if exists then return {0, stock, issued} end
 return {1, stock, issued}

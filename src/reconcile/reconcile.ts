@@ -1,12 +1,13 @@
 /** reconcile over every campaign (or one): inspect, optionally repair, then inspect again to prove it. */
-import { and, asc, eq, gt, isNull, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, isNull, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.js'
-import { campaigns } from '../db/schema.js'
+import { campaigns, recoveries } from '../db/schema.js'
 import type { CampaignRow } from '../campaigns/repository.js'
 import type { Keys } from '../redis/keys.js'
 import { inspectCampaign, lostClaims, exampleOf, type ReconcileDeps } from './inspect.js'
 import { repairCampaign } from './repair.js'
-import { addExample, CLASS_NAMES, MAX_EXAMPLES, type CampaignReport, type ClassName, type RunReport } from './report.js'
+import { addExample, CLASS_NAMES, MAX_EXAMPLES, type CampaignReport, type ClassName, type RecoveryReport,
+  type RunReport } from './report.js'
 import { silentProgress, type Progress } from './progress.js'
 import { PAGE_SIZE } from './sources.js'
 import { assertNoEviction, evictedKeys } from '../redis/eviction.js'
@@ -110,5 +111,16 @@ export async function reconcile(redis: RedisClient, db: Db, keys: Keys,
     opts.onCampaign?.(report)
   }
   const exitCode = unresolved > 0 || evicted > 0 ? 1 : 0
-  return { ok: exitCode === 0, exitCode, fix, campaigns: reports, totals, evictedKeys: evicted }
+  return { ok: exitCode === 0, exitCode, fix, campaigns: reports, totals, evictedKeys: evicted,
+    recoveries: await latestRecoveries(db, opts.campaignId) }
+}
+
+/** What the automatic recovery did lately (src/recovery/): an audit, nothing to act on. */
+async function latestRecoveries(db: Db, campaignId?: string): Promise<RecoveryReport[]> {
+  const rows = await db.select().from(recoveries)
+    .where(campaignId === undefined ? undefined : eq(recoveries.campaignId, BigInt(campaignId)))
+    .orderBy(desc(recoveries.finishedAt)).limit(20)
+  return rows.map((r) => ({ campaignId: String(r.campaignId), reason: r.reason, node: r.node, instance: r.instance,
+    startedAt: r.startedAt.toISOString(), finishedAt: r.finishedAt.toISOString(),
+    found: r.found as Record<string, number>, restored: r.restored, reenqueued: r.reenqueued, liveState: r.liveState }))
 }

@@ -32,7 +32,10 @@ export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Prom
     if (r) result.liveState = 'repaired'
   }
 
-  const restoreCount = ins.restore.count()
+  // Conflicted sequences too: restore-users.lua skips a claim its user's record already holds, so only the
+  // holder missing from its own record is added (its per-user limit closes again; the conflict stays).
+  const restoreCount = ins.restore.count() + ins.restoreHolders.count()
+  const toRestore = (seq: number) => ins.restore.has(seq) || ins.restoreHolders.has(seq)
   if (restoreCount > 0) {
     progress.start(`restore ${id}`, restoreCount)
     const flush = async (batch: ClaimRecord[]) => {
@@ -51,11 +54,11 @@ export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Prom
     ]
     for (const pass of passes) {
       for await (const { claims } of scanStream(redis, keys.streamOf(id), id, pageSize)) {
-        await flush(claims.filter((c) => pass.stream(c.type) && ins.restore.has(c.sequence))
+        await flush(claims.filter((c) => pass.stream(c.type) && toRestore(c.sequence))
           .map(({ type, ...c }) => (type ? { ...c, mark: EVENT_MARK[type]! } : c)))
       }
       for await (const rows of scanClaims(db, id, pageSize)) {
-        await flush(rows.filter((r) => pass.rows(r.mark) && ins.restore.has(r.sequence)))
+        await flush(rows.filter((r) => pass.rows(r.mark) && toRestore(r.sequence)))
       }
     }
     progress.stop()

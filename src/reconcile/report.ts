@@ -39,6 +39,12 @@ export interface CampaignReport {
   remainingClasses: Partial<Record<ClassName, number>> | null
 }
 
+/** One automatic recovery (src/recovery/, table `recoveries`), as reconcile lists it. */
+export interface RecoveryReport {
+  campaignId: string; reason: string; node: string; instance: string; startedAt: string; finishedAt: string
+  found: Record<string, number>; restored: number; reenqueued: number; liveState: string | null
+}
+
 export interface RunReport {
   ok: boolean
   exitCode: 0 | 1 | 2
@@ -47,6 +53,8 @@ export interface RunReport {
   totals: Record<ClassName, number>
   /** INFO stats evicted_keys summed over masters when the run started (null: not read). */
   evictedKeys: number | null
+  /** The latest automatic recoveries (newest first, at most 20; of --campaign only when given). */
+  recoveries?: RecoveryReport[]
   error?: string
   elapsedMs: number
   peakRssBytes: number

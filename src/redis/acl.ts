@@ -5,7 +5,8 @@
  * all roles as a user with this rule and asserts Redis denied nothing (ACL LOG stays empty).
  */
 export const ACL_COMMANDS = [
-  // connection set-up (ioredis: ready check, connection names) and probes
+  // connection set-up (ioredis: ready check, connection names) and probes; INFO also inside the scripts that
+  // stamp or check a campaign's recovery fence (the Redis process's run_id, src/redis/campaign-hash.lua)
   'ping', 'info', 'client|setname', 'select', 'quit',
   // CLAIM_DURABILITY=replica: a marker (incr) and WAIT on a connection of its own per master (src/durability/)
   'wait',

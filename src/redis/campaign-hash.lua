@@ -6,14 +6,23 @@
   handed out), returned (units given back by cancellations and expired holds), ended (ms, set before an
   archive). A claim needs issued - returned < stock and takes sequence issued + 1, so sequences stay unique
   and increasing while returned units are issued again.
+  node (issue 19): the run_id of the Redis process on which this live state was created or last checked
+  against PostgreSQL (src/recovery/). A restart or a failover changes the serving process's run_id, so a
+  hash whose node differs may have lost acknowledged writes: claim.lua refuses it (RECOVERING) until the
+  recovery has repaired it and written the new run_id.
 ]]
+
+-- This Redis process's run_id: new at every start, and another process's after a failover.
+local function node_run_id() return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
+local function campaign_stamp(key) redis.call('HSET', key, 'node', node_run_id()) end
 
 -- Every field a script decides on, as numbers (nil when missing or ''); returned defaults to 0.
 local function campaign_read(key)
   local v = redis.call('HMGET', key, 'stock', 'perUserLimit', 'opensAt', 'closesAt', 'issued', 'returned',
-    'holdSeconds', 'ended', 'qOrder')
+    'holdSeconds', 'ended', 'qOrder', 'node')
   return {queue = (v[9] and v[9] ~= '') and v[9] or nil, stock = tonumber(v[1]), perUserLimit = tonumber(v[2]), opensAt = tonumber(v[3]), closesAt = tonumber(v[4]),
-    issued = tonumber(v[5]), returned = tonumber(v[6]) or 0, holdSeconds = tonumber(v[7]), ended = tonumber(v[8])}
+    issued = tonumber(v[5]), returned = tonumber(v[6]) or 0, holdSeconds = tonumber(v[7]), ended = tonumber(v[8]),
+    node = v[10]}
 end
 
 -- The settings mirrored from PostgreSQL (windows and holdSeconds as stored: ms or '').

@@ -46,6 +46,8 @@ export function createKeys(prefix: string, partitions: number) {
     /** String: the stored answer for (user, Idempotency-Key), expires after IDEMPOTENCY_TTL_S. */
     idempotency: (id: string | bigint, userId: string,
       key: string) => `${campaign(id)}:idem:${userId.length}:${userId}:${key}`,
+    /** String: the lease of the instance repairing the campaign after a Redis restart or failover (src/recovery/). */
+    recoveryLease: (id: string | bigint) => `${campaign(id)}:recovering`,
     /** String: a user's request count in the RATE_LIMIT_USER_WINDOW_MS window (claim.lua, same slot). */
     userRate: (id: string | bigint, userId: string) => `${campaign(id)}:rl:${userId.length}:${userId}`,
     /** Stream of issued claims and their lifecycle events, of every campaign in partition p. */

@@ -20,7 +20,7 @@ interface ScriptCommands<Context extends ClientContext> {
   fcfsClaim(campaign: string, users: string, stream: string, idem: string, userRate: string, holds: string,
     marks: string, queueUsers: string, queueAdmits: string, claimId: string, campaignId: string, userId: string,
     idemTtlS: number, useIdem: '0' | '1', userMax: number, userWindowMs: number,
-    deadlineMs: number): Result<unknown[], Context>
+    deadlineMs: number, fence: '0' | '1'): Result<unknown[], Context>
   fcfsMirror(campaign: string, mode: 'create' | 'update', name: string, stock: number, perUserLimit: number,
     opensAt: string, closesAt: string, holdSeconds: string, ...queue: string[]): Result<number[], Context>
   fcfsCancel(campaign: string, users: string, stream: string, holds: string, marks: string,
@@ -43,6 +43,8 @@ interface ScriptCommands<Context extends ClientContext> {
   fcfsQueueDraw(campaign: string, queueUsers: string, queuePositions: string, draw: string, first: number,
     last: '0' | '1', ...pairs: string[]): Result<number[], Context>
   fcfsQueueState(campaign: string, holds: string, queueAdmits: string): Result<(string | number)[], Context>
+  fcfsRecovery(campaign: string, lease: string, mode: 'check' | 'acquire' | 'renew' | 'lift', token: string,
+    leaseMs: number): Result<number[], Context>
   fcfsDeleteIdleConsumer(stream: string, group: string, consumer: string, minIdleMs: number): Result<number, Context>
 }
 
@@ -87,6 +89,8 @@ const SCRIPTS: Record<ScriptName, ScriptSpec> = {
   fcfsQueueDraw: { file: 'queue/draw.lua', numberOfKeys: 4 },
   /** A waiting room's public state (read at most once a second per instance). */
   fcfsQueueState: { file: 'queue/state.lua', numberOfKeys: 3 },
+  /** The recovery fence of a campaign: checks it, takes and renews the repair lease, lifts it (issue 19). */
+  fcfsRecovery: { file: 'recovery/fence.lua', numberOfKeys: 2 },
   /** Drops another consumer only if it still holds nothing (worker). */
   fcfsDeleteIdleConsumer: { file: 'worker/delete-idle-consumer.lua', numberOfKeys: 1 },
 }
