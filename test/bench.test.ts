@@ -23,7 +23,8 @@ const FIELDS = [
   'baselines.dbLock.rps', 'baselines.redisLock.rps', 'baselines.twoStep.rps', 'baselines.twoStep.oversold',
   'persistence.drainMs', 'persistence.rowsPerSecOneWorker', 'ratios.issueToCeiling', 'ratios.soldOutToCeiling',
   'ratios.issueToDbLock', 'cluster.issue.rps', 'cluster.slot.single.claimsPerSec', 'cluster.slot.cluster.claimsPerSec',
-  'clusterRatios.issueClusterToSingle', 'clusterRatios.slotClusterToSingle', 'machine.cpus', 'machine.model', 'machine.node', 'machine.redis', 'machine.loadGenerator',
+  'clusterRatios.issueClusterToSingle', 'clusterRatios.slotClusterToSingle', 'cluster.issueReplica.rps',
+  'clusterRatios.replicaToNone', 'clusterRatios.replicaP99DeltaMs', 'machine.cpus', 'machine.model', 'machine.node', 'machine.redis', 'machine.loadGenerator',
 ]
 const get = (o: unknown, p: string) => p.split('.').reduce<any>((v, k) => (v == null ? undefined : v[k]), o)
 
@@ -60,6 +61,8 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
   t.equal(r.burst.issued, stock)
   t.same(Object.keys(r.cluster.issue.statusCodes), ['201'], 'on the cluster every issue-path request won')
   t.match(stdout, /issue path, cluster \(3\+3\)/, 'the table has the cluster rows')
+  t.same(Object.keys(r.cluster.issueReplica.statusCodes), ['201'], 'CLAIM_DURABILITY=replica: every request won too')
+  t.match(stdout, /issue path, cluster, CLAIM_DURABILITY=replica .* none; p50/, 'replica beside none in the table')
   const seeds = /cluster nodes (\S+)/.exec(stderr)?.[1]?.split(',') ?? []
   t.equal(seeds.length, 6, 'the run names its cluster nodes')
   for (const s of seeds) {
