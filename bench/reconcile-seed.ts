@@ -16,6 +16,8 @@ const BASE_MS = 1_700_000_000_000
 
 export interface SeedOptions {
   claims: number
+  /** The campaign's stock (default: claims, sold out). */
+  stock?: number
   /** Sequences left out of the claims table (with no stream entry either: LOST). */
   notPersisted?: number[]
   /** Sequences left out of the users hash (Redis lost data). */
@@ -24,7 +26,8 @@ export interface SeedOptions {
 
 /** Creates the campaign row and its live state; returns the campaign id. */
 export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, o: SeedOptions): Promise<string> {
-  const [row] = await sql<{ id: bigint }[]>`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('seeded', ${o.claims}, 1) RETURNING id`
+  const stock = o.stock ?? o.claims
+  const [row] = await sql<{ id: bigint }[]>`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('seeded', ${stock}, 1) RETURNING id`
   const id = String(row!.id)
   const skipRow = new Set(o.notPersisted ?? [])
   const skipRedis = new Set(o.notInRedis ?? [])
@@ -39,7 +42,7 @@ export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, 
 
   // Redis: the live hash as reconcile rebuilds it, and the users hash in pipelined chunks.
   defineScripts(redis)
-  await writeLiveState(redis, keys, { id, name: 'seeded', stock: o.claims, perUserLimit: 1, opensAt: null,
+  await writeLiveState(redis, keys, { id, name: 'seeded', stock, perUserLimit: 1, opensAt: null,
     closesAt: null }, o.claims, true)
   const CHUNK = 1000
   let pipe = redis.pipeline()
