@@ -54,6 +54,7 @@ export async function runRecovery(env: Env): Promise<RecoveryFigures[]> {
       env.progress.step(`  recovery: seeded ${fmtInt(claims)} claims in ${(seedMs / 1000).toFixed(1)} s`)
       const first = await claim(id)
       if (first.status !== 201) throw new Error(`recovery set-up: the seeded campaign answered ${first.status} ${first.body.code}`)
+      let lastRecovery = '0'
       for (const loss of ['empty', 'stale'] as const) {
         const lostAt = Date.now()
         if (loss === 'empty') await env.redis.unlink(env.keys.campaign(id), env.keys.users(id))
@@ -71,10 +72,16 @@ export async function runRecovery(env: Env): Promise<RecoveryFigures[]> {
         }
         if (recovering === 0) throw new Error(`recovery (${loss}): the first claim after the loss was not fenced`)
         if (!(won.sequence! > claims)) throw new Error(`recovery (${loss}): issued sequence ${won.sequence} again (PostgreSQL holds 1..${claims})`)
-        const [rec] = await env.sql<{ reason: string; ms: number }[]>`
-          SELECT reason, (extract(epoch FROM finished_at - started_at) * 1000)::int AS ms FROM recoveries
-          WHERE campaign_id = ${id} ORDER BY id DESC LIMIT 1`
-        if (!rec) throw new Error(`recovery (${loss}): no row in recoveries`)
+        // The row is written just after the fence is lifted, so it may follow the first 201 by a moment.
+        let rec: { id: string; reason: string; ms: number } | undefined
+        for (let i = 0; !rec && i < 200; i++) {
+          if (i) await sleep(50)
+          rec = (await env.sql<{ id: string; reason: string; ms: number }[]>`
+            SELECT id::text, reason, (extract(epoch FROM finished_at - started_at) * 1000)::int AS ms FROM recoveries
+            WHERE campaign_id = ${id} AND id > ${lastRecovery} ORDER BY id LIMIT 1`)[0]
+        }
+        if (!rec) throw new Error(`recovery (${loss}): no row in recoveries 10 s after the first 201`)
+        lastRecovery = rec.id
         out.push({ claims, loss, fencedMs, repairMs: rec.ms, reason: rec.reason, recovering, resumedAt: won.sequence!,
           seedMs })
         env.progress.step(`  recovery, ${fmtInt(claims)} claims, ${loss}: fenced ${fmtInt(fencedMs)} ms, repair ` +
