@@ -13,7 +13,7 @@ import { createSigner } from '../tokens.js'
 import { sleep } from '../processes.js'
 import { seedCampaign } from '../reconcile-seed.js'
 import { fmtInt } from '../progress.js'
-import { startServer, type Env } from '../env.js'
+import { startServer, type Api, type Env } from '../env.js'
 
 export interface RecoveryFigures {
   claims: number
@@ -33,25 +33,30 @@ export interface RecoveryFigures {
 
 export async function runRecovery(env: Env): Promise<RecoveryFigures[]> {
   env.progress.step(`recovery: a fenced campaign repaired from PostgreSQL (${env.opts.recoveryClaims.map(fmtInt).join(', ')} claims)`)
-  const api = await startServer(env, 'api-recovery', 'src/server')
+  let api: Api | null = null
   const sign = createSigner(env.jwtSecret)
   let n = 0
   const claim = async (id: string) => {
     const user = `${env.runId}-recovery-${n++}`
     const headers: Record<string, string> = env.opts.auth === 'jwt'
       ? { authorization: `Bearer ${sign(user)}` } : { [env.userHeader]: user }
-    const res = await fetch(`${api.url}/v1/campaigns/${id}/claims`, { method: 'POST', headers })
+    const res = await fetch(`${api!.url}/v1/campaigns/${id}/claims`, { method: 'POST', headers })
     return { status: res.status, body: await res.json() as { code?: string; sequence?: number } }
   }
   const out: RecoveryFigures[] = []
+  let idOffset = 0
   try {
     for (const claims of env.opts.recoveryClaims) {
       const t0 = Date.now()
       // Stock above the claims, so the campaign issues again once repaired.
-      const id = await seedCampaign(env.redis, env.sql, env.keys, { claims, stock: claims + 1_000 })
+      const id = await seedCampaign(env.redis, env.sql, env.keys, { claims, stock: claims + 1_000, idOffset })
+      idOffset += claims
       await env.sql`ANALYZE claims`
       const seedMs = Date.now() - t0
       env.progress.step(`  recovery: seeded ${fmtInt(claims)} claims in ${(seedMs / 1000).toFixed(1)} s`)
+      // Started after the seeding: its sweep would rightly rebuild a campaign row left without live state
+      // for longer than its grace period, and the seeding writes the rows before the hash.
+      api = await startServer(env, `api-recovery-${claims}`, 'src/server')
       const first = await claim(id)
       if (first.status !== 201) throw new Error(`recovery set-up: the seeded campaign answered ${first.status} ${first.body.code}`)
       let lastRecovery = '0'
@@ -78,7 +83,8 @@ export async function runRecovery(env: Env): Promise<RecoveryFigures[]> {
           if (i) await sleep(50)
           rec = (await env.sql<{ id: string; reason: string; ms: number }[]>`
             SELECT id::text, reason, (extract(epoch FROM finished_at - started_at) * 1000)::int AS ms FROM recoveries
-            WHERE campaign_id = ${id} AND id > ${lastRecovery} ORDER BY id LIMIT 1`)[0]
+            WHERE campaign_id = ${id} AND id > ${lastRecovery} AND started_at >= ${new Date(lostAt)}
+            ORDER BY id LIMIT 1`)[0]
         }
         if (!rec) throw new Error(`recovery (${loss}): no row in recoveries 10 s after the first 201`)
         lastRecovery = rec.id
@@ -87,9 +93,11 @@ export async function runRecovery(env: Env): Promise<RecoveryFigures[]> {
         env.progress.step(`  recovery, ${fmtInt(claims)} claims, ${loss}: fenced ${fmtInt(fencedMs)} ms, repair ` +
           `${fmtInt(rec.ms)} ms (${rec.reason}), ${recovering} x 503 RECOVERING, resumed at sequence ${won.sequence}`)
       }
+      await api.proc.stop()
+      api = null
     }
   } finally {
-    await api.proc.stop()
+    await api?.proc.stop()
   }
   return out
 }
