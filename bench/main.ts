@@ -80,6 +80,7 @@ try {
   }
   if (wanted.has('wrk')) results.wrk = await runWrkScenarios(env)
   if (wanted.has('baselines')) results.baselines = await runBaselines(env)
+  if (wanted.has('recovery')) results.recovery = await (await import('./scenarios/recovery.js')).runRecovery(env)
 
   machine.loadAverageAfter = os.loadavg().map((n) => Math.round(n * 100) / 100)
   const command = `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join('')}`.replace(/ --$/, '')

@@ -25,9 +25,11 @@ export interface BenchOptions {
   cluster: boolean
   /** Also measure a waiting room's opening (issue 21; bench/scenarios/queue.ts). */
   queue: boolean
+  /** Claims persisted in the campaign whose recovery is timed, one run per size (bench/scenarios/recovery.ts). */
+  recoveryClaims: number[]
 }
 
-export const SCENARIOS = ['ceiling', 'issue', 'openLoop', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines'] as const
+export const SCENARIOS = ['ceiling', 'issue', 'openLoop', 'soldOut', 'burst', 'persistence', 'wrk', 'baselines', 'recovery'] as const
 
 const BENCH_CLI = {
   command: 'npm run bench --',
@@ -41,6 +43,7 @@ const BENCH_CLI = {
     backlog: { type: 'string', value: 'B', description: 'stream entries the workers drain in the persistence scenario (default 100000)' },
     'burst-workers': { type: 'string', value: 'K', description: 'workers running during the burst (default 1)' },
     auth: { type: 'string', value: 'jwt|header', description: 'how requests name their user (default jwt: a new signed token per request)' },
+    'recovery-claims': { type: 'string', value: 'LIST', description: 'claims persisted in the fenced campaign whose recovery is timed, one run each (default 10000,1000000)' },
     json: { type: 'string', value: 'FILE', description: 'also write every figure as JSON' },
     'cpu-prof': { type: 'string', value: 'DIR', description: 'write a CPU profile of the API server process into DIR' },
     only: { type: 'string', value: 'LIST', description: `run only these scenarios: ${SCENARIOS.join(',')}` },
@@ -65,6 +68,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       const raw = v[name]
       if (raw !== undefined && !(Number.isFinite(Number(raw)) && Number(raw) >= min)) throw new UsageError(`--${name} must be a number >= ${min} (got ${raw})`)
     }
+    for (const n of v['recovery-claims']?.split(',') ?? []) intOption('recovery-claims', n.trim(), 1, 1)
     for (const name of ['users', 'stock', 'connections', 'backlog', 'burst-workers'] as const) intOption(name, v[name], 1, 1)
   })
   const int = (name: string, v: string | undefined, def: number) => intOption(name, v, def, 1)
@@ -84,5 +88,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     only,
     cluster: parsed.cluster === true,
     queue: parsed.queue === true,
+    recoveryClaims: (parsed['recovery-claims'] ?? '10000,1000000').split(',').map((n) => int('recovery-claims', n.trim(), 1)),
   }
 }

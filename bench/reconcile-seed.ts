@@ -16,6 +16,10 @@ const BASE_MS = 1_700_000_000_000
 
 export interface SeedOptions {
   claims: number
+  /** Added to each sequence in its claim id, so several seeded campaigns can share a database (default 0). */
+  idOffset?: number
+  /** The campaign's stock (default: claims, sold out). */
+  stock?: number
   /** Sequences left out of the claims table (with no stream entry either: LOST). */
   notPersisted?: number[]
   /** Sequences left out of the users hash (Redis lost data). */
@@ -24,7 +28,9 @@ export interface SeedOptions {
 
 /** Creates the campaign row and its live state; returns the campaign id. */
 export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, o: SeedOptions): Promise<string> {
-  const [row] = await sql<{ id: bigint }[]>`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('seeded', ${o.claims}, 1) RETURNING id`
+  const stock = o.stock ?? o.claims
+  const off = o.idOffset ?? 0
+  const [row] = await sql<{ id: bigint }[]>`INSERT INTO campaigns (name, stock, per_user_limit) VALUES ('seeded', ${stock}, 1) RETURNING id`
   const id = String(row!.id)
   const skipRow = new Set(o.notPersisted ?? [])
   const skipRedis = new Set(o.notInRedis ?? [])
@@ -32,14 +38,14 @@ export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, 
   // Database: one INSERT ... SELECT per million; the skipped sequences are removed afterwards.
   await sql`
     INSERT INTO claims (claim_id, campaign_id, user_id, sequence, claimed_at)
-    SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(s), 12, '0'))::uuid, ${id}, 'user-' || s, s,
+    SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(s + ${off}::bigint), 12, '0'))::uuid, ${id}, 'user-' || s, s,
            to_timestamp((${BASE_MS}::bigint + s) / 1000.0)
     FROM generate_series(1, ${o.claims}::int) AS s`
   if (skipRow.size) await sql`DELETE FROM claims WHERE campaign_id = ${id} AND sequence = ANY(${[...skipRow]}::int[])`
 
   // Redis: the live hash as reconcile rebuilds it, and the users hash in pipelined chunks.
   defineScripts(redis)
-  await writeLiveState(redis, keys, { id, name: 'seeded', stock: o.claims, perUserLimit: 1, opensAt: null,
+  await writeLiveState(redis, keys, { id, name: 'seeded', stock, perUserLimit: 1, opensAt: null,
     closesAt: null }, o.claims, true)
   const CHUNK = 1000
   let pipe = redis.pipeline()
@@ -47,7 +53,7 @@ export async function seedCampaign(redis: Redis, sql: postgres.Sql, keys: Keys, 
   for (let from = 1; from <= o.claims; from += CHUNK) {
     const args: string[] = []
     for (let s = from; s < from + CHUNK && s <= o.claims; s++) {
-      const claim = { sequence: s, claimId: claimIdOf(s), claimedAt: BASE_MS + s }
+      const claim = { sequence: s, claimId: claimIdOf(s + off), claimedAt: BASE_MS + s }
       if (!skipRedis.has(s)) args.push(userOf(s), encodeUserRecord([claim]))
     }
     if (args.length) { pipe.hset(keys.users(id), ...args); queued++ }

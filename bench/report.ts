@@ -68,6 +68,8 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
     },
     redisRoundTripsPerClaim: results.issue?.redis?.roundTripsPerClaim ?? null,
     cluster: results.cluster ?? null,
+    // Loss of a campaign's live state to its first 201, and the repair as the recoverer recorded it.
+    recovery: results.recovery ?? null,
     // Constant arrival rate at 25/50/75 % of issue.rps, latency from each request's intended send time.
     openLoop: results.openLoop?.map((o) => ({ loadPct: o.loadPct, rate: o.rate, p50Ms: o.p50Ms, p99Ms: o.p99Ms,
       p999Ms: o.p999Ms, within50MsPct: o.within50MsPct, maxMs: o.maxMs, sent: o.sent, errors: o.errors,
@@ -158,6 +160,10 @@ export function renderTable(s: Summary): string {
     const td = bl.twoStep.doubleClick
     http('(c) INCR + set check', bl.twoStep, 'claims/s',
       `burst: oversold ${tb.oversold}, double ${tb.doubleIssued}; double-click burst: oversold ${td.oversold}, double ${td.doubleIssued}`)
+  }
+  for (const r of s.recovery ?? []) {
+    rows.push([`recovery: ${fmtInt(r.claims)} claims, ${r.loss}`, `fenced ${fmtInt(r.fencedMs)} ms`, '', '', '', '', '',
+      '', '', `repair ${fmtInt(r.repairMs)} ms (${r.reason}); ${r.recovering} x 503 RECOVERING; resumed at sequence ${r.resumedAt}`])
   }
   if (s.cluster && s.clusterRatios) {
     const cl = s.cluster

@@ -7,6 +7,7 @@ import type { Baselines } from './scenarios/baselines.js'
 import type { ClusterFigures } from './scenarios/cluster.js'
 import type { OpenLoopFigures } from './scenarios/open-loop.js'
 import type { QueueBenchFigures } from './scenarios/queue.js'
+import type { RecoveryFigures } from './scenarios/recovery.js'
 
 export interface BenchResults {
   ceiling: HttpFigures | null
@@ -28,4 +29,6 @@ export interface BenchResults {
   /** Constant arrival rate at 25/50/75 % of issue.rps (bench/open-loop.ts); null when not run. */
   openLoop: OpenLoopFigures[] | null
   queue?: QueueBenchFigures | null
+  /** A fenced campaign's recovery from PostgreSQL, per --recovery-claims size and loss; absent when not run. */
+  recovery?: RecoveryFigures[] | null
 }

@@ -37,7 +37,7 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
   const backlog = 1_000
   const child = spawn(process.execPath, [...entryArgs('bench/main'),
     '--users', String(users), '--stock', String(stock), '--connections', '10', '--duration', '1', '--warmup', '0',
-    '--backlog', String(backlog), '--cluster', '--json', json], {
+    '--backlog', String(backlog), '--cluster', '--recovery-claims', '200', '--json', json], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: `${PG_BASE}/fcfs`, REDIS_URL, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,6 +91,17 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
     t.equal(o.sent, Math.max(1, Math.round(o.rate * 1)), `openLoop ${o.loadPct}: one second's requests sent`)
     t.same(o.statusCodes, { 201: o.sent }, `openLoop ${o.loadPct}: every request won`)
   }
+  // Recovery (issue 19): a tiny seeded campaign fenced twice (deleted, then a stale run_id), repaired, issuing again.
+  t.same(r.recovery.map((x: { claims: number; loss: string }) => `${x.claims} ${x.loss}`), ['200 empty', '200 stale'],
+    'recovery measured per size and loss')
+  for (const x of r.recovery) {
+    for (const f of ['fencedMs', 'repairMs', 'recovering', 'resumedAt', 'seedMs']) t.type(x[f], 'number', `recovery ${x.loss}: ${f} is a number`)
+    t.ok(x.recovering > 0, `recovery ${x.loss}: the campaign answered 503 RECOVERING first`)
+    t.ok(x.fencedMs > 0 && x.repairMs >= 0, `recovery ${x.loss}: fenced for a while, a repair recorded`)
+    t.ok(x.resumedAt > 200, `recovery ${x.loss}: issuing resumed past every persisted sequence`)
+  }
+  t.same(r.recovery.map((x: { reason: string }) => x.reason), ['rebuilt', 'checked'], 'rebuilt when deleted, checked when stale')
+  t.match(stdout, /recovery: 200 claims, empty/, 'the table has the recovery rows')
   // wrk runs where it is installed (.ci/run installs it); its issue path wins every request too.
   if (r.wrk.version !== null) {
     t.ok(r.wrk.ceiling.rps > 0 && r.wrk.issue.rps > 0 && r.wrk.soldOut.rps > 0, 'wrk measured all three')
