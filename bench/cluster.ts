@@ -30,10 +30,14 @@ export interface LocalCluster {
   ownerOf: (slot: number, viaPort?: number) => Promise<NodeInfo>
   /** Sends a signal to a node (SIGSTOP/SIGCONT freeze and thaw it); SIGKILL waits for the exit. */
   signal: (port: number, sig: NodeJS.Signals) => Promise<void>
+  /** Starts a killed node again on its port and dir (its nodes.conf: it rejoins, as a replica if replaced). */
+  restart: (port: number) => Promise<void>
   /** Every live node answers cluster_state:ok and every replica's link to its master is up. */
   waitHealthy: (timeoutMs?: number) => Promise<void>
   /** SIGKILLs every node still running and removes their directories. */
   stop: () => Promise<void>
+  /** Starts one more node and joins it as a master without slots (`redis-cli --cluster add-node`); its port. */
+  addMaster: () => Promise<number>
 }
 
 const alive = (n: ClusterNode) => n.process.exitCode === null && n.process.signalCode === null
@@ -115,26 +119,33 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
       await sleep(100)
     }
   }
+  const launch = (port: number, dir: string) => {
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+      '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+      '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--save', '', '--appendonly', 'no',
+      // A dead master's slots must not stop the others: without this every node answers CLUSTERDOWN from the
+      // moment the master is marked failed until its replica is promoted (docs/scaling.md, failover).
+      '--cluster-require-full-coverage', 'no',
+      '--maxmemory-policy', 'noeviction', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' })
+    proc.on('error', () => {}) // no redis-server: the ping below fails and says so
+    return proc
+  }
+  const startNode = async (port: number): Promise<ClusterNode> => {
+    const dir = await mkdtemp(path.join(tmpdir(), `fcfs-cluster-${port}-`))
+    const node = { port, dir, process: launch(port, dir) }
+    nodes.push(node)
+    return node
+  }
+  const waitPing = async (n: ClusterNode) => {
+    for (let i = 0; ; i++) {
+      try { if ((await redisCli(n.port, 'ping')).trim() === 'PONG') return } catch { /* not up yet */ }
+      if (i > 200 || !alive(n)) throw new Error(`redis-server on ${n.port} did not start (see ${n.dir}/redis.log)`)
+      await sleep(50)
+    }
+  }
   try {
-    for (const port of ports) {
-      const dir = await mkdtemp(path.join(tmpdir(), `fcfs-cluster-${port}-`))
-      const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-        '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
-        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--save', '', '--appendonly', 'no',
-        // A dead master's slots must not stop the others: without this every node answers CLUSTERDOWN from the
-        // moment the master is marked failed until its replica is promoted (docs/scaling.md, failover).
-        '--cluster-require-full-coverage', 'no',
-        '--maxmemory-policy', 'noeviction', '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' })
-      proc.on('error', () => {}) // no redis-server: the ping below fails and says so
-      nodes.push({ port, dir, process: proc })
-    }
-    for (const n of nodes) {
-      for (let i = 0; ; i++) {
-        try { if ((await redisCli(n.port, 'ping')).trim() === 'PONG') break } catch { /* not up yet */ }
-        if (i > 200 || !alive(n)) throw new Error(`redis-server on ${n.port} did not start (see ${n.dir}/redis.log)`)
-        await sleep(50)
-      }
-    }
+    for (const port of ports) await startNode(port)
+    for (const n of nodes) await waitPing(n)
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 60_000 })
     await waitHealthy(60_000)
@@ -157,7 +168,22 @@ export async function startLocalCluster(opts: { masters?: number; replicas?: num
       n.process.kill(sig)
       if (sig === 'SIGKILL') await once(n.process, 'exit')
     },
+    async restart(port) {
+      const n = nodes.find((x) => x.port === port)!
+      if (alive(n)) throw new Error(`node ${port} is still running`)
+      n.process = launch(port, n.dir)
+      await waitPing(n)
+    },
     waitHealthy,
     stop,
+    async addMaster() {
+      const [port] = await freeClusterPorts(1)
+      const node = await startNode(port!)
+      await waitPing(node)
+      await run('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${port}`, `127.0.0.1:${ports[0]}`],
+        { timeout: 60_000 })
+      await waitHealthy(60_000)
+      return port!
+    },
   }
 }

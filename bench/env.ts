@@ -1,6 +1,7 @@
 /**
  * What every bench scenario shares: the run's environment (Env), starting a server process, a load job,
- * measuring it, and creating a campaign. Scenario files import this, never run.ts (no import cycle).
+ * measuring it, and creating a campaign. Scenario files (bench/scenarios/) import this; it imports none of
+ * them (no import cycle).
  */
 import path from 'node:path'
 import type postgres from 'postgres'
@@ -86,6 +87,16 @@ export async function startServer(env: Env, name: string, entry: string,
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/`, proc)
   return { proc, url }
+}
+
+/** --cpu-prof: each server process writes its profile into its own directory when it exits. */
+export const profileDir = (env: Env, name: string) => path.resolve(env.opts.cpuProf!, name)
+export const profileArgs = (env: Env, name: string) =>
+  (env.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(env, name)] : [])
+
+/** The API server the HTTP scenarios share (profiled with --cpu-prof). */
+export async function startApi(env: Env): Promise<Api> {
+  return startServer(env, 'api', 'src/server', profileArgs(env, 'api'))
 }
 
 export function job(env: Env, url: string, userPrefix: string, extra: Partial<LoadJob> = {}): LoadJob {

@@ -1,19 +1,26 @@
-/** npm run bench (options: bench/options.ts). Starts everything it measures itself (see run.ts). */
+/**
+ * npm run bench (options: bench/options.ts): the orchestrator. Sets up a private environment (setup.ts),
+ * runs the chosen scenarios (one file each in scenarios/) and reports; it measures nothing itself.
+ */
 import os from 'node:os'
 import { existsSync, writeFileSync } from 'node:fs'
 import { parseOptions, SCENARIOS } from './options.js'
-import type { BenchResults } from './run.js'
+import type { BenchResults } from './results.js'
 
 const opts = parseOptions(process.argv.slice(2))
 // Loaded after the arguments are parsed, so --help and a bad option cost no more than node itself.
 const [{ latestProfile, renderProfile, summarizeProfile }, { loadConfigOrExit }, { createProgress },
-  { describeMachine, renderTable, summarize }, run, { renderChart }] = await Promise.all([
-  import('./cpu-profile.js'), import('../src/config.js'), import('./progress.js'), import('./report.js'), import('./run.js'),
-  import('./chart.js'),
+  { describeMachine, renderTable, summarize }, { createEnv, destroyEnv }, { profileDir, startApi }, { renderChart }] =
+  await Promise.all([
+    import('./cpu-profile.js'), import('../src/config.js'), import('./progress.js'), import('./report.js'),
+    import('./setup.js'), import('./env.js'), import('./chart.js'),
+  ])
+const [{ runCeiling }, { runIssue }, { runOpenLoop }, { runSoldOut }, { runBurst }, { runBacklogs },
+  { runWrkScenarios }, { runBaselines }] = await Promise.all([
+  import('./scenarios/ceiling.js'), import('./scenarios/issue.js'), import('./scenarios/open-loop.js'),
+  import('./scenarios/sold-out.js'), import('./scenarios/burst.js'), import('./scenarios/persistence.js'),
+  import('./scenarios/wrk.js'), import('./scenarios/baselines.js'),
 ])
-const { runOpenLoop } = await import('./open-loop.js')
-const { createEnv, destroyEnv, runBacklogs, runBaselines, runBurst, runCeiling, runIssue, runSoldOut, runWrkScenarios,
-  startApi, profileDir } = run
 
 /** The servers' CPU profiles, per request of the scenarios each served (warm-ups included, roughly). */
 function printProfiles(e: typeof env, r: BenchResults) {
@@ -51,9 +58,9 @@ try {
       // Needs the closed-loop maximum of the same run: 25/50/75 % of it.
       if (wanted.has('openLoop') && results.issue) results.openLoop = await runOpenLoop(env, api, results.issue.rps)
       if (opts.queue) {
-        results.queue = await (await import('./queue-run.js')).runQueue(env, api, results.ceiling?.rps ?? null)
+        results.queue = await (await import('./scenarios/queue.js')).runQueue(env, api, results.ceiling?.rps ?? null)
       }
-      if (opts.cluster) results.cluster = await (await import('./cluster-run.js')).runCluster(env, api)
+      if (opts.cluster) results.cluster = await (await import('./scenarios/cluster.js')).runCluster(env, api)
       if (wanted.has('soldOut')) results.soldOut = await runSoldOut(env, api)
       let drainMs: number | null = null
       let workersAvailable = true
@@ -79,7 +86,7 @@ try {
   const summary = summarize(results, machine, opts, command)
   progress.step(`done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   console.log(renderTable(summary))
-  if (results.queue) console.log((await import('./queue-run.js')).renderQueue(results.queue))
+  if (results.queue) console.log((await import('./scenarios/queue.js')).renderQueue(results.queue))
   if (opts.cpuProf) printProfiles(env, results)
   if (opts.json) {
     writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`)

@@ -8,7 +8,7 @@
 import http from 'node:http'
 import * as hdr from 'hdr-histogram-js'
 import { createSigner } from './tokens.js'
-import type { OpenLoopJob, OpenLoopResult } from './open-loop.js'
+import type { OpenLoopJob, OpenLoopResult } from './scenarios/open-loop.js'
 
 function run(job: OpenLoopJob): Promise<OpenLoopResult> {
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000,

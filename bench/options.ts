@@ -23,7 +23,7 @@ export interface BenchOptions {
   only?: string[]
   /** Also start a local Redis Cluster and measure the claim path and one slot's ceiling on it. */
   cluster: boolean
-  /** Also measure a waiting room's opening (issue 21; bench/queue-run.ts). */
+  /** Also measure a waiting room's opening (issue 21; bench/scenarios/queue.ts). */
   queue: boolean
 }
 

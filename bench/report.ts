@@ -2,7 +2,7 @@ import os from 'node:os'
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 import type postgres from 'postgres'
-import type { BenchResults } from './run.js'
+import type { BenchResults } from './results.js'
 import type { HttpFigures } from './env.js'
 import type { WrkFigures } from './wrk.js'
 import type { BenchOptions } from './options.js'
@@ -76,6 +76,10 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
       issueClusterToSingle: ratio(results.cluster.issue.rps, results.issue?.rps),
       slotClusterToSingle: ratio(results.cluster.slot.cluster.claimsPerSec, results.cluster.slot.single.claimsPerSec),
       issueClusterToSlotCeiling: ratio(results.cluster.issue.rps, results.cluster.slot.cluster.claimsPerSec),
+      // CLAIM_DURABILITY=replica against none, same cluster, same run (targets: >= 0.85x, p99 <= +3 ms).
+      replicaToNone: ratio(results.cluster.issueReplica.rps, results.cluster.issue.rps),
+      replicaP50DeltaMs: results.cluster.issueReplica.p50Ms - results.cluster.issue.p50Ms,
+      replicaP99DeltaMs: results.cluster.issueReplica.p99Ms - results.cluster.issue.p99Ms,
     } : null,
   }
 }
@@ -160,6 +164,10 @@ export function renderTable(s: Summary): string {
     const r = s.clusterRatios
     http(`issue path, cluster (${cl.masters}+${cl.masters * cl.replicasPerMaster})`, cl.issue, 'claims/s',
       `one campaign; ${x(r.issueClusterToSingle) || '?'} single-node issue path`)
+    const sign = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(2)}`
+    http('issue path, cluster, CLAIM_DURABILITY=replica', cl.issueReplica, 'claims/s',
+      `${x(r.replicaToNone) || '?'} none; p50 ${sign(r.replicaP50DeltaMs)} ms, p99 ${sign(r.replicaP99DeltaMs)} ms ` +
+      '(targets >= 0.85x, p99 <= +3 ms)')
     const dash = ['', '', '', '']
     const slot = (name: string, f: typeof cl.slot.single, note: string) => rows.push([name,
       `${fmtInt(f.claimsPerSec)} claims/s`, ...dash,

@@ -13,13 +13,30 @@
 // connection hangs until something times it out.
 // The patch: a write with no socket rejects the connection's queries with CONNECTION_CLOSED (the callers
 // retry) instead of throwing; teardown forgets the cancelled timer and the unsent bytes.
+//
+// A second defect strands `sql.reserve()` (the worker reserves a connection per batch) after an outage
+// (porsager/postgres issue 1195, open, no fix released): a reserve waits as a pseudo-query in the pool's
+// queue, and (1) a failed connect rejects it but leaves it queued, so once PostgreSQL is back a connection
+// is handed to the settled promise and is lost to the pool for good; (2) a connection closing hands the
+// queue's head to its reconnect as the initial query, and a reconnect that succeeds drops a reserve given
+// that way, so that reserve never settles. Found as batches stuck until the reclaim after an outage
+// (test/worker-outage.test.ts). The patch: a rejected reserve leaves the queue; a reserve handed to a
+// reconnect also stays queued, where the pool's onopen serves it.
+//
+// A third: a new connection's first statement is the driver's own array-types query, run by an async
+// function whose promise is dropped (issues 279, 1192, 1205, open): when that query fails (the connection
+// closed or cut by the silence watchdog during a black hole, a statement timeout) the rejection is
+// unhandled, and Node ends the process. Found as an unhandled ETIMEDOUT in test/pg-trouble.test.ts. The
+// patch: the dropped promise is caught (the connection's own error path has already failed its queries).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const MARKER = '/* fcfs-patch: nextWrite without a socket */'
+const RESERVE_MARKER = '/* fcfs-patch: reserve leaves the queue */'
+const TYPES_MARKER = '/* fcfs-patch: array types failure handled */'
 
-const EDITS = [
+const CONNECTION_EDITS = [
   {
     what: 'nextWrite without a socket rejects instead of throwing',
     from: '  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)',
@@ -46,16 +63,49 @@ const EDITS = [
   },
 ]
 
-/** The driver's three builds (ESM, CommonJS, Cloudflare): each has its own copy of connection.js. */
-const FILES = ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js']
+const TYPES_EDITS = [
+  {
+    what: 'a failed array-types query is not an unhandled rejection',
+    from: '        return fetchArrayTypes()\n',
+    to: `        return fetchArrayTypes().catch(() => {}) ${TYPES_MARKER}\n`,
+  },
+]
+
+const INDEX_EDITS = [
+  {
+    what: 'a rejected reserve leaves the queue',
+    from: '        const query = { reserve: resolve, reject }\n',
+    to: `        ${RESERVE_MARKER}
+        const query = { reserve: resolve, reject: (err) => (queries.remove(query), reject(err)) }
+`,
+  },
+  {
+    what: 'a reserve handed to a reconnect stays queued',
+    from: '    queries.length && connect(c, queries.shift())\n',
+    to: `    if (queries.length) {
+      const query = queries.shift()
+      query.reserve && queries.push(query)
+      connect(c, query)
+    }
+`,
+  },
+]
+
+/** The driver's three builds (ESM, CommonJS, Cloudflare): each has its own copy of both files. */
+const BUILDS = ['src', 'cjs/src', 'cf/src']
+const FILES = BUILDS.flatMap((b) => [
+  { rel: `${b}/connection.js`, marker: MARKER, edits: CONNECTION_EDITS },
+  { rel: `${b}/connection.js`, marker: TYPES_MARKER, edits: TYPES_EDITS },
+  { rel: `${b}/index.js`, marker: RESERVE_MARKER, edits: INDEX_EDITS },
+])
 
 function patchDriver(dir) {
-  for (const rel of FILES) {
+  for (const { rel, marker, edits } of FILES) {
     const file = path.join(dir, rel)
     if (!existsSync(file)) continue
     let text = readFileSync(file, 'utf8')
-    if (text.includes(MARKER)) continue
-    for (const e of EDITS) {
+    if (text.includes(marker)) continue
+    for (const e of edits) {
       if (text.split(e.from).length !== 2) {
         throw new Error(`${file}: cannot apply "${e.what}": the driver's code differs from postgres 3.4.9/3.4.10`)
       }
@@ -75,7 +125,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   try {
     patchDriver(dir)
-    console.log('patch-postgres: postgres driver patched (nextWrite after close)')
+    console.log('patch-postgres: postgres driver patched ' +
+      '(nextWrite after close, reserve after an outage, array types failure)')
   } catch (err) {
     console.error(`patch-postgres: ${err.message}`)
     process.exit(1)

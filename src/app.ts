@@ -26,6 +26,8 @@ import { trackAllowedMethods } from './http/allowed-methods.js'
 import { registerCors } from './http/cors.js'
 import { edgeErrorOptions, installErrorHandlers } from './http/error-handlers.js'
 import { registerQueue } from './queue/plugin.js'
+import { createDurability } from './durability/durability.js'
+import { durableAnswers } from './durability/answers.js'
 import { startRecoverer, type Recoverer } from './recovery/recoverer.js'
 
 // A live-feed read slower than this reports a problem to the viewers (the next read follows anyway).
@@ -158,11 +160,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   let recoverer: Recoverer | null = null
   const recovery = config.RECOVERY_INTERVAL_MS > 0
   const missing = createMissingCampaignResolver(campaigns, recovery ? (id) => recoverer?.kick(id) : undefined)
+  const durability = createDurability(config, redis, keys, app.log, 'fcfs-api')
+  const durable = durableAnswers(durability, keys, config.CLAIM_DURABILITY_TIMEOUT_MS)
   app.decorate<RedisClient>('redis', redis)
   app.decorate('soldOut', soldOut)
   app.addHook('onClose', async () => {
     await recoverer?.close()
     await events?.close()
+    await durability.close()
     if (!deps.redis) await redis.quit().catch(() => redis.disconnect())
     if (!deps.db) await db.close()
   })
@@ -194,7 +199,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const forgetSoldOut = (id: string) => soldOut.forget(id)
   await registerCors(app, parseCorsOrigins(config.CORS_ORIGINS))
   await registerDocs(app)
-  const ops = await registerOps(app, { config, redis, sql: db.sql, metrics, scripts: Object.values(scriptSources()) })
+  const ops = await registerOps(app, { config, redis, sql: db.sql, metrics, scripts: Object.values(scriptSources()),
+    durability })
   await app.register(adminCampaignRoutes, { adminAuth, redis, keys, db: db.db, campaigns, forgetSoldOut })
   await app.register(publicCampaignRoutes, { redis, keys, whyMissing: missing.whyMissing })
   // Before the claim route: its answer-counting hook must exist when that route is added.
@@ -205,7 +211,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       unsafe: ops.evictionProblem })
   }
   const fenced = recovery ? (id: string) => { recoverer?.kick(id); return campaignRecovering(id) } : undefined
-  await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns,
+  await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns, durable,
     evictionProblem: ops.evictionProblem, whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing,
     fenced })
   await registerLive(app, {
@@ -218,7 +224,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })
   const lifecycle = { authenticate, adminAuth, redis, keys, db: db.db, campaigns, metrics, forgetSoldOut,
-    whyMissing: missing.whyMissing }
+    whyMissing: missing.whyMissing, durable }
   await app.register(userLifecycleRoutes, lifecycle)
   await app.register(adminLifecycleRoutes, lifecycle)
   return app

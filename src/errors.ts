@@ -40,6 +40,7 @@ export const ErrorCode = {
   NOT_READY: 'NOT_READY',
   METRICS_DISABLED: 'METRICS_DISABLED',
   BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
+  NOT_DURABLE: 'NOT_DURABLE',
   IDEMPOTENCY_KEY_REUSED: 'IDEMPOTENCY_KEY_REUSED',
   INTERNAL: 'INTERNAL',
 } as const
@@ -61,6 +62,8 @@ export const ErrorSchema = Type.Object({
     description: 'NOT_ADMITTED: the user\'s place in the waiting room (null: not in line, or not drawn yet)' })),
   limit: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the most stock a campaign can hold' })),
   stock: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the stock now' })),
+  claimId: Type.Optional(Type.String({
+    description: 'NOT_DURABLE: the claim whose outcome is unknown (GET .../claims/me lists it if it was kept)' })),
   reason: Type.Optional(Type.String({
     description: 'archive refusals (409): why the campaign cannot be archived yet' })),
 }, { $id: 'Error' })

@@ -83,7 +83,7 @@ t.test('OpenAPI document: valid, every route, every status and error code', asyn
   t.same(claimOp.responses['403'].content['application/json'].schema.properties.code.enum, ['NOT_OPEN', 'CLOSED',
     'NOT_ADMITTED'])
   t.same(claimOp.responses['503'].content['application/json'].schema.properties.code.enum,
-    ['CAMPAIGN_UNAVAILABLE', 'RECOVERING', 'SHUTTING_DOWN', 'BACKEND_UNAVAILABLE'])
+    ['CAMPAIGN_UNAVAILABLE', 'RECOVERING', 'SHUTTING_DOWN', 'BACKEND_UNAVAILABLE', 'NOT_DURABLE'])
   t.equal(claimOp.requestBody.required, false, 'the claim needs no body')
   t.same(claimOp.security, [{ userJwt: [] }])
   t.same(doc.paths['/admin/campaigns'].post.security, [{ adminToken: [] }])

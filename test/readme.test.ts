@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { ConfigSchema } from '../src/config.js'
+import { withConfigTable } from '../scripts/config-table.js'
 import { ROOT } from './helper.js'
 
 const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
@@ -29,6 +30,9 @@ t.test('the configuration table lists exactly the ConfigSchema keys, with their 
     const schemaDefault = props[name]?.default
     t.equal(def, schemaDefault === undefined ? '—' : `\`${String(schemaDefault)}\``, `${name}: default as in ConfigSchema`)
   }
+  // Descriptions too: the table is ConfigSchema's, rewritten by npm run docs:config.
+  t.equal(readme, withConfigTable(readme), 'the table is exactly what npm run docs:config builds from ConfigSchema ' +
+    '(defaults and descriptions); run it after changing a key')
   const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8')
   for (const [, name] of example.matchAll(/^#?\s*([A-Z0-9_]+)=/gm)) {
     if (!(name! in props)) t.match(readme, name!, `.env.example's ${name} (compose-only) is mentioned in the README`)

@@ -10,6 +10,7 @@ import type { RedisClient } from '../redis/client.js'
 import type { CampaignsRepository } from '../campaigns/repository.js'
 import type { Missing } from '../campaigns/lookup.js'
 import type { SoldOutCache } from './sold-out-cache.js'
+import type { DurableAnswers } from '../durability/answers.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
 import { withTimeout } from '../timeout.js'
 import { claimState, isOpenHold, parseUserRecord } from '../redis/users-record.js'
@@ -85,6 +86,8 @@ export interface ClaimRoutesOptions {
   metrics: ClaimMetrics
   /** An archived campaign's claims are rows only. */
   campaigns: Pick<CampaignsRepository, 'userClaims' | 'persistedClaimIds'>
+  /** CLAIM_DURABILITY: refusal before the script, confirmation on the replicas after it (src/durability/). */
+  durable: DurableAnswers
   /** Why Redis must not take claims now: an evicting policy switched on at run time ('' when none). */
   evictionProblem: () => string
   /** Why Redis has no live state for a campaign (src/campaigns/lookup.ts). */
@@ -164,6 +167,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     if (!idempotencyKey && soldOut.has(campaignId)) return answerSoldOutLocally(campaignId, reply)
     const unsafe = opts.evictionProblem()
     if (unsafe) throw new AppError(503, ErrorCode.BACKEND_UNAVAILABLE, `claims refused: ${unsafe}`)
+    const ticket = opts.durable.before(campaignId)
     const mark = soldOut.mark()
     const deadlineMs = claimDeadline(Date.now(), config.REDIS_COMMAND_TIMEOUT_MS)
     const stopTimer = opts.metrics.startClaimScript()
@@ -192,6 +196,11 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     if (outcome.kind === 'rate_limited') throw rateLimited(reply, outcome.retryAfterMs)
     if (outcome.kind === 'too_late') throw claimTooLate()
     if (outcome.kind === 'recovering') throw opts.fenced!(campaignId)
+    // Answers saying the user holds a unit (201, replayed or not; 409 listing their claims) wait for the replicas.
+    if (outcome.kind === 'issued' || outcome.kind === 'at_limit') {
+      await opts.durable.after(ticket, { campaignId, action: 'claim',
+        claimId: outcome.kind === 'issued' ? outcome.claimId : undefined })
+    }
     // A replayed SOLD_OUT is an old answer: the campaign may have been restocked since.
     if (outcome.kind === 'sold_out' && !replayed) soldOut.remember(campaignId, mark)
     const a = answer(outcome, campaignId, req.userId)

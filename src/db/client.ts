@@ -42,10 +42,15 @@ const SILENCE_MARGIN_MS = 500
  * while a small write is pending throws outside any caller and ends the process. Refuse to run without it.
  */
 function assertDriverPatched(): void {
-  const file = fileURLToPath(new URL('./connection.js', import.meta.resolve('postgres')))
-  if (!readFileSync(file, 'utf8').includes('fcfs-patch: nextWrite without a socket')) {
-    throw new Error(`the postgres driver at ${file} lacks the fix of scripts/patch-postgres.mjs: ` +
-      'run `node scripts/patch-postgres.mjs` (npm install runs it as postinstall)')
+  const fixes = [['./connection.js', 'fcfs-patch: nextWrite without a socket'],
+    ['./connection.js', 'fcfs-patch: array types failure handled'],
+    ['./index.js', 'fcfs-patch: reserve leaves the queue']]
+  for (const [rel, marker] of fixes) {
+    const file = fileURLToPath(new URL(rel!, import.meta.resolve('postgres')))
+    if (!readFileSync(file, 'utf8').includes(marker!)) {
+      throw new Error(`the postgres driver at ${file} lacks the fix of scripts/patch-postgres.mjs: ` +
+        'run `node scripts/patch-postgres.mjs` (npm install runs it as postinstall)')
+    }
   }
 }
 
@@ -91,10 +96,11 @@ type Settle = (x: unknown) => void
 
 /**
  * The pool-acquire bound: a query still waiting for a pool connection after `ms` is withdrawn (the driver's
- * cancel: taken out of the queue, rejected with 57014, never sent); a transaction whose callback has not
- * started by then is abandoned (rejected with a TimeoutError; should a connection come later, its callback
- * throws before writing anything and the driver rolls back). Queries already sent are bounded by the
- * statement timeout and the silence watchdog.
+ * cancel: taken out of the queue, rejected with 57014, never sent); a reservation not granted by then is
+ * abandoned (rejected with a TimeoutError; a connection granted later is released at once); a transaction
+ * whose callback has not started by then is abandoned (rejected with a TimeoutError; should a connection
+ * come later, its callback throws before writing anything and the driver rolls back). Queries already sent
+ * are bounded by the statement timeout and the silence watchdog.
  */
 function boundAcquire(sql: postgres.Sql, ms: number): postgres.Sql {
   const notAcquired = () => new TimeoutError(`no PostgreSQL connection within ${ms} ms`)
@@ -113,6 +119,19 @@ function boundAcquire(sql: postgres.Sql, ms: number): postgres.Sql {
           pending.resolve = (x) => { clearTimeout(timer); resolve(x) }
           pending.reject = (x) => { clearTimeout(timer); reject(x) }
           return q
+        }
+      }
+      if (prop === 'reserve') {
+        return () => {
+          const reserving = target.reserve()
+          let timer: NodeJS.Timeout | undefined
+          const late = new Promise<never>((_resolve, rejectLate) => {
+            timer = setTimeout(() => {
+              reserving.then((conn) => conn.release(), () => {})
+              rejectLate(notAcquired())
+            }, ms)
+          })
+          return Promise.race([reserving, late]).finally(() => clearTimeout(timer))
         }
       }
       if (prop === 'begin') {

@@ -10,6 +10,7 @@ import { AppError, ErrorCode, ErrorSchema, campaignEnded, campaignNotFound, camp
 import type { Authenticator } from '../auth.js'
 import { publishCampaignChanged } from '../campaigns/events.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
+import type { DurableAnswers } from '../durability/answers.js'
 import { archiveCampaign } from './archive.js'
 import { findClaimOwner } from './owner.js'
 import { runCancel, runConfirm, type CancelOutcome } from './scripts.js'
@@ -46,6 +47,8 @@ export interface LifecycleRoutesOptions {
   forgetSoldOut: (campaignId: string) => void
   /** Why Redis has no live state for a campaign (src/campaigns/lookup.ts). */
   whyMissing: (id: string) => Promise<Missing>
+  /** CLAIM_DURABILITY: a cancel or confirm is answered only once on the replicas (src/durability/). */
+  durable: DurableAnswers
 }
 
 /** Live state missing: archived -> CAMPAIGN_ENDED, never created -> 404, lost -> 503. */
@@ -94,8 +97,10 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptio
   }, async (req) => {
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
+    const ticket = opts.durable.before(campaignId)
     const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId })
     req.logFields = { campaignId, claimId, outcome: `cancel:${o.kind}` }
+    if (o.kind === 'cancelled') await opts.durable.after(ticket, { campaignId, claimId, action: 'cancel' })
     return cancelAnswer(opts, req.log, o, { campaignId, userId: req.userId, claimId, by: 'user' })
   })
 
@@ -110,8 +115,10 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptio
   }, async (req) => {
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
+    const ticket = opts.durable.before(campaignId)
     const o = await runConfirm(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId })
     req.logFields = { campaignId, claimId, outcome: `confirm:${o.kind}` }
+    if (o.kind === 'confirmed') await opts.durable.after(ticket, { campaignId, claimId, action: 'confirm' })
     switch (o.kind) {
       case 'confirmed':
         if (!o.replayed) opts.metrics.countConfirmation()
@@ -147,9 +154,11 @@ export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOpti
       if (!(await opts.redis.exists(opts.keys.campaign(campaignId)))) throw await missingCampaign(opts, campaignId)
       throw new AppError(404, ErrorCode.CLAIM_NOT_FOUND, `campaign ${campaignId} has no claim ${claimId}`)
     }
+    const ticket = opts.durable.before(campaignId)
     const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: owner, claimId,
       reason: req.body?.reason ?? 'revoked by admin' })
     req.logFields = { campaignId, claimId, owner, outcome: `revoke:${o.kind}` }
+    if (o.kind === 'cancelled') await opts.durable.after(ticket, { campaignId, claimId, action: 'cancel' })
     return cancelAnswer(opts, req.log, o, { campaignId, userId: owner, claimId, by: 'admin' })
   })
 

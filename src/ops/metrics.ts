@@ -117,8 +117,9 @@ export function createApiMetrics(redis: RedisClient, keys: Keys, log: FastifyBas
   for (const by of ['user', 'admin']) cancellations.inc({ by }, 0)
   for (const reason of ['cancel', 'expire']) returnedUnits.inc({ reason }, 0)
 
-  // Per-stream commands, concurrent: auto-pipelining sends them in one round trip per node (a single Redis,
-  // or each master of a cluster), with no multi-slot pipeline. Done once per scrape.
+  // Per-stream commands, concurrent: in flight together on each node's connection, one round trip per node (a
+  // single Redis auto-pipelines them into one write; a cluster sends each on its own), with no multi-slot
+  // pipeline. Done once per scrape.
   async function collectStreams(): Promise<void> {
     streamBacklog.reset()
     streamLag.reset()

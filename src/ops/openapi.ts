@@ -22,9 +22,8 @@ const CODES_BY_STATUS: Record<string, ErrorCode[]> = {
   422: [ErrorCode.IDEMPOTENCY_KEY_REUSED],
   429: [ErrorCode.RATE_LIMITED],
   500: [ErrorCode.INTERNAL],
-  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.RECOVERING,
-    ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY, ErrorCode.METRICS_DISABLED,
-    ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE],
+  503: [ErrorCode.CAMPAIGN_UNAVAILABLE, ErrorCode.RECOVERING, ErrorCode.ADMIN_DISABLED, ErrorCode.NOT_READY,
+    ErrorCode.METRICS_DISABLED, ErrorCode.SHUTTING_DOWN, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.NOT_DURABLE],
 }
 
 /** The codes a route can answer with at a status (some codes belong to one family of routes only). */
@@ -56,6 +55,8 @@ function codesFor(url: string, status: string): ErrorCode[] {
       case ErrorCode.CAMPAIGN_NOT_FOUND: return campaign
       case ErrorCode.NOT_READY: return url === '/readyz'
       case ErrorCode.METRICS_DISABLED: return url === '/metrics'
+      // CLAIM_DURABILITY=replica: the writes that answer a user (claim, cancel, revoke, confirm)
+      case ErrorCode.NOT_DURABLE: return url === '/v1/campaigns/:id/claims' || oneClaim
       default: return true
     }
   })

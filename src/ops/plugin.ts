@@ -6,6 +6,7 @@ import { ErrorCode, errorBody } from '../errors.js'
 import { edgeErrorOptions, installErrorHandlers } from '../http/error-handlers.js'
 import type { RedisClient } from '../redis/client.js'
 import type { ApiMetrics } from './metrics.js'
+import type { Durability } from '../durability/durability.js'
 import { checkReadiness, evictionCheck, postgresCheck, redisCheck, scriptsCheck } from './health.js'
 import { checkEvictionPolicy } from '../redis/eviction.js'
 import { httpTimeouts } from '../http-limits.js'
@@ -29,6 +30,8 @@ export interface OpsOptions {
   metrics: ApiMetrics
   /** The Lua sources readiness keeps loaded (every registered script: src/redis/scripts.ts). */
   scripts: string[]
+  /** CLAIM_DURABILITY=replica: every master has the replicas it needs (a failing check names the master). */
+  durability: Durability
 }
 
 /** What the claim route asks before it writes: why Redis must not take claims now ('' when it may). */
@@ -56,6 +59,7 @@ export async function registerOps(app: FastifyInstance, opts: OpsOptions): Promi
       redis: redisCheck(redis),
       scripts: scriptsCheck(redis, opts.scripts),
       eviction,
+      ...(opts.durability.enabled ? { durability: () => opts.durability.check() } : {}),
     }, config.READY_TIMEOUT_MS, { postgres: postgresUp })
     metrics.setBackendUp('postgres', r.checks.postgres === 'ok')
     metrics.setBackendUp('redis', r.checks.redis === 'ok')

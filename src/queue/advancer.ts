@@ -37,12 +37,14 @@ export function createQueueAdvancer(opts: { redis: RedisClient; db: Db; keys: Ke
 
   async function flushAnswers(): Promise<void> {
     if (answers.size === 0) return
-    const pipe = redis.pipeline()
+    // One command per counter, not one pipeline: on a cluster the campaigns' keys live in different slots,
+    // and a pipeline must stay in one (a single Redis auto-pipelines these into one write anyway).
+    const writes: Promise<number>[] = []
     for (const [id, byStatus] of answers) {
-      for (const [status, n] of byStatus) pipe.hincrby(keys.queueAnswers(id), String(status), n)
+      for (const [status, n] of byStatus) writes.push(redis.hincrby(keys.queueAnswers(id), String(status), n))
     }
     answers.clear()
-    await pipe.exec()
+    await Promise.all(writes)
   }
 
   async function tick(): Promise<void> {

@@ -60,28 +60,37 @@ interface LifecycleFix {
 
 const holds = (record: string | null | undefined, claimId: string) => record != null && record.includes(`:${claimId}:`)
 
-/** What gather() read of the three places, per sequence, before anything is judged. */
-export interface Sides {
-  /** The campaign hash as stored, or null when Redis has none. */
+const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v))
+
+/** The campaign hash as gather() read it. */
+interface LiveRead {
+  /** The hash as stored, or null when Redis has none. */
   raw: Record<string, string> | null
+  /** It holds what claim.lua needs (stock, perUserLimit, issued). */
   hasLive: boolean
   /** issued when the check began, and when the scans ended (NaN without live state). */
   issuedStart: number
   issuedEnd: number
-  inUsers: SeqBitset
+}
+
+/** One bit per sequence per place (see bitset.ts): memory stays ~size/8 bytes per set. */
+interface Seen {
+  users: SeqBitset
   /** Users-hash claims old enough to be judged LOST. */
   eligible: SeqBitset
-  inStream: SeqBitset
-  inDb: SeqBitset
+  stream: SeqBitset
+  db: SeqBitset
   dead: SeqBitset
+}
+
+/** What the walk found while reading, before compare() judges by sequence. */
+interface Found {
+  /** Sequences of rows / stream entries to give back to their users' records. */
   restore: SeqBitset
   restoreHolders: SeqBitset
   conflict: SeqBitset
   /** Sequences some place holds above the issued counter read with them. */
   beyondCounter: SeqBitset
-  maxUsersSeq: number
-  maxStreamSeq: number
-  maxDbSeq: number
   malformedUsers: number
   /** Cancelled or expired claims in the users' records: units Redis says came back. */
   releasedInUsers: number
@@ -90,7 +99,154 @@ export interface Sides {
   classes: CampaignReport['classes']
 }
 
-const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v))
+/** What gather() read of the three places, per sequence, before anything is judged. */
+export interface Sides { live: LiveRead; seen: Seen; found: Found }
+
+/** One gather() walk: what it reads with, and what it has marked so far. */
+interface Walk {
+  deps: ReconcileDeps
+  id: string
+  usersKey: string
+  hasLive: boolean
+  issuedStart: number
+  seen: Seen
+  found: Omit<Found, 'malformedUsers'>
+  /** Which claim Redis's records hold at each sequence. */
+  heldBy: SeqFingerprints
+  malformedUsers: Set<string>
+  /** Claims with a lifecycle event still in the stream (on its way to the database). */
+  eventsInStream: Set<string>
+}
+
+/** Redis's issued counter now (Infinity without live state: nothing is judged against it). */
+const issuedNow = async (w: Walk) =>
+  (w.hasLive ? ((await readIssued(w.deps.redis, w.deps.keys, w.id)) ?? NaN) : Infinity)
+
+function newWalk(deps: ReconcileDeps, id: string, hasLive: boolean, issuedStart: number, size: number): Walk {
+  const bits = () => new SeqBitset(size)
+  return {
+    deps, id, usersKey: deps.keys.users(id), hasLive, issuedStart,
+    seen: { users: bits(), eligible: bits(), stream: bits(), db: bits(), dead: bits() },
+    found: { restore: bits(), restoreHolders: bits(), conflict: bits(), beyondCounter: bits(), releasedInUsers: 0,
+      unappliedEvents: [],
+      classes: emptyClasses() },
+    heldBy: new SeqFingerprints(size),
+    malformedUsers: new Set(),
+    eventsInStream: new Set(),
+  }
+}
+
+function markConflict(w: Walk, c: ClaimRecord, detail: string) {
+  w.found.conflict.add(c.sequence)
+  w.found.restore.delete(c.sequence)
+  addExample(w.found.classes.conflicts, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
+}
+
+/** A row or stream entry whose sequence Redis's records give to a different claim. */
+function conflicts(w: Walk, c: ClaimRecord): boolean {
+  if (!w.seen.users.has(c.sequence) || w.heldBy.get(c.sequence) === fingerprint(c.claimId)) return false
+  markConflict(w, c, 'Redis holds another claim at this sequence')
+  return true
+}
+
+/** Given back to Redis by --fix; never over a sequence another claim holds there. */
+function markMissing(w: Walk, c: ClaimRecord, detail: string) {
+  if (w.found.conflict.has(c.sequence)) return
+  w.found.restore.add(c.sequence)
+  addExample(w.found.classes.redisLost, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
+}
+
+/** 1. Users hash: which claim each record holds at each sequence, and which units came back. */
+async function walkUsers(w: Walk): Promise<void> {
+  const { seen, found } = w
+  for await (const page of scanUsers(w.deps.redis, w.usersKey, w.deps.pageSize)) {
+    const issued = await issuedNow(w) // read after the page: a record above it is not a fresh claim
+    for (const [userId, record] of page) {
+      const parsed = parseRecord(userId, record)
+      if (parsed.malformed.length > 0 && !w.malformedUsers.has(userId) && w.malformedUsers.size < 10_000) {
+        w.malformedUsers.add(userId)
+        addExample(found.classes.counters, { userId,
+          detail: `malformed record for user ${userId}: ${parsed.malformed[0]}` })
+      }
+      for (const c of parsed.claims) {
+        const fp = fingerprint(c.claimId)
+        // Two different claims recorded at one sequence (HSCAN repeating a field repeats the same claim).
+        if (seen.users.has(c.sequence) && w.heldBy.get(c.sequence) !== fp) markConflict(w, c,
+          'two Redis records hold this sequence')
+        w.heldBy.set(c.sequence, fp)
+        seen.users.add(c.sequence)
+        if (!w.hasLive || c.sequence <= w.issuedStart || c.sequence > issued) seen.eligible.add(c.sequence)
+        if (!holdsUnit(c.mark)) found.releasedInUsers++
+        if (c.sequence > issued) found.beyondCounter.add(c.sequence)
+      }
+    }
+    w.deps.progress.add(page.length)
+  }
+}
+
+/** 2. Stream (pending entries included: they stay in the stream until acked and deleted). */
+async function walkStream(w: Walk): Promise<void> {
+  const { redis, keys, pageSize, progress } = w.deps
+  for await (const { claims, read } of scanStream(redis, keys.streamOf(w.id), w.id, pageSize)) {
+    if (claims.length > 0) {
+      const [records, issued] = await Promise.all([
+        redis.hmget(w.usersKey, ...claims.map((c) => c.userId)),
+        issuedNow(w),
+      ])
+      claims.forEach((c, i) => {
+        if (c.type !== undefined && w.eventsInStream.size < 1_000_000) w.eventsInStream.add(c.claimId)
+        w.seen.stream.add(c.sequence)
+        if (c.sequence > issued) w.found.beyondCounter.add(c.sequence)
+        if (conflicts(w, c)) {
+          if (!holds(records[i], c.claimId)) w.found.restoreHolders.add(c.sequence)
+          return
+        }
+        if (!holds(records[i], c.claimId)) markMissing(w, c, 'in the stream, missing from the user\'s record')
+      })
+    }
+    progress.add(read)
+  }
+}
+
+/** A row active in the database whose claim Redis's record says was cancelled or expired, no event on the way. */
+function checkLifecycle(w: Walk, r: ClaimRecord, record: string) {
+  const mine = parseRecord(r.userId, record).claims.find((x) => x.claimId === r.claimId)
+  if (!mine || holdsUnit(mine.mark)) return
+  const kind = mine.mark === 'c' ? 'cancel' as const : 'expire' as const
+  w.found.unappliedEvents.push({ userId: r.userId, claimId: r.claimId, sequence: r.sequence, claimedAt: r.claimedAt,
+    kind })
+  addExample(w.found.classes.lifecycle, { claimId: r.claimId, userId: r.userId, sequence: r.sequence,
+    detail: `${claimState(mine.mark)} in Redis, active in the database` })
+}
+
+/** 3. Database rows, by sequence. */
+async function walkRows(w: Walk): Promise<void> {
+  const { redis, db, pageSize, progress } = w.deps
+  for await (const rows of scanClaims(db, w.id, pageSize)) {
+    const [records, issued] = await Promise.all([
+      redis.hmget(w.usersKey, ...rows.map((r) => r.userId)),
+      issuedNow(w),
+    ])
+    rows.forEach((r, i) => {
+      w.seen.db.add(r.sequence)
+      if (conflicts(w, r)) {
+        if (!holds(records[i], r.claimId)) w.found.restoreHolders.add(r.sequence)
+        return
+      }
+      if (!holds(records[i], r.claimId)) markMissing(w, r, 'in the database, missing from the user\'s record')
+      else if (r.sequence > issued) markMissing(w, r, `in the database beyond issued ${issued}`)
+      else if (!r.released && !w.eventsInStream.has(r.claimId)) checkLifecycle(w, r, records[i]!)
+    })
+    progress.add(rows.length)
+  }
+}
+
+/** 4. Dead letters: issued, then given up on by the worker; not LOST (re-enqueueing would fail again). */
+async function walkDeadLetters(w: Walk): Promise<void> {
+  for await (const page of scanDeadLetters(w.deps.db, w.id, w.deps.pageSize)) {
+    for (const d of page) w.seen.dead.add(d.sequence)
+  }
+}
 
 /**
  * Gather: reads the users hash, then the stream, then the rows and dead letters, in pages, marking each
@@ -99,148 +255,26 @@ const num = (v: string | undefined) => (v === undefined || v === '' ? NaN : Numb
  */
 async function gather(deps: ReconcileDeps, campaign: CampaignRow): Promise<{ sides: Sides;
   stats: Awaited<ReturnType<typeof claimStats>> }> {
-  const { redis, db, keys, pageSize, progress } = deps
+  const { redis, db, keys } = deps
   const id = String(campaign.id)
-  const usersKey = keys.users(id)
-  const classes = emptyClasses()
-
   const raw = await readRawLiveState(redis, keys, id)
   const hasLive = raw !== null && [raw.stock, raw.perUserLimit, raw.issued].every((v) => Number.isFinite(num(v)))
   const issuedStart = hasLive ? num(raw!.issued) : 0
   const stats = await claimStats(db, id)
-  const [usersLen, streamLen] = await Promise.all([redis.hlen(usersKey), redis.xlen(keys.streamOf(id))])
+  const [usersLen, streamLen] = await Promise.all([redis.hlen(keys.users(id)), redis.xlen(keys.streamOf(id))])
   // Sized by what was issued, not by stock (a campaign may have a huge stock and few claims); grows on demand.
-  const size = Math.max(issuedStart, stats.maxSequence)
+  const w = newWalk(deps, id, hasLive, issuedStart, Math.max(issuedStart, stats.maxSequence))
 
-  // One bit per sequence per place (see bitset.ts): memory stays ~size/8 bytes per set.
-  const inUsers = new SeqBitset(size)
-  const eligible = new SeqBitset(size)
-  const inStream = new SeqBitset(size)
-  const inDb = new SeqBitset(size)
-  const dead = new SeqBitset(size)
-  const restore = new SeqBitset(size)
-  const restoreHolders = new SeqBitset(size)
-  const conflict = new SeqBitset(size)
-  const beyondCounter = new SeqBitset(size)
-  const heldBy = new SeqFingerprints(size) // which claim Redis's records hold at each sequence
-  let maxUsersSeq = 0
-  let maxStreamSeq = 0
-  let maxDbSeq = 0
-  const malformedUsers = new Set<string>()
-  // Lifecycle: units Redis's records say came back, events still on their way to the database.
-  let releasedInUsers = 0
-  const eventsInStream = new Set<string>()
-  const unappliedEvents: LifecycleFix[] = []
-
-  progress.start(`campaign ${id}`, usersLen + streamLen + stats.rows)
-  const issuedNow = async () => (hasLive ? ((await readIssued(redis, keys, id)) ?? NaN) : Infinity)
-
-  // 1. Users hash.
-  for await (const page of scanUsers(redis, usersKey, pageSize)) {
-    const issued = await issuedNow() // read after the page: a record above it is not a fresh claim
-    for (const [userId, record] of page) {
-      const parsed = parseRecord(userId, record)
-      if (parsed.malformed.length > 0 && !malformedUsers.has(userId) && malformedUsers.size < 10_000) {
-        malformedUsers.add(userId)
-        addExample(classes.counters, { userId, detail: `malformed record for user ${userId}: ${parsed.malformed[0]}` })
-      }
-      for (const c of parsed.claims) {
-        const fp = fingerprint(c.claimId)
-        // Two different claims recorded at one sequence (HSCAN repeating a field repeats the same claim).
-        if (inUsers.has(c.sequence) && heldBy.get(c.sequence) !== fp) markConflict(c,
-          'two Redis records hold this sequence')
-        heldBy.set(c.sequence, fp)
-        inUsers.add(c.sequence)
-        if (c.sequence > maxUsersSeq) maxUsersSeq = c.sequence
-        if (!hasLive || c.sequence <= issuedStart || c.sequence > issued) eligible.add(c.sequence)
-        if (!holdsUnit(c.mark)) releasedInUsers++
-        if (c.sequence > issued) beyondCounter.add(c.sequence)
-      }
-    }
-    progress.add(page.length)
-  }
-
-  // 2. Stream (pending entries included: they stay in the stream until acked and deleted).
-  for await (const { claims, read } of scanStream(redis, keys.streamOf(id), id, pageSize)) {
-    if (claims.length > 0) {
-      const [records, issued] = await Promise.all([
-        redis.hmget(usersKey, ...claims.map((c) => c.userId)),
-        issuedNow(),
-      ])
-      claims.forEach((c, i) => {
-        if (c.type !== undefined && eventsInStream.size < 1_000_000) eventsInStream.add(c.claimId)
-        inStream.add(c.sequence)
-        if (c.sequence > maxStreamSeq) maxStreamSeq = c.sequence
-        if (c.sequence > issued) beyondCounter.add(c.sequence)
-        if (conflicts(c)) {
-          if (!holds(records[i], c.claimId)) restoreHolders.add(c.sequence)
-          return
-        }
-        if (!holds(records[i], c.claimId)) markMissing(c, 'in the stream, missing from the user\'s record')
-      })
-    }
-    progress.add(read)
-  }
-
-  // 3. Database rows, by sequence.
-  for await (const rows of scanClaims(db, id, pageSize)) {
-    const [records, issued] = await Promise.all([
-      redis.hmget(usersKey, ...rows.map((r) => r.userId)),
-      issuedNow(),
-    ])
-    rows.forEach((r, i) => {
-      inDb.add(r.sequence)
-      if (r.sequence > maxDbSeq) maxDbSeq = r.sequence
-      if (conflicts(r)) {
-        if (!holds(records[i], r.claimId)) restoreHolders.add(r.sequence)
-        return
-      }
-      if (!holds(records[i], r.claimId)) markMissing(r, 'in the database, missing from the user\'s record')
-      else if (r.sequence > issued) markMissing(r, `in the database beyond issued ${issued}`)
-      else if (!r.released && !eventsInStream.has(r.claimId)) {
-        const mine = parseRecord(r.userId, records[i]!).claims.find((x) => x.claimId === r.claimId)
-        if (mine && !holdsUnit(mine.mark)) {
-          const kind = mine.mark === 'c' ? 'cancel' as const : 'expire' as const
-          unappliedEvents.push({ userId: r.userId, claimId: r.claimId, sequence: r.sequence, claimedAt: r.claimedAt,
-            kind })
-          addExample(classes.lifecycle, { claimId: r.claimId, userId: r.userId, sequence: r.sequence,
-            detail: `${claimState(mine.mark)} in Redis, active in the database` })
-        }
-      }
-    })
-    progress.add(rows.length)
-  }
-
-  // 4. Dead letters: issued, then given up on by the worker; not LOST (re-enqueueing would fail again).
-  for await (const page of scanDeadLetters(db, id, pageSize)) for (const d of page) dead.add(d.sequence)
-
-  function markConflict(c: ClaimRecord, detail: string) {
-    conflict.add(c.sequence)
-    restore.delete(c.sequence)
-    addExample(classes.conflicts, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
-  }
-
-  /** A row or stream entry whose sequence Redis's records give to a different claim. */
-  function conflicts(c: ClaimRecord): boolean {
-    if (!inUsers.has(c.sequence) || heldBy.get(c.sequence) === fingerprint(c.claimId)) return false
-    markConflict(c, 'Redis holds another claim at this sequence')
-    return true
-  }
-
-  // Given back to Redis by --fix; never over a sequence another claim holds there.
-  function markMissing(c: ClaimRecord, detail: string) {
-    if (conflict.has(c.sequence)) return
-    restore.add(c.sequence)
-    addExample(classes.redisLost, { claimId: c.claimId, userId: c.userId, sequence: c.sequence, detail })
-  }
-
-  const issuedEnd = hasLive ? await issuedNow() : NaN
-  progress.stop()
+  deps.progress.start(`campaign ${id}`, usersLen + streamLen + stats.rows)
+  await walkUsers(w)
+  await walkStream(w)
+  await walkRows(w)
+  await walkDeadLetters(w)
+  const issuedEnd = hasLive ? await issuedNow(w) : NaN
+  deps.progress.stop()
   return {
-    sides: { raw, hasLive, issuedStart, issuedEnd, inUsers, eligible, inStream, inDb, dead, restore, restoreHolders,
-      conflict,
-      beyondCounter, maxUsersSeq, maxStreamSeq, maxDbSeq, malformedUsers: malformedUsers.size, releasedInUsers,
-      unappliedEvents, classes },
+    sides: { live: { raw, hasLive, issuedStart, issuedEnd }, seen: w.seen,
+      found: { ...w.found, malformedUsers: w.malformedUsers.size } },
     stats,
   }
 }
@@ -254,8 +288,10 @@ type Settings = Pick<CampaignRow, 'name' | 'stock' | 'perUserLimit' | 'opensAt' 
  */
 export function compare(sides: Sides, campaign: Settings): { lost: SeqBitset; needIssued: number;
   repairLiveState: boolean } {
-  const { raw, hasLive, issuedStart, issuedEnd, inUsers, eligible, inStream, inDb, dead, restore, conflict,
-    beyondCounter, maxUsersSeq, maxStreamSeq, maxDbSeq, releasedInUsers, unappliedEvents, classes } = sides
+  const { raw, hasLive, issuedStart, issuedEnd } = sides.live
+  const { users: inUsers, eligible, stream: inStream, db: inDb, dead } = sides.seen
+  const { restore, conflict, beyondCounter, releasedInUsers, unappliedEvents, classes } = sides.found
+  const [maxUsersSeq, maxStreamSeq, maxDbSeq] = [inUsers.max(), inStream.max(), inDb.max()]
   // Classify by sequence.
   const top = Math.max(eligible.max(), inStream.max(), inUsers.max(), inDb.max(), issuedStart)
   const lost = new SeqBitset(top)
@@ -289,7 +325,7 @@ export function compare(sides: Sides, campaign: Settings): { lost: SeqBitset; ne
   const needIssued = Math.max(maxUsersSeq, maxStreamSeq, maxDbSeq, dead.max())
   let repairLiveState = false
   const counters = classes.counters
-  counters.count = sides.malformedUsers
+  counters.count = sides.found.malformedUsers
   const problem = (detail: string, fixable: boolean) => {
     counters.count++
     addExample(counters, { detail })
@@ -339,17 +375,17 @@ export async function inspectCampaign(deps: ReconcileDeps, campaign: CampaignRow
   const report: CampaignReport = {
     campaignId: id,
     name: campaign.name,
-    issued: sides.hasLive ? sides.issuedStart : null,
+    issued: sides.live.hasLive ? sides.live.issuedStart : null,
     persisted: stats.rows,
-    classes: sides.classes,
+    classes: sides.found.classes,
     drift: 0,
     remaining: null,
     remainingClasses: null,
   }
-  report.drift = driftOf(sides.classes)
-  return { report, campaign, hasLive: sides.hasLive, lost, restore: sides.restore,
-    restoreHolders: sides.restoreHolders, needIssued, repairLiveState,
-    releasedRows: stats.released, unappliedEvents: sides.unappliedEvents }
+  report.drift = driftOf(sides.found.classes)
+  return { report, campaign, hasLive: sides.live.hasLive, lost, restore: sides.found.restore,
+    restoreHolders: sides.found.restoreHolders, needIssued,
+    repairLiveState, releasedRows: stats.released, unappliedEvents: sides.found.unappliedEvents }
 }
 
 /** Walks the users hash once more for the LOST claims' details (examples, and what --fix re-enqueues). */

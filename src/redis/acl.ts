@@ -8,6 +8,8 @@ export const ACL_COMMANDS = [
   // connection set-up (ioredis: ready check, connection names) and probes; INFO also inside the scripts that
   // stamp or check a campaign's recovery fence (the Redis process's run_id, src/redis/campaign-hash.lua)
   'ping', 'info', 'client|setname', 'select', 'quit',
+  // CLAIM_DURABILITY=replica: a marker (incr) and WAIT on a connection of its own per master (src/durability/)
+  'wait',
   // the eviction policy check (leave out where CONFIG is not allowed; then set REDIS_EVICTION_POLICY_ACK)
   'config|get',
   // Lua scripts (ioredis: EVALSHA, EVAL on NOSCRIPT; readiness: SCRIPT EXISTS/LOAD)

@@ -27,6 +27,7 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Fail a command after this many reconnect attempts instead of queueing forever. */
   maxRetriesPerRequest?: number | null
+  /** A single Redis only (default on); a cluster client never auto-pipelines (see below). */
   autoPipelining?: boolean
   connectionName?: string
 }
@@ -77,20 +78,47 @@ export function createRedis(target: RedisTarget, opts: RedisClientOptions): Redi
   } else {
     const options: ClusterOptions = {
       redisOptions: { ...node, ...urlAuth(target.REDIS_URL) },
-      // Auto-pipelining groups commands per node, so a burst costs one write per master, not one per claim.
-      enableAutoPipelining: opts.autoPipelining ?? true,
+      // No auto-pipelining on a cluster (issue 19, resharding): ioredis groups a tick's commands by the node
+      // their slot was on when queued and refuses the whole group once a slot of it has moved ("All keys in
+      // the pipeline should belong to the same slots allocation group": a 500 for claims on slots that never
+      // moved), and a pipeline of writes whose commands get ASK/TRYAGAIN while others succeed is not retried
+      // (the raw error reaches the caller). Sent one by one, each command follows its own MOVED/ASK and is
+      // retried on TRYAGAIN until its bound. Commands still share each node's connection, written back to back.
+      enableAutoPipelining: false,
       clusterRetryStrategy: retryStrategy,
       // A master killed: commands to it are retried after a slots refresh until its replica is promoted
       // (cluster-node-timeout plus the election) or the command timeout ends them with a 503 (errors.ts).
       retryDelayOnFailover: 200,
       retryDelayOnClusterDown: 200,
       retryDelayOnTryAgain: 100,
+      // A migrating slot answers TRYAGAIN to a script whose keys are not all on one node (claim.lua declares
+      // keys that do not exist yet, so every claim on the slot while it is MIGRATING); ioredis retries it on a
+      // random master (a MOVED back, and an ASK once its keys have moved: up to three redirections per retry).
+      // Enough for the whole command bound, so the bound ends such a claim (503), not "Too many Cluster
+      // redirections" before the move is done.
+      maxRedirections: 16 + 3 * Math.ceil(opts.commandTimeoutMs / 100),
       slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
       // Reads go to masters too: a replica lags, and a claim's read-then-write must see its own writes.
       scaleReads: 'master',
     }
     client = new Cluster(parseClusterNodes(target.REDIS_CLUSTER_NODES), options)
   }
+  logConnectionErrors(client, opts.log, opts.connectionName ?? 'redis')
+  return client
+}
+
+/**
+ * A dedicated connection to one node (host:port of a cluster's slots table, or REDIS_URL's server), with
+ * REDIS_URL's credentials. In-flight commands are never re-sent after a reconnect: a caller that counts on
+ * "the same connection" (WAIT) must see the break, not a silent resend on a new socket.
+ */
+export function createNodeConnection(target: RedisTarget, node: { host: string; port: number } | null,
+  opts: RedisClientOptions): Redis {
+  const options: RedisOptions = { maxRetriesPerRequest: 1, connectionName: opts.connectionName,
+    disableClientInfo: true, commandTimeout: opts.commandTimeoutMs, retryStrategy,
+    autoResendUnfulfilledCommands: false, enableAutoPipelining: false }
+  const client = node ? new Redis({ ...options, ...urlAuth(target.REDIS_URL), host: node.host, port: node.port })
+    : new Redis(target.REDIS_URL, options)
   logConnectionErrors(client, opts.log, opts.connectionName ?? 'redis')
   return client
 }

@@ -11,6 +11,8 @@ export function createKeys(prefix: string, partitions: number) {
   const tag = (p: number) => `${prefix}:{${tags[p]!}}`
   const campaign = (id: string | bigint) => `${tag(partitionOf(id))}:campaign:${id}`
   const stream = (p: number) => `${tag(p)}:claims`
+  const streamNames = new Map(Array.from({ length: partitions }, (_, p) => [stream(p), p]))
+  const streamIndex = (key: string) => streamNames.get(key) ?? -1
   return {
     prefix,
     partitions,
@@ -52,6 +54,10 @@ export function createKeys(prefix: string, partitions: number) {
     stream,
     streamOf: (id: string | bigint) => stream(partitionOf(id)),
     streams: () => Array.from({ length: partitions }, (_, p) => stream(p)),
+    /** Counter in partition p's slot: the marker a durability round writes before its WAIT (src/durability/). */
+    durabilityMarker: (p: number) => `${tag(p)}:durable`,
+    /** The partition of a stream key (-1 for another key). */
+    partitionOfStream: (key: string) => streamIndex(key),
     /** Pub/sub channel announcing campaign state changes (stock added, state rebuilt). */
     events: () => `${prefix}:events`,
   }

@@ -2,6 +2,8 @@ import { CAMPAIGN_ID } from '../campaigns/schemas.js'
 import { entryFields, rawClaim, rawEvent, type ClaimRow, type LifecycleKind, type RawClaim }
   from '../redis/stream-entry.js'
 
+import type { Ticket } from '../durability/durability.js'
+
 export type { ClaimRow } from '../redis/stream-entry.js'
 
 /**
@@ -14,14 +16,18 @@ export interface StreamEntry {
   id: string
   raw: string[] | null
   deliveries: number
+  /** CLAIM_DURABILITY=replica: the master the entry was read from, taken before the read (src/durability/). */
+  ticket?: Ticket | null
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const INT4_MAX = 2_147_483_647
 
 /** ioredis replies [id, [field, value, ...]]; a deleted entry still pending comes back with null fields. */
-export function toEntry(stream: string, raw: [string, string[] | null], deliveries: number): StreamEntry {
-  return { stream, id: raw[0], raw: raw[1], deliveries }
+export function toEntry(stream: string, raw: [string, string[] | null], deliveries: number,
+  ticket?: Ticket | null): StreamEntry {
+  return ticket === undefined ? { stream, id: raw[0], raw: raw[1], deliveries }
+    : { stream, id: raw[0], raw: raw[1], deliveries, ticket }
 }
 
 /** The entry's fields by name (compact entries expanded): what a dead letter records. */

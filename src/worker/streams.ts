@@ -2,6 +2,7 @@ import { toEntry, type StreamEntry } from './entry.js'
 import type { RedisClient } from '../redis/client.js'
 import { keySlot } from '../redis/slots.js'
 import { flatRecord } from '../redis/codec.js'
+import type { Ticket } from '../durability/durability.js'
 
 type RawEntry = [string, string[] | null]
 
@@ -14,6 +15,14 @@ function streamPairs(reply: unknown[]): [string, RawEntry[]][] {
 }
 
 export const isNoGroup = (err: unknown): boolean => /^NOGROUP/.test((err as Error)?.message ?? '')
+
+/**
+ * A read blocked on a stream that left its node: resharding MIGRATEs the stream to another master, which
+ * deletes it on the source, and Redis ends the blocked XREADGROUP with "UNBLOCKED the stream key no longer
+ * exists". Routine, not an error: the next read follows the stream (ASK/MOVED), or answers NOGROUP if the
+ * stream is really gone.
+ */
+const isUnblocked = (err: unknown): boolean => /^UNBLOCKED/.test((err as Error)?.message ?? '')
 
 /**
  * The streams one command may name together: all of them on a single Redis; on a cluster those of one
@@ -41,8 +50,11 @@ export interface StreamReader { streams: string[]; blocking: RedisClient }
  */
 export function createStreamOps(opts: {
   redis: RedisClient; readers: StreamReader[]; group: string; consumer: string
+  /** The master a stream's read is about to run on (CLAIM_DURABILITY=replica); stamped on what it returns. */
+  ticket?: (stream: string) => Ticket | null
 }) {
   const { redis, readers, group, consumer } = opts
+  const ticketsOf = (names: string[]) => new Map(names.map((s) => [s, opts.ticket?.(s)]))
   const streams = readers.flatMap((r) => r.streams)
   const groupOf = new Map(readers.flatMap((r, i) => r.streams.map((s) => [s, i] as const)))
 
@@ -53,12 +65,15 @@ export function createStreamOps(opts: {
   let wake: (() => void) | undefined
 
   function startRead(r: StreamReader, count: number, blockMs: number): void {
+    const tickets = ticketsOf(r.streams)
     const p = (r.blocking.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs,
       'STREAMS', ...r.streams, ...r.streams.map(() => '>')) as Promise<unknown[] | null>)
       .then((reply) => {
         if (!reply) return
-        for (const [stream, entries] of streamPairs(reply)) for (const e of entries) buffer.push(toEntry(stream, e, 1))
-      }, (err: unknown) => { readError ??= { err } })
+        for (const [stream, entries] of streamPairs(reply)) for (const e of entries) {
+          buffer.push(toEntry(stream, e, 1, tickets.get(stream)))
+        }
+      }, (err: unknown) => { if (!isUnblocked(err)) readError ??= { err } })
       .finally(() => {
         reading.delete(r)
         wake?.()
@@ -118,13 +133,14 @@ export function createStreamOps(opts: {
      */
     async claimIdle(stream: string, minIdleMs: number, cursor: string,
       count: number): Promise<{ next: string; entries: StreamEntry[] }> {
+      const ticket = opts.ticket?.(stream)
       const [next, raw] = (await redis.call('XAUTOCLAIM', stream, group, consumer, minIdleMs, cursor, 'COUNT',
         count)) as [string, RawEntry[], string[]?]
       if (raw.length === 0) return { next, entries: [] }
       const pending = (await redis.call('XPENDING', stream, group, raw[0]![0], raw[raw.length - 1]![0], raw.length,
         consumer)) as [string, string, number, number][]
       const deliveries = new Map(pending.map(([id, , , n]) => [id, Number(n)]))
-      return { next, entries: raw.map((e) => toEntry(stream, e, deliveries.get(e[0]) ?? 1)) }
+      return { next, entries: raw.map((e) => toEntry(stream, e, deliveries.get(e[0]) ?? 1, ticket)) }
     },
 
     /**
@@ -169,7 +185,7 @@ export function createStreamOps(opts: {
 
     /**
      * Entries delivered to this consumer and not yet acked, per stream: per-stream XPENDING summaries,
-     * concurrent (auto-pipelining makes them one round trip per node).
+     * concurrent (in flight together: one round trip per node).
      */
     async ownPending(): Promise<{ stream: string; pending: number }[]> {
       return Promise.all(streams.map(async (stream) => {

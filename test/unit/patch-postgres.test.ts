@@ -13,16 +13,23 @@ const DRIVER = path.join(ROOT, 'node_modules/postgres')
 const BUILDS = ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js']
 const MARKER = 'fcfs-patch: nextWrite without a socket'
 
-t.test('the installed driver carries the fix in all three builds; patching again changes nothing', async (t) => {
-  const before = BUILDS.map((f) => readFileSync(path.join(DRIVER, f), 'utf8'))
-  for (const [i, text] of before.entries()) {
+const INDEXES = ['src/index.js', 'cjs/src/index.js', 'cf/src/index.js']
+
+t.test('the installed driver carries the fixes in all three builds; patching again changes nothing', async (t) => {
+  const before = [...BUILDS, ...INDEXES].map((f) => readFileSync(path.join(DRIVER, f), 'utf8'))
+  for (const [i, text] of before.slice(0, 3).entries()) {
     t.ok(text.includes(MARKER), `${BUILDS[i]} patched`)
     t.match(text, /if \(!socket\) \{[^}]*CONNECTION_CLOSED/, `${BUILDS[i]}: a write without a socket rejects`)
     t.equal(text.split('chunk = nextWriteTimer = null').length - 1, 4, `${BUILDS[i]}: teardown forgets the write`)
+    t.match(text, 'return fetchArrayTypes().catch(() => {})', `${BUILDS[i]}: a failed types query is caught`)
+  }
+  for (const [i, text] of before.slice(3).entries()) {
+    t.match(text, 'reject: (err) => (queries.remove(query), reject(err))', `${INDEXES[i]}: a rejected reserve leaves the queue`)
+    t.match(text, 'query.reserve && queries.push(query)', `${INDEXES[i]}: a reserve given to a reconnect stays queued`)
   }
   const again = run()
   t.equal(again.status, 0, again.stderr)
-  t.same(BUILDS.map((f) => readFileSync(path.join(DRIVER, f), 'utf8')), before)
+  t.same([...BUILDS, ...INDEXES].map((f) => readFileSync(path.join(DRIVER, f), 'utf8')), before)
 })
 
 t.test('a driver whose code differs is refused, naming the file', async (t) => {

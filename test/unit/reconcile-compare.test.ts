@@ -13,12 +13,33 @@ const bits = (...seqs: number[]) => {
 const live = (issued: number, extra: Record<string, string> = {}) => ({ name: 'c', stock: '10', perUserLimit: '1',
   opensAt: '', closesAt: '', holdSeconds: '', issued: String(issued), returned: '0', ...extra })
 
-function sides(over: Partial<Sides>): Sides {
-  return { raw: live(0), hasLive: true, issuedStart: 0, issuedEnd: 0, inUsers: bits(), eligible: bits(),
+/** The fields of the three groups of Sides, flat (the max sequences are the bitsets' own max()). */
+interface Flat {
+  raw: Record<string, string> | null; hasLive: boolean; issuedStart: number; issuedEnd: number
+  inUsers: SeqBitset; eligible: SeqBitset; inStream: SeqBitset; inDb: SeqBitset; dead: SeqBitset
+  restore: SeqBitset; restoreHolders: SeqBitset; conflict: SeqBitset; beyondCounter: SeqBitset
+  maxUsersSeq: number; maxStreamSeq: number; maxDbSeq: number
+  malformedUsers: number; releasedInUsers: number; unappliedEvents: Sides['found']['unappliedEvents']
+}
+
+function sides(over: Partial<Flat>): Sides & { classes: Sides['found']['classes'] } {
+  const f: Flat = { raw: live(0), hasLive: true, issuedStart: 0, issuedEnd: 0, inUsers: bits(), eligible: bits(),
     inStream: bits(), inDb: bits(), dead: bits(), restore: bits(), restoreHolders: bits(), conflict: bits(),
     beyondCounter: bits(),
     maxUsersSeq: 0, maxStreamSeq: 0, maxDbSeq: 0, malformedUsers: 0, releasedInUsers: 0, unappliedEvents: [],
-    classes: emptyClasses(), ...over }
+    ...over }
+  for (const [b, max] of [[f.inUsers, f.maxUsersSeq], [f.inStream, f.maxStreamSeq], [f.inDb, f.maxDbSeq]] as const) {
+    if (b.max() !== max) throw new Error(`fixture: max ${max} but the bitset's is ${b.max()}`)
+  }
+  const classes = emptyClasses()
+  return {
+    live: { raw: f.raw, hasLive: f.hasLive, issuedStart: f.issuedStart, issuedEnd: f.issuedEnd },
+    seen: { users: f.inUsers, eligible: f.eligible, stream: f.inStream, db: f.inDb, dead: f.dead },
+    found: { restore: f.restore, restoreHolders: f.restoreHolders, conflict: f.conflict, beyondCounter: f.beyondCounter,
+      malformedUsers: f.malformedUsers, releasedInUsers: f.releasedInUsers, unappliedEvents: f.unappliedEvents,
+      classes },
+    classes,
+  }
 }
 
 t.test('agreeing sides: no drift, nothing to repair', async (t) => {

@@ -3,11 +3,11 @@
  * (join answers/s against the bare route's ceiling), Redis memory per queued user, then the opening: the
  * draw, admission of `stock` users who claim at once, and the time until a waiting user's poll says sold out.
  */
-import { createSigner } from './tokens.js'
-import { sleep } from './processes.js'
-import { fmtInt } from './progress.js'
-import { job, type Api, type Env } from './env.js'
-import { parseLog } from '../src/queue/store.js'
+import { createSigner } from '../tokens.js'
+import { sleep } from '../processes.js'
+import { fmtInt } from '../progress.js'
+import { job, type Api, type Env } from '../env.js'
+import { parseLog } from '../../src/queue/store.js'
 
 export interface QueueBenchFigures {
   users: number

@@ -6,13 +6,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Cluster, Redis } from 'ioredis'
-import { runClaim } from '../src/claims/claim-script.js'
-import { defineScripts } from '../src/redis/scripts.js'
-import type { RedisClient } from '../src/redis/client.js'
-import { startLocalCluster } from './cluster.js'
-import { cpuPerRequest, sampleCpu } from './cpu-usage.js'
-import { fmtInt } from './progress.js'
-import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from './env.js'
+import { runClaim } from '../../src/claims/claim-script.js'
+import { defineScripts } from '../../src/redis/scripts.js'
+import type { RedisClient } from '../../src/redis/client.js'
+import { startLocalCluster } from '../cluster.js'
+import { cpuPerRequest, sampleCpu } from '../cpu-usage.js'
+import { fmtInt } from '../progress.js'
+import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from '../env.js'
 
 export const CLUSTER_MASTERS = 3
 
@@ -28,8 +28,11 @@ export interface SlotFigures {
 export interface ClusterFigures {
   masters: number
   replicasPerMaster: number
-  /** The API on the cluster, one campaign, measured like the single-node issue path. */
+  /** The API on the cluster, one campaign, measured like the single-node issue path (CLAIM_DURABILITY=none). */
   issue: HttpFigures
+  /** The same with CLAIM_DURABILITY=replica (its own API process, same cluster, right after): every 201 waits
+   * for its master's group-committed WAIT. */
+  issueReplica: HttpFigures
   slot: { single: SlotFigures; cluster: SlotFigures }
 }
 
@@ -63,6 +66,21 @@ async function slotProbe(env: Env, label: string, redis: RedisClient, campaignId
   return figures
 }
 
+/** The issue path again through an API with CLAIM_DURABILITY=replica (CLAIM_MIN_REPLICAS 1) on the same cluster. */
+async function measureReplica(env: Env, seeds: string, pidOf: (id: string) => Promise<number | null>):
+  Promise<HttpFigures> {
+  const { proc, url } = await startServer(env, 'api-cluster-replica', 'src/server', [],
+    { REDIS_CLUSTER_NODES: seeds, CLAIM_DURABILITY: 'replica' })
+  try {
+    const id = await createCampaign(env, url, 'bench cluster issue path, replica', HUGE_STOCK)
+    env.progress.step('issue path on the cluster with CLAIM_DURABILITY=replica: one campaign, every request wins')
+    return await measure(env, 'issue (cluster, replica)',
+      job(env, `${url}/v1/campaigns/${id}/claims`, 'cluster-issue-replica'), proc, await pidOf(id))
+  } finally {
+    await proc.stop()
+  }
+}
+
 /** Runs after the single-node issue path, with the single-node API still up (`api`). */
 export async function runCluster(env: Env, api: Api): Promise<ClusterFigures> {
   env.progress.step(`cluster: starting a local Redis Cluster (${CLUSTER_MASTERS} masters + ${CLUSTER_MASTERS} replicas)`)
@@ -83,6 +101,7 @@ export async function runCluster(env: Env, api: Api): Promise<ClusterFigures> {
     env.progress.step('issue path on the cluster: one campaign, every request wins')
     const issue = await measure(env, 'issue (cluster)', job(env, `${url}/v1/campaigns/${id}/claims`, 'cluster-issue'),
       proc, await pidOf(id))
+    const issueReplica = await measureReplica(env, cluster.seeds, pidOf)
 
     env.progress.step(`one slot's ceiling: the claim script alone on one campaign, ${SLOT_IN_FLIGHT} in flight, auto-pipelined`)
     const single = new Redis(env.config.REDIS_URL, { enableAutoPipelining: true })
@@ -92,7 +111,7 @@ export async function runCluster(env: Env, api: Api): Promise<ClusterFigures> {
       const singleId = await createCampaign(env, api.url, 'bench slot single', HUGE_STOCK)
       const clusterId = await createCampaign(env, url, 'bench slot cluster', HUGE_STOCK)
       return {
-        masters: CLUSTER_MASTERS, replicasPerMaster: 1, issue,
+        masters: CLUSTER_MASTERS, replicasPerMaster: 1, issue, issueReplica,
         slot: {
           single: await slotProbe(env, 'slot (single node)', single, singleId, env.redisPid),
           cluster: await slotProbe(env, 'slot (cluster)', clustered, clusterId, await pidOf(clusterId)),

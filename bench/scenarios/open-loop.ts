@@ -5,9 +5,9 @@
  * client that waits for answers slows down with the server. A drop's users do not.
  */
 import path from 'node:path'
-import { fmtInt } from './progress.js'
-import { spawnNode } from './processes.js'
-import { createCampaign, HUGE_STOCK, type Api, type Env } from './env.js'
+import { fmtInt } from '../progress.js'
+import { spawnNode } from '../processes.js'
+import { createCampaign, HUGE_STOCK, type Api, type Env } from '../env.js'
 
 const OPEN_LOOP_LOADS = [25, 50, 75] as const
 
