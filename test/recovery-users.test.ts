@@ -63,7 +63,9 @@ t.test('the automatic recovery of a fenced campaign does the same', async (t) =>
   t.equal(fenced.body.code, 'RECOVERING')
   t.ok(Number(fenced.headers.get('retry-after')) >= 1, 'Retry-After')
   await waitUntil('the recovery lifted the fence', async () => (await claim(recovering, id, 'someone')).status === 201)
-  const [rec] = await env.sql`SELECT found, restored FROM recoveries WHERE campaign_id = ${id}`
+  // The row is written just after the fence is lifted.
+  const rec = await waitUntil('the recovery is recorded', async () =>
+    (await env.sql`SELECT found, restored FROM recoveries WHERE campaign_id = ${id}`)[0])
   t.equal(rec!.restored, 10, 'the recovery restored the ten first holders')
   t.same(rec!.found, { conflicts: 10 })
   await assertRestored(t, id, lostUsers)
