@@ -224,7 +224,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     intervalMs: config.LIVE_INTERVAL_MS, timeoutMs: LIVE_READ_TIMEOUT_MS, workerGroup: config.WORKER_GROUP,
   })
   const lifecycle = { authenticate, adminAuth, redis, keys, db: db.db, campaigns, metrics, forgetSoldOut,
-    whyMissing: missing.whyMissing, durable }
+    whyMissing: missing.whyMissing, durable, fenced }
   await app.register(userLifecycleRoutes, lifecycle)
   await app.register(adminLifecycleRoutes, lifecycle)
   return app

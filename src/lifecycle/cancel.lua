@@ -5,6 +5,7 @@
 
   KEYS[1] campaign hash  KEYS[2] users hash  KEYS[3] stream  KEYS[4] holds zset  KEYS[5] marks hash
   ARGV[1] campaignId  ARGV[2] userId (the claim's owner)  ARGV[3] claimId  ARGV[4] reason ('' for none)
+  ARGV[5] '1': a fenced campaign is refused (automatic recovery on, src/recovery/; as claim.lua)
 
   Returns:
     1  cancelled now      {1, sequence, claimedAtMs, cancelledAtMs}
@@ -13,9 +14,11 @@
    -2  not found          {-2}  (no such claim in this user's record)
    -3  ended              {-3}  (campaign closed, or ended by an archive)
    -4  hold expired       {-4}  (its unit went back already; expired here if it was due)
+   -9  recovering         {-9}  (fenced: the live state may lack claims PostgreSQL holds, so "not found" could be false)
 ]]
 local camp = campaign_read(KEYS[1])
 if not camp.stock or not camp.issued then return {-1} end
+if ARGV[5] == '1' and camp.node ~= node_run_id() then return {-9} end
 local now = now_ms()
 local campaignId, userId, claimId = ARGV[1], ARGV[2], ARGV[3]
 local record = redis.call('HGET', KEYS[2], userId)

@@ -5,15 +5,18 @@
 
   KEYS[1] campaign hash  KEYS[2] users hash  KEYS[3] stream  KEYS[4] holds zset  KEYS[5] marks hash
   ARGV[1] campaignId  ARGV[2] userId  ARGV[3] claimId
+  ARGV[4] '1': a fenced campaign is refused (automatic recovery on, src/recovery/; as claim.lua)
 
   Returns:
     1  confirmed now      {1, sequence, claimedAtMs, confirmedAtMs}
     0  already confirmed  {0, sequence, claimedAtMs, confirmedAtMs}
    -1  unavailable {-1}   -2 not found {-2}   -4 hold expired {-4}   -5 cancelled {-5}
    -6  not a hold {-6}    (a final claim: nothing to confirm)
+   -9  recovering {-9}    (fenced: the live state may lack claims PostgreSQL holds)
 ]]
 local camp = campaign_read(KEYS[1])
 if not camp.stock then return {-1} end
+if ARGV[4] == '1' and camp.node ~= node_run_id() then return {-9} end
 local now = now_ms()
 local campaignId, userId, claimId = ARGV[1], ARGV[2], ARGV[3]
 local record = redis.call('HGET', KEYS[2], userId)

@@ -49,6 +49,11 @@ export interface LifecycleRoutesOptions {
   whyMissing: (id: string) => Promise<Missing>
   /** CLAIM_DURABILITY: a cancel or confirm is answered only once on the replicas (src/durability/). */
   durable: DurableAnswers
+  /**
+   * With automatic recovery (src/recovery/): a fenced campaign's cancel or confirm is refused like its claims
+   * (its live state may lack a claim PostgreSQL holds: "not found" could be false); this is their 503.
+   */
+  fenced?: (id: string) => AppError
 }
 
 /** Live state missing: archived -> CAMPAIGN_ENDED, never created -> 404, lost -> 503. */
@@ -56,7 +61,7 @@ async function missingCampaign(opts: LifecycleRoutesOptions, id: string): Promis
   const m = await opts.whyMissing(id)
   if (m.kind === 'archived') return campaignEnded(id)
   if (m.kind === 'unknown') return campaignNotFound(id)
-  return campaignUnavailable(id)
+  return opts.fenced ? opts.fenced(id) : campaignUnavailable(id)
 }
 
 /** Shared by the owner's cancel and the admin's revoke: one script outcome -> one answer. */
@@ -80,6 +85,7 @@ async function cancelAnswer(opts: LifecycleRoutesOptions, log: FastifyBaseLogger
       opts.metrics.countExpiredHold()
       throw holdExpired(a.claimId)
     case 'unavailable': throw await missingCampaign(opts, a.campaignId)
+    case 'recovering': throw opts.fenced!(a.campaignId)
   }
 }
 
@@ -98,7 +104,8 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptio
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
     const ticket = opts.durable.before(campaignId)
-    const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId })
+    const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId,
+      fence: opts.fenced !== undefined })
     req.logFields = { campaignId, claimId, outcome: `cancel:${o.kind}` }
     if (o.kind === 'cancelled') await opts.durable.after(ticket, { campaignId, claimId, action: 'cancel' })
     return cancelAnswer(opts, req.log, o, { campaignId, userId: req.userId, claimId, by: 'user' })
@@ -116,7 +123,8 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptio
     const campaignId = req.params.id
     const claimId = req.params.claimId.toLowerCase()
     const ticket = opts.durable.before(campaignId)
-    const o = await runConfirm(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId })
+    const o = await runConfirm(opts.redis, opts.keys, { campaignId, userId: req.userId, claimId,
+      fence: opts.fenced !== undefined })
     req.logFields = { campaignId, claimId, outcome: `confirm:${o.kind}` }
     if (o.kind === 'confirmed') await opts.durable.after(ticket, { campaignId, claimId, action: 'confirm' })
     switch (o.kind) {
@@ -132,6 +140,7 @@ export const userLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOptio
       case 'not_a_hold': throw new AppError(409, ErrorCode.NOT_A_HOLD,
         `claim ${claimId} is final: campaign ${campaignId} has no holds to confirm`)
       case 'unavailable': throw await missingCampaign(opts, campaignId)
+      case 'recovering': throw opts.fenced!(campaignId)
     }
   })
 }
@@ -156,7 +165,7 @@ export const adminLifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRoutesOpti
     }
     const ticket = opts.durable.before(campaignId)
     const o = await runCancel(opts.redis, opts.keys, { campaignId, userId: owner, claimId,
-      reason: req.body?.reason ?? 'revoked by admin' })
+      reason: req.body?.reason ?? 'revoked by admin', fence: opts.fenced !== undefined })
     req.logFields = { campaignId, claimId, owner, outcome: `revoke:${o.kind}` }
     if (o.kind === 'cancelled') await opts.durable.after(ticket, { campaignId, claimId, action: 'cancel' })
     return cancelAnswer(opts, req.log, o, { campaignId, userId: owner, claimId, by: 'admin' })

@@ -8,10 +8,13 @@ const slotKeys = (keys: Keys, id: string) => [keys.campaign(id), keys.users(id),
 export type CancelOutcome =
   | { kind: 'cancelled'; replayed: boolean; sequence: number; claimedAt: number; cancelledAt: number }
   | { kind: 'unavailable' } | { kind: 'not_found' } | { kind: 'ended' } | { kind: 'hold_expired' }
+  | { kind: 'recovering' }
 
 export async function runCancel(redis: RedisClient, keys: Keys,
-  a: { campaignId: string; userId: string; claimId: string; reason?: string }): Promise<CancelOutcome> {
-  const r = await redis.fcfsCancel(...slotKeys(keys, a.campaignId), a.campaignId, a.userId, a.claimId, a.reason ?? '')
+  a: { campaignId: string; userId: string; claimId: string; reason?: string; fence?: boolean },
+): Promise<CancelOutcome> {
+  const r = await redis.fcfsCancel(...slotKeys(keys, a.campaignId), a.campaignId, a.userId, a.claimId, a.reason ?? '',
+    a.fence ? '1' : '0')
   switch (r[0]) {
     case 1: case 0: return { kind: 'cancelled', replayed: r[0] === 0, sequence: r[1]!, claimedAt: r[2]!,
       cancelledAt: r[3]! }
@@ -19,6 +22,7 @@ export async function runCancel(redis: RedisClient, keys: Keys,
     case -2: return { kind: 'not_found' }
     case -3: return { kind: 'ended' }
     case -4: return { kind: 'hold_expired' }
+    case -9: return { kind: 'recovering' }
     default: throw new Error(`cancel script returned unknown code ${String(r[0])}`)
   }
 }
@@ -26,11 +30,12 @@ export async function runCancel(redis: RedisClient, keys: Keys,
 export type ConfirmOutcome =
   | { kind: 'confirmed'; replayed: boolean; sequence: number; claimedAt: number; confirmedAt: number }
   | { kind: 'unavailable' } | { kind: 'not_found' } | { kind: 'hold_expired' } | { kind: 'cancelled' } | {
-    kind: 'not_a_hold' }
+    kind: 'not_a_hold' } | { kind: 'recovering' }
 
 export async function runConfirm(redis: RedisClient, keys: Keys,
-  a: { campaignId: string; userId: string; claimId: string }): Promise<ConfirmOutcome> {
-  const r = await redis.fcfsConfirm(...slotKeys(keys, a.campaignId), a.campaignId, a.userId, a.claimId)
+  a: { campaignId: string; userId: string; claimId: string; fence?: boolean }): Promise<ConfirmOutcome> {
+  const r = await redis.fcfsConfirm(...slotKeys(keys, a.campaignId), a.campaignId, a.userId, a.claimId,
+    a.fence ? '1' : '0')
   switch (r[0]) {
     case 1: case 0: return { kind: 'confirmed', replayed: r[0] === 0, sequence: r[1]!, claimedAt: r[2]!,
       confirmedAt: r[3]! }
@@ -39,6 +44,7 @@ export async function runConfirm(redis: RedisClient, keys: Keys,
     case -4: return { kind: 'hold_expired' }
     case -5: return { kind: 'cancelled' }
     case -6: return { kind: 'not_a_hold' }
+    case -9: return { kind: 'recovering' }
     default: throw new Error(`confirm script returned unknown code ${String(r[0])}`)
   }
 }

@@ -50,8 +50,9 @@ function codesFor(url: string, status: string): ErrorCode[] {
       case ErrorCode.CLAIMS_PENDING: case ErrorCode.RECONCILE_DRIFT: return archive
       case ErrorCode.ADMIN_DISABLED: return admin
       case ErrorCode.CAMPAIGN_UNAVAILABLE: return campaign
-      // a claim (or a queued campaign's join) while the campaign is fenced after a Redis restart or failover
-      case ErrorCode.RECOVERING: return url === '/v1/campaigns/:id/claims' || queue
+      // a claim, a cancel or confirm (or a queued campaign's join) while the campaign is fenced after a Redis
+      // restart or failover
+      case ErrorCode.RECOVERING: return url === '/v1/campaigns/:id/claims' || queue || oneClaim
       case ErrorCode.CAMPAIGN_NOT_FOUND: return campaign
       case ErrorCode.NOT_READY: return url === '/readyz'
       case ErrorCode.METRICS_DISABLED: return url === '/metrics'

@@ -24,9 +24,9 @@ interface ScriptCommands<Context extends ClientContext> {
   fcfsMirror(campaign: string, mode: 'create' | 'update', name: string, stock: number, perUserLimit: number,
     opensAt: string, closesAt: string, holdSeconds: string, ...queue: string[]): Result<number[], Context>
   fcfsCancel(campaign: string, users: string, stream: string, holds: string, marks: string,
-    campaignId: string, userId: string, claimId: string, reason: string): Result<number[], Context>
+    campaignId: string, userId: string, claimId: string, reason: string, fence: '0' | '1'): Result<number[], Context>
   fcfsConfirm(campaign: string, users: string, stream: string, holds: string, marks: string,
-    campaignId: string, userId: string, claimId: string): Result<number[], Context>
+    campaignId: string, userId: string, claimId: string, fence: '0' | '1'): Result<number[], Context>
   fcfsSweepHolds(campaign: string, users: string, stream: string, holds: string, marks: string, campaignId: string,
     max: number): Result<number[], Context>
   fcfsEndCampaign(campaign: string, holds: string, mode: 'end' | 'reopen'): Result<number[], Context>
