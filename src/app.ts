@@ -208,7 +208,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     whyMissing: missing.whyMissing, errorForMissing: missing.errorForMissing })
   if (recovery) {
     recoverer = startRecoverer({ redis, db: db.db, keys, log: app.log, intervalMs: config.RECOVERY_INTERVAL_MS,
-      unsafe: ops.evictionProblem })
+      unsafe: ops.evictionProblem, lateGraceMs: config.PG_STATEMENT_TIMEOUT_MS })
   }
   const fenced = recovery ? (id: string) => { recoverer?.kick(id); return campaignRecovering(id) } : undefined
   await app.register(claimRoutes, { config, redis, keys, authenticate, soldOut, metrics, campaigns, durable,

@@ -28,6 +28,8 @@ export interface ReconcileDeps {
   keys: Keys
   pageSize: number
   progress: Progress
+  /** A live state rebuilt by the repair stays fenced (unstamped) for the caller to lift: src/recovery/. */
+  keepFence?: boolean
 }
 
 export interface Inspection {

@@ -12,6 +12,8 @@
           An existing hash keeps its own count.
   ARGV[10..14] the waiting room's settings, as mirror.lua's ARGV[8..12] ('' each without a queue): a rebuilt
           hash keeps its campaign's admission check (claim.lua admits nobody the room has not admitted)
+  ARGV[15] '0': a created hash is left unstamped (still fenced: the automatic recovery lifts the fence itself
+          once no late row can land above issued); '1': stamped, verified on this node (reconcile --fix)
 
   Returns {created, stock, issued} (created 1 when this call made the hash), or {-1} when the hash is
   missing and ARGV[1] is '0'.
@@ -33,6 +35,6 @@ campaign_write_queue(KEYS[1], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 campaign_set_issued(KEYS[1], issued)
 campaign_init_counters(KEYS[1], issued, tonumber(ARGV[9]) or 0)
 -- Rebuilt from the database on this node: whole here (an existing hash keeps its stamp: src/recovery/).
-if not exists then campaign_stamp(KEYS[1]) end
+if not exists and ARGV[15] ~= '0' then campaign_stamp(KEYS[1]) end
 if exists then return {0, stock, issued} end
 return {1, stock, issued}

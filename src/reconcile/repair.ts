@@ -65,7 +65,8 @@ export async function repairCampaign(deps: ReconcileDeps, ins: Inspection): Prom
   }
 
   if (!ins.hasLive) {
-    const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, true, ins.releasedRows)
+    const r = await writeLiveState(redis, keys, ins.campaign, ins.needIssued, true, ins.releasedRows,
+      !deps.keepFence)
     if (r) result.liveState = r.created ? 'created' : 'repaired'
   }
 

@@ -15,6 +15,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { and, asc, eq, gt, isNull } from 'drizzle-orm'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../db/client.js'
@@ -46,6 +47,11 @@ export interface RecovererOptions {
   intervalMs: number
   /** Why Redis must not be repaired now ('' when it may): an evicting policy would drop the repair too. */
   unsafe: () => string
+  /**
+   * The fence stays up at least this long after a repair starts (PG_STATEMENT_TIMEOUT_MS): a batch a worker
+   * read before the loss can still commit that late, and issued must end above its rows.
+   */
+  lateGraceMs: number
 }
 
 export interface Recoverer {
@@ -59,7 +65,8 @@ type Outcome = 'recovered' | 'verified' | 'waiting' | 'skipped'
 export function startRecoverer(opts: RecovererOptions): Recoverer {
   const { redis, db, keys, log } = opts
   const instance = `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`
-  const deps: ReconcileDeps = { redis, db, keys, pageSize: PAGE_SIZE, progress: silentProgress }
+  // keepFence: a hash the repair rebuilds stays fenced until this recoverer lifts it (after the late rows).
+  const deps: ReconcileDeps = { redis, db, keys, pageSize: PAGE_SIZE, progress: silentProgress, keepFence: true }
   const running = new Map<string, Promise<Outcome>>()
   let closed = false
   let timer: NodeJS.Timeout | undefined
@@ -83,22 +90,39 @@ export function startRecoverer(opts: RecovererOptions): Recoverer {
     let restored = 0
     let reenqueued = 0
     let liveState: string | null = null
-    for (let pass = 0; ; pass++) {
-      if (ins.report.drift > 0) {
-        const r = await repairCampaign(deps, ins)
-        restored += r.restored
-        reenqueued += r.reenqueued
-        liveState = r.liveState ?? liveState
-        mark('repaired')
-      }
-      // A batch the worker read from the failed node may commit after the scan: issued must stay above every
-      // row before the fence lifts, or the next claim would take a sequence PostgreSQL holds.
+    const lateRows = async () => {
       const [stats, issued] = await Promise.all([claimStats(db, id), readIssued(redis, keys, id)])
       mark('late-check')
-      if (issued !== null && stats.maxSequence <= issued) break
-      if (pass + 1 >= LATE_ROW_PASSES) throw new Error(`campaign ${id}: PostgreSQL holds sequence ` +
-        `${stats.maxSequence} above issued ${issued} after ${LATE_ROW_PASSES} repairs`)
-      ins = await inspectCampaign(deps, row)
+      return issued !== null && stats.maxSequence <= issued ? null : { max: stats.maxSequence, issued }
+    }
+    const settle = async () => {
+      for (let pass = 0; ; pass++) {
+        if (ins.report.drift > 0) {
+          const r = await repairCampaign(deps, ins)
+          restored += r.restored
+          reenqueued += r.reenqueued
+          liveState = r.liveState ?? liveState
+          mark('repaired')
+        }
+        // A batch the worker read from the failed node may commit after the scan: issued must stay above every
+        // row before the fence lifts, or the next claim would take a sequence PostgreSQL holds.
+        const late = await lateRows()
+        if (!late) return
+        if (pass + 1 >= LATE_ROW_PASSES) throw new Error(`campaign ${id}: PostgreSQL holds sequence ` +
+          `${late.max} above issued ${late.issued} after ${LATE_ROW_PASSES} repairs`)
+        ins = await inspectCampaign(deps, row)
+      }
+    }
+    await settle()
+    // Such a batch commits within about the statement bound of its attempt: wait that out, then look again.
+    const wait = opts.lateGraceMs - (Date.now() - startedAt.getTime())
+    if (wait > 0) {
+      await sleep(wait)
+      mark('grace')
+      if (await lateRows()) {
+        ins = await inspectCampaign(deps, row)
+        await settle()
+      }
     }
     const lifted = await fence(id, 'lift', token)
     mark('lifted')
