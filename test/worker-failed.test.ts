@@ -49,8 +49,11 @@ t.test('poison entries go to failed_claims, the rest flows on, retry-failed repa
   const byId = Object.fromEntries(failed.map((f) => [`${f.stream}/${f.entry_id}`, f]))
   t.match(byId[`${keys.streamOf(ghost)}/${poisonId}`], { attempts: 3, error: /^23503 .*campaign/, resolved_at: null },
     'poison: dead-lettered on its 3rd delivery')
-  t.match(byId[`${keys.streamOf(id)}/${junkId}`], { attempts: 1, error: /^unparsable entry: bad claimId/ },
-    'junk: dead-lettered at once')
+  const junk = byId[`${keys.streamOf(id)}/${junkId}`]
+  t.match(junk, { error: /^unparsable entry: bad claimId/ }, 'junk: dead-lettered')
+  // At once, never retried up to MAX_DELIVERIES: its first delivery, or its second when the 300 ms reclaim of
+  // this test took it over while its first batch was still being written (seen on a loaded machine).
+  t.ok(junk?.attempts === 1 || junk?.attempts === 2, `junk: dead-lettered at once (attempts ${junk?.attempts})`)
   t.match(byId[`${keys.streamOf(id)}/${tiredId}`],
     { attempts: 7, error: /delivered 7 times, more than MAX_DELIVERIES \(3\)/ })
   const held = w.logs.filter((l) => l.msg === 'entry left pending for redelivery' && l.entryId === poisonId).map((l) => l.deliveries)
