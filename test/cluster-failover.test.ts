@@ -22,7 +22,7 @@ import { parseUserRecord } from '../src/redis/users-record.js'
 import { startApp, createCampaign, claim } from './helper.js'
 import { clusterEnv, startCluster } from './cluster-helper.js'
 import { stopProcess } from './process.js'
-import { startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { answeredAgain, startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { runReconcile } from './reconcile-helper.js'
 
 const COMMAND_TIMEOUT_MS = 1000
@@ -138,11 +138,7 @@ t.test('SIGKILL a lagging master: its campaigns fenced until recovered from Post
 
     // No sequence that reached PostgreSQL is answered twice.
     const won = samples.filter((s) => s.status === 201)
-    const bySeq = new Map<string, Sample[]>()
-    for (const s of won) bySeq.set(`${s.id}:${s.sequence}`, [...(bySeq.get(`${s.id}:${s.sequence}`) ?? []), s])
-    const twice = [...bySeq.values()].filter((list) => list.slice(0, -1).some((s) => before.has(s.claimId!)))
-    t.same(twice.map((l) => l.map((s) => `${s.id}:${s.sequence} ${s.user}`)), [],
-      'no sequence PostgreSQL held was answered twice')
+    t.same(answeredAgain(won, before), [], 'no sequence PostgreSQL held was answered twice')
 
     await waitUntil('the workers drained every stream', async () => {
       const s = await streamState(redis, config)

@@ -11,7 +11,7 @@
  * The first move is quick (the slot is split ~0.5 s, under the bound): its claims wait and are served. The
  * second is slow (split longer than the bound): claims answer 503 meanwhile.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
@@ -69,6 +69,19 @@ async function moveSlot(slot: number, fromPort: number, toPort: number, pauseMs:
     await cluster.direct(port).call('CLUSTER', 'SETSLOT', slot, 'NODE', dstId)
   }
   return moved
+}
+
+/** After the streams drained: every 201 of these campaigns is a row once, no 503 left one, nothing dead-lettered. */
+async function persistedOnce(t: Test, ids: string[], answers: Answer[], refused: Answer[]): Promise<Answer[]> {
+  const won = answers.filter((a) => a.status === 201)
+  const rows = await sql`SELECT claim_id, user_id FROM claims WHERE campaign_id IN ${sql(ids)}`
+  t.equal(rows.length, won.length, `${won.length} rows for ${won.length} answers 201`)
+  t.same(new Set(rows.map((r) => r.claim_id)), new Set(won.map((a) => a.claimId)), 'every 201 persisted once')
+  const held = new Set(rows.map((r) => r.user_id))
+  t.same(refused.filter((a) => held.has(a.user)).map((a) => a.user), [], 'no row for a user answered 503')
+  const [dead] = await sql`SELECT count(*)::int AS n FROM failed_claims`
+  t.equal(dead!.n, 0, 'nothing dead-lettered')
+  return won
 }
 
 t.test('a live campaign\'s slot moves to another master during a burst of claims', async (t) => {
@@ -169,14 +182,7 @@ t.test('a live campaign\'s slot moves to another master during a burst of claims
     const s = await streamState(redis, config)
     return s.length === 0 && s.pending === 0
   }, 60_000)
-  const won = answers.filter((a) => a.status === 201)
-  const rows = await sql`SELECT claim_id, user_id FROM claims`
-  t.equal(rows.length, won.length, `${won.length} rows for ${won.length} answers 201`)
-  t.same(new Set(rows.map((r) => r.claim_id)), new Set(won.map((a) => a.claimId)), 'every 201 persisted once')
-  const held = new Set(rows.map((r) => r.user_id))
-  t.same(refused.filter((a) => held.has(a.user)).map((a) => a.user), [], 'no row for a user answered 503')
-  const [dead] = await sql`SELECT count(*)::int AS n FROM failed_claims`
-  t.equal(dead!.n, 0, 'nothing dead-lettered')
+  const won = await persistedOnce(t, ids, answers, refused)
   const afterMoves = won.filter((a) => a.id === moving && a.start > slow.end)
   t.ok(afterMoves.length > 0, `${afterMoves.length} claims issued after both moves, persisted with the rest`)
   // A read blocked on the stream as it moves is ended by Redis (UNBLOCKED): read again at once, not a failure.
@@ -258,12 +264,5 @@ t.test('add-node + reshard to the new master during a burst on a campaign in eve
     const s = await streamState(redis, config)
     return s.length === 0 && s.pending === 0
   }, 60_000)
-  const won = answers.filter((a) => a.status === 201)
-  const rows = await sql`SELECT claim_id, user_id FROM claims WHERE campaign_id IN ${sql(ids)}`
-  t.equal(rows.length, won.length, `${won.length} rows for ${won.length} answers 201`)
-  t.same(new Set(rows.map((r) => r.claim_id)), new Set(won.map((a) => a.claimId)), 'every 201 persisted once')
-  const held = new Set(rows.map((r) => r.user_id))
-  t.same(refused.filter((a) => held.has(a.user)).map((a) => a.user), [], 'no row for a user answered 503')
-  const [dead] = await sql`SELECT count(*)::int AS n FROM failed_claims`
-  t.equal(dead!.n, 0, 'nothing dead-lettered')
+  await persistedOnce(t, ids, answers, refused)
 })

@@ -168,3 +168,16 @@ export async function fetchJson(url: string): Promise<{ status: number; body: an
   try { body = JSON.parse(text) } catch { /* text */ }
   return { status: res.status, body, text }
 }
+
+/**
+ * Sequences answered 201 again after a claim PostgreSQL held (heldIds) had been answered with them: each such
+ * sequence's answers as "campaign:sequence user", in answer order (none: every sequence PostgreSQL held
+ * was answered once). A sequence answered again after a claim that never reached PostgreSQL is not listed.
+ */
+export function answeredAgain(won: { id: string; user: string; claimId?: string; sequence?: number }[],
+  heldIds: Set<string>): string[][] {
+  const bySeq = new Map<string, typeof won>()
+  for (const s of won) bySeq.set(`${s.id}:${s.sequence}`, [...(bySeq.get(`${s.id}:${s.sequence}`) ?? []), s])
+  return [...bySeq.values()].filter((list) => list.slice(0, -1).some((s) => heldIds.has(s.claimId!)))
+    .map((list) => list.map((s) => `${s.id}:${s.sequence} ${s.user}`))
+}
