@@ -11,9 +11,14 @@ const COMPILED = import.meta.url.endsWith('.js')
 /** dist/ when built, the repository root under tsx: entry points keep their relative paths in both. */
 const BASE = path.resolve(HERE, '..')
 
-/** Node arguments that run an entry point given without extension, e.g. 'src/server'. */
+/**
+ * Node arguments that run an entry point given without extension, e.g. 'src/server', with the module
+ * resolution fast path (src/esm-fast-path.ts: a process starts in about half the CPU).
+ */
 function entryArgs(rel: string): string[] {
-  return COMPILED ? [path.join(BASE, `${rel}.js`)] : ['--import', 'tsx', path.join(BASE, `${rel}.ts`)]
+  return COMPILED
+    ? ['--import', path.join(BASE, 'src/esm-fast-path.js'), path.join(BASE, `${rel}.js`)]
+    : ['--import', 'tsx', '--import', path.join(BASE, 'src/esm-fast-path.ts'), path.join(BASE, `${rel}.ts`)]
 }
 
 export const entryExists = (rel: string) => existsSync(path.join(BASE, `${rel}${COMPILED ? '.js' : '.ts'}`))
