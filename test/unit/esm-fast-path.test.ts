@@ -18,12 +18,12 @@ t.test('the fast path loads what Node loads, and refuses what Node refuses', asy
   const pkg = path.join(dir, 'node_modules', 'pkg')
   const files: Record<string, string> = {
     'package.json': JSON.stringify({ name: 'pkg', type: 'module', exports: { '.': './index.js', './broken.js': './broken.js' } }),
-    'index.js': `import { b } from './lib/b.js'\nimport c from './cjs/c.js'\nexport const seen = [b, c.kind, import.meta.url]`,
-    'lib/b.js': `export const b = ['esm', import.meta.url]`,
+    'index.js': 'import { b } from \'./lib/b.js\'\nimport c from \'./cjs/c.js\'\nexport const seen = [b, c.kind, import.meta.url]',
+    'lib/b.js': 'export const b = [\'esm\', import.meta.url]',
     // A nested package.json turns its folder back to CommonJS: the hook must leave it to Node.
     'cjs/package.json': JSON.stringify({ type: 'commonjs' }),
-    'cjs/c.js': `module.exports = { kind: ['cjs', typeof require] }`,
-    'broken.js': `import './missing.js'`,
+    'cjs/c.js': 'module.exports = { kind: [\'cjs\', typeof require] }',
+    'broken.js': 'import \'./missing.js\'',
   }
   for (const [f, text] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(pkg, f)), { recursive: true })
