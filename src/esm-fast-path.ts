@@ -9,10 +9,10 @@
  * nearest package.json (looked up once per directory) says `"type": "module"`: exactly the case where
  * Node's answer can only be the file itself as a module. Everything else goes to Node's own resolver.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, realpathSync, statSync } from 'node:fs'
 import { registerHooks } from 'node:module'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const scopeTypes = new Map<string, string>()
 
@@ -43,7 +43,8 @@ registerHooks({
       if (scopeType(path.dirname(file)) === 'module') {
         let isFile = false
         try { isFile = statSync(file).isFile() } catch { /* missing: Node's resolver reports it */ }
-        if (isFile) return { url: url.href, format: 'module', shortCircuit: true }
+        // The real path, as Node gives it: a symlinked file is one module whichever way it is reached.
+        if (isFile) return { url: pathToFileURL(realpathSync.native(file)).href, format: 'module', shortCircuit: true }
       }
     }
     return next(specifier, context)

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,7 +18,8 @@ t.test('the fast path loads what Node loads, and refuses what Node refuses', asy
   const pkg = path.join(dir, 'node_modules', 'pkg')
   const files: Record<string, string> = {
     'package.json': JSON.stringify({ name: 'pkg', type: 'module', exports: { '.': './index.js', './broken.js': './broken.js' } }),
-    'index.js': 'import { b } from \'./lib/b.js\'\nimport c from \'./cjs/c.js\'\nexport const seen = [b, c.kind, import.meta.url]',
+    'index.js': 'import { b } from \'./lib/b.js\'\nimport { b as linked } from \'./lib/link.js\'\n' +
+      'import c from \'./cjs/c.js\'\nexport const seen = [b, c.kind, import.meta.url, linked === b]',
     'lib/b.js': 'export const b = [\'esm\', import.meta.url]',
     // A nested package.json turns its folder back to CommonJS: the hook must leave it to Node.
     'cjs/package.json': JSON.stringify({ type: 'commonjs' }),
@@ -29,6 +30,8 @@ t.test('the fast path loads what Node loads, and refuses what Node refuses', asy
     mkdirSync(path.dirname(path.join(pkg, f)), { recursive: true })
     writeFileSync(path.join(pkg, f), text)
   }
+  // A symlink to b.js is the same module as b.js (Node resolves to the real path).
+  symlinkSync('b.js', path.join(pkg, 'lib', 'link.js'))
   const main = path.join(dir, 'main.mjs')
   writeFileSync(main, `const m = await import('pkg'); console.log(JSON.stringify(m.seen))
     try { await import('pkg/broken.js') } catch (e) { console.log(e.code) }`)
@@ -38,6 +41,6 @@ t.test('the fast path loads what Node loads, and refuses what Node refuses', asy
   t.equal(fast.status, 0, fast.stderr)
   t.equal(fast.stdout, plain.stdout, 'same modules, same formats, same error')
   const [seen, code] = fast.stdout.trim().split('\n')
-  t.match(JSON.parse(seen!), [['esm', /lib\/b\.js$/], ['cjs', 'function'], /index\.js$/])
+  t.match(JSON.parse(seen!), [['esm', /lib\/b\.js$/], ['cjs', 'function'], /index\.js$/, true])
   t.equal(code, 'ERR_MODULE_NOT_FOUND', 'a missing file is still Node\'s error')
 })
