@@ -64,9 +64,7 @@ t.test('replica mode: lagging replica, master killed, promotion: no acknowledged
   t.teardown(async () => { stop = true; await loops })
   await sleep(1500)
 
-  await cluster.signal(replica.port, 'SIGSTOP')
-  await cluster.direct(victim.port).call('CLIENT', 'KILL', 'TYPE', 'replica')
-  const cutAt = Date.now()
+  const cutAt = await cluster.cutReplica(victim.port, replica.port)
   await sleep(500)
   const killedAt = Date.now()
   await cluster.signal(victim.port, 'SIGKILL')

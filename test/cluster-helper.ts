@@ -13,6 +13,11 @@ export interface TestCluster extends LocalCluster {
   direct: (port: number) => Redis
   /** SIGKILL a node (no shutdown, no save): its unreplicated writes are gone. */
   kill: (port: number) => Promise<void>
+  /**
+   * Replication lag, widened: the replica frozen (SIGSTOP) and the master's link to it cut, so the master
+   * keeps acknowledging writes the replica never gets. Returns when the link was cut (ms).
+   */
+  cutReplica: (master: number, replica: number) => Promise<number>
 }
 
 export async function startCluster(t: Tap,
@@ -23,15 +28,21 @@ export async function startCluster(t: Tap,
     for (const c of directs) c.disconnect()
     await cluster.stop()
   })
+  const direct = (port: number) => {
+    const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    c.on('error', () => {})
+    directs.push(c)
+    return c
+  }
   return {
     ...cluster,
-    direct(port) {
-      const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => null })
-      c.on('error', () => {})
-      directs.push(c)
-      return c
-    },
+    direct,
     kill: (port) => cluster.signal(port, 'SIGKILL'),
+    async cutReplica(master, replica) {
+      await cluster.signal(replica, 'SIGSTOP')
+      await direct(master).call('CLIENT', 'KILL', 'TYPE', 'replica')
+      return Date.now()
+    },
   }
 }
 
