@@ -28,6 +28,12 @@
 // closed or cut by the silence watchdog during a black hole, a statement timeout) the rejection is
 // unhandled, and Node ends the process. Found as an unhandled ETIMEDOUT in test/pg-trouble.test.ts. The
 // patch: the dropped promise is caught (the connection's own error path has already failed its queries).
+//
+// A fourth strands a COPY FROM STDIN: the stream's final() writes CopyDone and keeps its callback until
+// CommandComplete, but a connection that fails meanwhile (closed, cut by the silence watchdog, an
+// ErrorResponse such as a statement timeout) never calls it, so the stream neither finishes nor errors and
+// the worker's batch waits forever on its reserved connection. Found as a batch never persisted after a
+// black hole (test/pg-trouble.test.ts). The patch: a connection's error fails the pending final() too.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,6 +41,7 @@ import { fileURLToPath } from 'node:url'
 const MARKER = '/* fcfs-patch: nextWrite without a socket */'
 const RESERVE_MARKER = '/* fcfs-patch: reserve leaves the queue */'
 const TYPES_MARKER = '/* fcfs-patch: array types failure handled */'
+const COPY_MARKER = '/* fcfs-patch: copy final fails with its connection */'
 
 const CONNECTION_EDITS = [
   {
@@ -71,6 +78,15 @@ const TYPES_EDITS = [
   },
 ]
 
+const COPY_EDITS = [
+  {
+    what: "a connection's error fails a COPY's pending final()",
+    from: '  function errored(err) {\n    stream && (stream.destroy(err), stream = null)\n',
+    to: '  function errored(err) {\n    stream && (stream.destroy(err), stream = null)\n' +
+      `    final && (final(err), final = null) ${COPY_MARKER}\n`,
+  },
+]
+
 const INDEX_EDITS = [
   {
     what: 'a rejected reserve leaves the queue',
@@ -96,6 +112,7 @@ const BUILDS = ['src', 'cjs/src', 'cf/src']
 const FILES = BUILDS.flatMap((b) => [
   { rel: `${b}/connection.js`, marker: MARKER, edits: CONNECTION_EDITS },
   { rel: `${b}/connection.js`, marker: TYPES_MARKER, edits: TYPES_EDITS },
+  { rel: `${b}/connection.js`, marker: COPY_MARKER, edits: COPY_EDITS },
   { rel: `${b}/index.js`, marker: RESERVE_MARKER, edits: INDEX_EDITS },
 ])
 
@@ -126,7 +143,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   try {
     patchDriver(dir)
     console.log('patch-postgres: postgres driver patched ' +
-      '(nextWrite after close, reserve after an outage, array types failure)')
+      '(nextWrite after close, reserve after an outage, array types failure, COPY on a failed connection)')
   } catch (err) {
     console.error(`patch-postgres: ${err.message}`)
     process.exit(1)

@@ -94,6 +94,30 @@ t.test('the driver: connections closed while a small write is pending reject the
   }
 })
 
+t.test('the driver: a COPY whose connection fails after its last write errors instead of hanging', async (t) => {
+  const { config } = await testEnv(t)
+  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 2, onnotice: () => {} })
+  t.teardown(() => sql.end({ timeout: 1 }))
+  // The worker's batch path (src/worker/persist.ts): COPY into a session's temporary table. Unpatched,
+  // CopyDone lost with its connection leaves the stream neither finished nor errored, for good.
+  const conn = await sql.reserve()
+  await conn`CREATE TEMP TABLE copy_target (x int)`
+  const w = await conn`COPY copy_target (x) FROM STDIN`.writable()
+  proxy.blackHole()
+  w.end('1\n2\n')
+  await sleep(100)
+  const settled = Promise.race([once(w, 'finish').then(() => 'finished',
+    (err: { code?: string }) => err.code ?? 'error'), sleep(5000).then(() => 'never settled')])
+  proxy.cut()
+  proxy.pass()
+  t.equal(await settled, 'CONNECTION_CLOSED', 'the stream errors with its connection')
+  conn.release()
+  // As in the first test, a query may land on the closed connection before the driver reconnects it.
+  t.ok(await waitUntil('the pool reconnects', async () =>
+    (await sql`SELECT 3 AS x`.catch(() => []))[0]?.x === 3, 10_000), 'the pool serves queries after')
+})
+
 t.test('the driver: a new connection whose array-types query fails does not leave an unhandled rejection', async (t) => {
   const { config } = await testEnv(t)
   let unhandled = 0
@@ -192,6 +216,10 @@ t.test('black-holed then cut, repeatedly: the worker and the API stay up, admin 
   const total = 100 + 3 * 150
   // Well inside the reclaim's 30 s: what persists here was persisted by the batches in hand, not reclaimed.
   await waitUntil('every claim persisted after the trouble', async () => (await rowCount(sql, id)) === total, 20_000)
+    .catch(async (err) => {
+      t.comment(`rows ${await rowCount(sql, id)} of ${total}; worker output (tail):\n${w.output().slice(-12000)}`)
+      throw err
+    })
   t.notOk(w.logs.some((l) => l.msg === 'reclaimed idle entries' && Number(l.entries) > 0), 'nothing waited for a reclaim')
   await waitUntil('stream drained', async () => {
     const s = await streamState(redis, config)
@@ -201,7 +229,9 @@ t.test('black-holed then cut, repeatedly: the worker and the API stay up, admin 
   t.equal(ok.status, 200)
   t.notOk(w.logs.some((l) => l.msg === 'worker shutting down after error'), 'the worker never gave up')
   t.ok(w.logs.some((l) => l.msg === 'persist batch failed, retrying'), 'batches failed and were retried')
-  t.same(await stopProcess(w), { code: 0, signal: null })
+  const stopped = await stopProcess(w)
+  t.same(stopped, { code: 0, signal: null }, 'the worker stopped cleanly')
+  if (stopped.code !== 0) t.comment(`worker output (tail):\n${w.output().slice(-6000)}`)
 })
 
 t.test('connections refused: admin reads and writes answer 503 BACKEND_UNAVAILABLE quickly', async (t) => {

@@ -44,6 +44,7 @@ const SILENCE_MARGIN_MS = 500
 function assertDriverPatched(): void {
   const fixes = [['./connection.js', 'fcfs-patch: nextWrite without a socket'],
     ['./connection.js', 'fcfs-patch: array types failure handled'],
+    ['./connection.js', 'fcfs-patch: copy final fails with its connection'],
     ['./index.js', 'fcfs-patch: reserve leaves the queue']]
   for (const [rel, marker] of fixes) {
     const file = fileURLToPath(new URL(rel!, import.meta.resolve('postgres')))

@@ -22,6 +22,8 @@ t.test('the installed driver carries the fixes in all three builds; patching aga
     t.match(text, /if \(!socket\) \{[^}]*CONNECTION_CLOSED/, `${BUILDS[i]}: a write without a socket rejects`)
     t.equal(text.split('chunk = nextWriteTimer = null').length - 1, 4, `${BUILDS[i]}: teardown forgets the write`)
     t.match(text, 'return fetchArrayTypes().catch(() => {})', `${BUILDS[i]}: a failed types query is caught`)
+    t.match(text, /function errored\(err\) \{\n.*\n {4}final && \(final\(err\), final = null\)/,
+      `${BUILDS[i]}: a failed connection fails a COPY's pending final()`)
   }
   for (const [i, text] of before.slice(3).entries()) {
     t.match(text, 'reject: (err) => (queries.remove(query), reject(err))', `${INDEXES[i]}: a rejected reserve leaves the queue`)
