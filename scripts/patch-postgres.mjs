@@ -34,6 +34,14 @@
 // ErrorResponse such as a statement timeout) never calls it, so the stream neither finishes nor errors and
 // the worker's batch waits forever on its reserved connection. Found as a batch never persisted after a
 // black hole (test/pg-trouble.test.ts). The patch: a connection's error fails the pending final() too.
+//
+// A fifth: a reserved connection that closes is taken back by the pool (onclose reconnects it for the next
+// queued query) while its holder still has it. sql.begin() watches for that (connection.onclose); reserve()
+// does not, so the holder's next query ran on the connection's next life, queued behind another caller's
+// startup, and never settled; its queries queued meanwhile were never run; and its release() put a closed
+// or reconnecting connection into the open queue. Found as a worker batch stuck after 'reserved' for good
+// after a black hole (test/pg-trouble.test.ts). The patch: a reserved connection's close fails its holder's
+// queued and later queries with the close's error, and releasing it leaves it to the pool.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -42,6 +50,7 @@ const MARKER = '/* fcfs-patch: nextWrite without a socket */'
 const RESERVE_MARKER = '/* fcfs-patch: reserve leaves the queue */'
 const TYPES_MARKER = '/* fcfs-patch: array types failure handled */'
 const COPY_MARKER = '/* fcfs-patch: copy final fails with its connection */'
+const RESERVED_CLOSE_MARKER = '/* fcfs-patch: a reserved connection that closes fails its holder */'
 
 const CONNECTION_EDITS = [
   {
@@ -107,6 +116,33 @@ const INDEX_EDITS = [
   },
 ]
 
+const RESERVED_CLOSE_EDITS = [
+  {
+    what: "a reserved connection's close fails its holder's queries",
+    from: '    move(c, reserved)\n    c.reserved = () => queue.length\n',
+    to: `    move(c, reserved)
+    let lost = null ${RESERVED_CLOSE_MARKER}
+    c.onclose = (e) => {
+      lost = e || Errors.connection('CONNECTION_CLOSED', options)
+      while (queue.length) queue.shift().reject(lost)
+    }
+    c.reserved = () => queue.length
+`,
+  },
+  {
+    what: 'releasing a closed reserved connection leaves it to the pool',
+    from: '    sql.release = () => {\n      c.reserved = null\n      onopen(c)\n    }\n',
+    to: '    sql.release = () => {\n      if (lost) return\n      c.onclose = null\n' +
+      '      c.reserved = null\n      onopen(c)\n    }\n',
+  },
+  {
+    what: 'a query on a closed reserved connection rejects',
+    from: '    function handler(q) {\n      c.queue === full\n        ? queue.push(q)\n',
+    to: '    function handler(q) {\n      if (lost) return q.reject(lost)\n' +
+      '      c.queue === full\n        ? queue.push(q)\n',
+  },
+]
+
 /** The driver's three builds (ESM, CommonJS, Cloudflare): each has its own copy of both files. */
 const BUILDS = ['src', 'cjs/src', 'cf/src']
 const FILES = BUILDS.flatMap((b) => [
@@ -114,6 +150,7 @@ const FILES = BUILDS.flatMap((b) => [
   { rel: `${b}/connection.js`, marker: TYPES_MARKER, edits: TYPES_EDITS },
   { rel: `${b}/connection.js`, marker: COPY_MARKER, edits: COPY_EDITS },
   { rel: `${b}/index.js`, marker: RESERVE_MARKER, edits: INDEX_EDITS },
+  { rel: `${b}/index.js`, marker: RESERVED_CLOSE_MARKER, edits: RESERVED_CLOSE_EDITS },
 ])
 
 function patchDriver(dir) {
@@ -143,7 +180,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   try {
     patchDriver(dir)
     console.log('patch-postgres: postgres driver patched ' +
-      '(nextWrite after close, reserve after an outage, array types failure, COPY on a failed connection)')
+      '(nextWrite after close, reserve after an outage, array types failure, COPY on a failed connection, ' +
+      'a reserved connection that closes)')
   } catch (err) {
     console.error(`patch-postgres: ${err.message}`)
     process.exit(1)

@@ -118,6 +118,29 @@ t.test('the driver: a COPY whose connection fails after its last write errors in
     (await sql`SELECT 3 AS x`.catch(() => []))[0]?.x === 3, 10_000), 'the pool serves queries after')
 })
 
+t.test('the driver: a reserved connection that closes fails its holder\'s queries, and the pool goes on', async (t) => {
+  const { config } = await testEnv(t)
+  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 1, onnotice: () => {} })
+  t.teardown(() => sql.end({ timeout: 1 }))
+  const settles = (p: Promise<unknown>) => Promise.race([p.then(() => 'ran', (err: { code?: string }) =>
+    err.code ?? 'error'), sleep(5000).then(() => 'never settled')])
+  for (let round = 0; round < 3; round++) {
+    const conn = await sql.reserve()
+    t.same([...await conn`SELECT 1 AS x`], [{ x: 1 }])
+    proxy.cut()
+    await sleep(100)
+    // The pool takes the closed connection back for a caller that was waiting for it, as a worker's next
+    // batch does; the holder's next statement must not run on that connection's next life.
+    const other = sql`SELECT 2 AS x`
+    const after = conn`SELECT 3 AS x`
+    t.equal(await settles(after), 'CONNECTION_CLOSED', `round ${round}: the holder's statement fails`)
+    conn.release()
+    t.same([...await other], [{ x: 2 }], `round ${round}: the other caller's statement ran`)
+    t.same([...await sql`SELECT 4 AS x`], [{ x: 4 }], `round ${round}: the pool serves the next one`)
+  }
+})
+
 t.test('the driver: a new connection whose array-types query fails does not leave an unhandled rejection', async (t) => {
   const { config } = await testEnv(t)
   let unhandled = 0

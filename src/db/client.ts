@@ -45,7 +45,8 @@ function assertDriverPatched(): void {
   const fixes = [['./connection.js', 'fcfs-patch: nextWrite without a socket'],
     ['./connection.js', 'fcfs-patch: array types failure handled'],
     ['./connection.js', 'fcfs-patch: copy final fails with its connection'],
-    ['./index.js', 'fcfs-patch: reserve leaves the queue']]
+    ['./index.js', 'fcfs-patch: reserve leaves the queue'],
+    ['./index.js', 'fcfs-patch: a reserved connection that closes fails its holder']]
   for (const [rel, marker] of fixes) {
     const file = fileURLToPath(new URL(rel!, import.meta.resolve('postgres')))
     if (!readFileSync(file, 'utf8').includes(marker!)) {

@@ -28,6 +28,7 @@ t.test('the installed driver carries the fixes in all three builds; patching aga
   for (const [i, text] of before.slice(3).entries()) {
     t.match(text, 'reject: (err) => (queries.remove(query), reject(err))', `${INDEXES[i]}: a rejected reserve leaves the queue`)
     t.match(text, 'query.reserve && queries.push(query)', `${INDEXES[i]}: a reserve given to a reconnect stays queued`)
+    t.match(text, 'if (lost) return q.reject(lost)', `${INDEXES[i]}: a closed reserved connection fails its holder's queries`)
   }
   const again = run()
   t.equal(again.status, 0, again.stderr)
