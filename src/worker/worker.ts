@@ -143,7 +143,8 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       closing ??= (async () => {
         const cancelDeadline = shutdown.begin(config.WORKER_SHUTDOWN_TIMEOUT_MS)
         log.info({ consumer: name }, 'worker stopping: finishing the batch in hand')
-        await tasks.stop()
+        const stopBy = Date.now() + config.WORKER_SHUTDOWN_TIMEOUT_MS
+        const tasksStopped = tasks.stop()
         if (loop) {
           const finished = await Promise.race([loop.then(() => true, () => true),
             sleep(config.WORKER_SHUTDOWN_TIMEOUT_MS + config.WORKER_BLOCK_MS, false)])
@@ -151,6 +152,10 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
           if (!finished) for (const conn of blockingConns) conn.disconnect()
           await loop.catch(() => {})
         }
+        // A lifecycle task stuck on a backend does not hold the shutdown past its deadline: it ends with the process.
+        const tasksDone = await Promise.race([tasksStopped.then(() => true),
+          sleep(Math.max(0, stopBy - Date.now()), false)])
+        if (!tasksDone) log.warn({ consumer: name }, 'lifecycle tasks still running at the shutdown deadline')
         cancelDeadline()
         const steps: [string, () => Promise<unknown> | void][] = [
           ['blocking redis', () => { for (const conn of blockingConns) conn.disconnect() }],
