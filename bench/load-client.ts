@@ -10,8 +10,10 @@ export class LoadClient {
     progress?: (s: number, rps: number) => void
   }>()
   readonly ready: Promise<void>
+  private readonly proc: Child
 
-  constructor(private readonly proc: Child) {
+  constructor(proc: Child) {
+    this.proc = proc
     let markReady!: () => void
     this.ready = new Promise((r) => { markReady = r })
     proc.child.on('message', (m: FromLoadGenerator) => {

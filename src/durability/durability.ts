@@ -70,9 +70,16 @@ class NodeConfirmer {
   failing = ''
   private queue: Waiter[] = []
   private inflight = false
+  readonly node: string
+  private readonly c: DurabilityConfig
+  private readonly keys: Keys
 
-  constructor(readonly node: string, conn: Redis, private readonly c: DurabilityConfig, private readonly keys: Keys) {
+  // Plain fields, not parameter properties: the tests run the sources with Node's type stripping.
+  constructor(node: string, conn: Redis, c: DurabilityConfig, keys: Keys) {
+    this.node = node
     this.conn = conn
+    this.c = c
+    this.keys = keys
     // A new socket is another connection: WAIT there says nothing about writes before the break.
     conn.on('close', () => { this.gen++ })
   }
