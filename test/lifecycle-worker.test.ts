@@ -7,7 +7,7 @@ import t from 'tap'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, claim, http, one, userToken } from './helper.js'
-import { claimMany, startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { batchLines, claimMany, startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { stopProcess } from './process.js'
 
 // Small idle times so reclaiming happens within the test; the production default is 30 s.
@@ -46,7 +46,7 @@ t.test('a cancellation reclaimed before its claim: the row is written cancelled,
 
   const w = await startedWorker(t, env, 'lc-order', {}, 90_000)
   await waitUntil('drained', drained(redis, config), 60_000)
-  const batches = w.logs.filter((l) => l.msg === 'batch persisted')
+  const batches = await batchLines([w], (l) => l.length >= 2)
   t.ok(batches.length >= 2, 'the cancellation and the reclaimed claim came in separate batches')
   t.same(await dbState(sql, id), { rows: 1, ids: 1, cancelled: 1, counter: 0, failed: 0 },
     'one row, cancelled; the late claim insert changed nothing')

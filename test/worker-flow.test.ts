@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createKeys } from '../src/redis/keys.js'
 import { testEnv, startApp, createCampaign, http, claim, userToken, countBy, one } from './helper.js'
-import { claimMany, fetchJson, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
+import { batchLines, claimMany, fetchJson, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { stopProcess } from './process.js'
 
 t.test('5,000 claims through HTTP, two workers: every claim persisted exactly once', async (t) => {
@@ -33,6 +33,7 @@ t.test('5,000 claims through HTTP, two workers: every claim persisted exactly on
   }
   const { n: failed } = one(await sql`SELECT count(*)::int AS n FROM failed_claims`)
   t.equal(failed, 0)
+  await batchLines([w1, w2], (lines) => lines.reduce((sum, l) => sum + Number(l.inserted), 0) >= 5000)
   const moved = [w1, w2].map((w) => w.logs.filter((l) => l.msg === 'batch persisted').reduce((sum,
     l) => sum + Number(l.inserted), 0))
   t.equal(moved[0]! + moved[1]!, 5000, 'the workers inserted 5,000 rows between them')

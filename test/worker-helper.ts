@@ -79,6 +79,16 @@ export async function waitUntil<T>(what: string, fn: () => Promise<T>, timeoutMs
   }
 }
 
+/**
+ * The worker's 'batch persisted' lines once `enough` says they are all there (or after 10 s): a worker logs
+ * a batch after its ack, so a drained stream is seen a moment before the last line arrives.
+ */
+export async function batchLines(workers: WorkerProcess[], enough: (lines: LogLine[]) => boolean): Promise<LogLine[]> {
+  const lines = () => workers.flatMap((w) => w.logs.filter((l) => l.msg === 'batch persisted'))
+  await waitUntil('the batches logged', async () => enough(lines()), 10_000).catch(() => {})
+  return lines()
+}
+
 export interface StreamState { length: number; pending: number; byConsumer: Record<string, number> }
 
 /** Total length and pending entries over all partition streams of the test's prefix. */
