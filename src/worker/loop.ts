@@ -64,23 +64,24 @@ export async function read(w: WorkerParts): Promise<StreamEntry[]> {
 }
 
 /**
- * How long one persist attempt may take before it is abandoned and retried: a connection and four bounded
- * statements. Every statement is bounded (src/db/client.ts), but the driver has left one unsettled after
- * its connection closed mid-request (the cases found are patched: scripts/patch-postgres.mjs); this keeps
- * another such case from holding a batch, and a shutdown, for good. An abandoned attempt that commits
- * later is harmless: rows are keyed on claim_id, and only the attempt that answered is acked.
+ * How long one step of a persist attempt (the batch's write: a connection and three messages; one row's
+ * write; the dead letters' write) may take before the attempt is abandoned and retried. Every statement is
+ * bounded (src/db/client.ts), but the driver has left one unsettled after its connection closed
+ * mid-request (the cases found are patched: scripts/patch-postgres.mjs); this keeps another such case from
+ * holding a batch, and a shutdown, for good. An abandoned step that commits later is harmless: rows are
+ * keyed on claim_id, and only an attempt that answered is acked.
  */
-const persistAttemptMs = (c: Config) => c.PG_CONNECT_TIMEOUT_MS + 4 * (c.PG_STATEMENT_TIMEOUT_MS + 500)
+const persistStepMs = (c: Config) => c.PG_CONNECT_TIMEOUT_MS + 4 * (c.PG_STATEMENT_TIMEOUT_MS + 500)
 
 /** Persist, then record failures: one retried step, so dead letters are written with the rows they explain. */
 export async function persist(w: WorkerParts, items: Item[], dead: DeadLetter[]) {
-  const boundMs = persistAttemptMs(w.config)
-  return w.retrying('persist batch', () => withTimeout((async () => {
-    const r = await persistBatch(w.db, items)
+  const stepMs = persistStepMs(w.config)
+  return w.retrying('persist batch', async () => {
+    const r = await persistBatch(w.db, items, { stepMs })
     const { letters, held } = triageFailures(r.failures, dead, w.config.MAX_DELIVERIES)
-    await recordFailures(w.db.db, letters)
+    await withTimeout(recordFailures(w.db.db, letters), stepMs, 'dead letters write')
     return { inserted: r.inserted, letters, held }
-  })(), boundMs, 'persist attempt'))
+  })
 }
 
 /** Ack (and delete) after the commit: everything but the entries held for redelivery. */

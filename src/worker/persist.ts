@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { sql } from 'drizzle-orm'
 import type { Db, DbHandle } from '../db/client.js'
 import { claims, failedClaims } from '../db/schema.js'
+import { withTimeout } from '../timeout.js'
 import { fieldsOf, type ClaimRow, type LifecycleEvent, type StreamEntry } from './entry.js'
 
 /** A claim with what its lifecycle events (in the same batch) say about it. */
@@ -202,8 +203,11 @@ function groupItems(items: Item[]): Group[] {
  * in its own statement, so one bad row never blocks the others. Connection
  * errors are thrown (the caller backs off and retries the whole batch; every step is idempotent).
  */
-export async function persistBatch(handle: DbHandle, items: Item[]): Promise<PersistResult> {
+export async function persistBatch(handle: DbHandle, items: Item[], opts: { stepMs?: number } = {}):
+  Promise<PersistResult> {
   const db = handle.db
+  // Each step (the batch's write, or one row's) abandoned after stepMs: see persistStepMs in loop.ts.
+  const bounded = <T>(p: Promise<T>, what: string) => (opts.stepMs ? withTimeout(p, opts.stepMs, what) : p)
   // A stable order makes two workers holding overlapping batches lock index entries in the same order,
   // and (campaign, sequence) order means that when the guard must refuse one of two claims, the row by
   // row retry keeps the earlier one in line (the earlier stream entry when both carry one sequence).
@@ -211,7 +215,7 @@ export async function persistBatch(handle: DbHandle, items: Item[]): Promise<Per
     b.row.campaignId) || a.row.sequence - b.row.sequence || cmpEntryId(a.entry.id, b.entry.id))
   const groups = groupItems(items)
   try {
-    return { inserted: await copyGroups(handle, groups), failures: [] }
+    return { inserted: await bounded(copyGroups(handle, groups), 'batch write'), failures: [] }
   } catch (err) {
     if (!isRowError(err)) throw err
   }
@@ -222,7 +226,7 @@ export async function persistBatch(handle: DbHandle, items: Item[]): Promise<Per
   const failures: RowFailure[] = []
   for (const g of releasesFirst(groups)) {
     try {
-      inserted += await writeRow(db, g.row, g.lifecycle)
+      inserted += await bounded(writeRow(db, g.row, g.lifecycle), 'row write')
     } catch (err) {
       if (!isRowError(err)) throw err
       const error = errorText(err)
