@@ -86,9 +86,10 @@ t.test('a row PostgreSQL commits late, below the sequences already restored, com
   await redis.hdel(keys.users(id), ...lostUsers)
   await redis.hset(keys.campaign(id), 'issued', 10, 'node', 'a-process-that-is-gone')
 
-  // The grace the recovery waits for late rows is the statement bound.
+  // The grace the recovery waits for late rows is the statement bound: long enough for the insert below to
+  // land inside it on a loaded machine.
   const { url: recovering } = await startApp(t, { ...env.config, RECOVERY_INTERVAL_MS: 200,
-    PG_STATEMENT_TIMEOUT_MS: 4000 })
+    PG_STATEMENT_TIMEOUT_MS: 8000 })
   t.equal((await claim(recovering, id, 'someone')).body.code, 'RECOVERING')
   await waitUntil('the first repair restored the later users', async () =>
     (await redis.hget(keys.users(id), 'late-a19')) !== null)
