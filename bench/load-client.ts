@@ -35,6 +35,12 @@ export class LoadClient {
 
   run(job: LoadJob, progress?: (second: number, rps: number) => void): Promise<LoadResult> {
     const id = this.nextId++
+    // A job sent to a generator that has already exited would wait for an answer for good.
+    const { child } = this.proc
+    if (child.exitCode !== null || child.signalCode !== null || !child.connected) {
+      return Promise.reject(new Error(`load generator exited (${child.exitCode ?? child.signalCode}) before the ` +
+        `job for ${job.url}`))
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, progress })
       this.proc.child.send({ type: 'run', id, job })

@@ -39,8 +39,10 @@ const progress = createProgress()
 const started = Date.now()
 const env = await createEnv(opts, progress, config)
 let failed = false
-const onSignal = () => {
-  progress.step('interrupted: cleaning up')
+const onSignal = (signal: NodeJS.Signals) => {
+  progress.step(`interrupted (${signal}): cleaning up`)
+  // The cleanup is bounded: a signal never leaves the bench running.
+  setTimeout(() => process.exit(130), 15_000).unref()
   destroyEnv(env, true).finally(() => process.exit(130))
 }
 process.once('SIGINT', onSignal)

@@ -5,6 +5,7 @@
  * single Redis and against the cluster master that owns the campaign's slot.
  */
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
 import { runClaim } from '../../src/claims/claim-script.js'
 import { defineScripts } from '../../src/redis/scripts.js'
@@ -72,6 +73,14 @@ async function measureReplica(env: Env, seeds: string, pidOf: (id: string) => Pr
   const { proc, url } = await startServer(env, 'api-cluster-replica', 'src/server', [],
     { REDIS_CLUSTER_NODES: seeds, CLAIM_DURABILITY: 'replica' })
   try {
+    // Measured once every master reports its replica online (/readyz 200): a new cluster's replicas may still be
+    // syncing, and claims meanwhile are refused 503 by design.
+    for (const end = Date.now() + 30_000; ;) {
+      const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)
+      if (ready) break
+      if (Date.now() > end) throw new Error('the replica-mode API did not become ready within 30 s')
+      await sleep(100)
+    }
     const id = await createCampaign(env, url, 'bench cluster issue path, replica', HUGE_STOCK)
     env.progress.step('issue path on the cluster with CLAIM_DURABILITY=replica: one campaign, every request wins')
     return await measure(env, 'issue (cluster, replica)',
