@@ -73,21 +73,20 @@ export async function stopAll(): Promise<void> {
 }
 
 /**
- * Resolves once something answers HTTP at url (any status); rejects if the process exits first. The
- * deadline only bounds a hang: a cold tsx start of the whole app on a busy 2-core box took over 20 s.
+ * Resolves once url answers with a status `accept` takes (any status by default); rejects if the process
+ * exits first. The deadline only bounds a hang: a cold tsx start of the whole app on a busy 2-core box took
+ * over 20 s.
  */
-export async function waitForHttp(url: string, child: Child, timeoutMs = 90_000): Promise<void> {
+export async function waitForHttp(url: string, child: Child, timeoutMs = 90_000,
+  accept: (status: number) => boolean = () => true): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (child.child.exitCode !== null) throw new Error(`${child.name} exited with code ${child.child.exitCode} before listening`)
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1_000) })
-      return
-    } catch {
-      await sleep(50)
-    }
+    const status = await fetch(url, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status, () => null)
+    if (status !== null && accept(status)) return
+    await sleep(50)
   }
-  throw new Error(`${child.name} did not answer at ${url} within ${timeoutMs} ms`)
+  throw new Error(`${child.name} did not answer as expected at ${url} within ${timeoutMs} ms`)
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

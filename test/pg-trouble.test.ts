@@ -59,6 +59,9 @@ function viaProxy(databaseUrl: string, port: number): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** How p ends within ms: `ok` when it resolves, its error's code when it rejects, or 'never settled'. */
+const outcome = (p: Promise<unknown>, ok: string, ms = 5000) => Promise.race([
+  p.then(() => ok, (err: { code?: string }) => err.code ?? 'error'), sleep(ms).then(() => 'never settled')])
 // The production bounds (test/helper.ts relaxes them for the busy test machine).
 const BOUNDS = { PG_CONNECT_TIMEOUT_MS: '2000', PG_STATEMENT_TIMEOUT_MS: '2000' }
 
@@ -107,8 +110,7 @@ t.test('the driver: a COPY whose connection fails after its last write errors in
   proxy.blackHole()
   w.end('1\n2\n')
   await sleep(100)
-  const settled = Promise.race([once(w, 'finish').then(() => 'finished',
-    (err: { code?: string }) => err.code ?? 'error'), sleep(5000).then(() => 'never settled')])
+  const settled = outcome(once(w, 'finish'), 'finished')
   proxy.cut()
   proxy.pass()
   t.equal(await settled, 'CONNECTION_CLOSED', 'the stream errors with its connection')
@@ -123,8 +125,6 @@ t.test('the driver: a reserved connection that closes fails its holder\'s querie
   const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 1, onnotice: () => {} })
   t.teardown(() => sql.end({ timeout: 1 }))
-  const settles = (p: Promise<unknown>) => Promise.race([p.then(() => 'ran', (err: { code?: string }) =>
-    err.code ?? 'error'), sleep(5000).then(() => 'never settled')])
   for (let round = 0; round < 3; round++) {
     const conn = await sql.reserve()
     t.same([...await conn`SELECT 1 AS x`], [{ x: 1 }])
@@ -134,7 +134,7 @@ t.test('the driver: a reserved connection that closes fails its holder\'s querie
     // batch does; the holder's next statement must not run on that connection's next life.
     const other = sql`SELECT 2 AS x`
     const after = conn`SELECT 3 AS x`
-    t.equal(await settles(after), 'CONNECTION_CLOSED', `round ${round}: the holder's statement fails`)
+    t.equal(await outcome(after, 'ran'), 'CONNECTION_CLOSED', `round ${round}: the holder's statement fails`)
     conn.release()
     t.same([...await other], [{ x: 2 }], `round ${round}: the other caller's statement ran`)
     t.same([...await sql`SELECT 4 AS x`], [{ x: 4 }], `round ${round}: the pool serves the next one`)
@@ -167,9 +167,7 @@ t.test('the driver: reservations made while connections are refused settle, and 
   const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 2, onnotice: () => {},
     backoff: () => 0.05, connect_timeout: 2 })
   t.teardown(() => sql.end({ timeout: 1 }))
-  const settles = (p: Promise<postgres.ReservedSql>, ms: number) => Promise.race([
-    p.then((conn) => { conn.release(); return 'granted' }, (err: { code?: string }) => err.code ?? 'error'),
-    sleep(ms).then(() => 'never settled')])
+  const settles = (p: Promise<postgres.ReservedSql>, ms: number) => outcome(p.then((conn) => conn.release()), 'granted', ms)
 
   await proxy.refuse()
   // Unpatched, each refused reservation stays queued after its rejection, and each reconnect of a closed

@@ -5,12 +5,12 @@
  * single Redis and against the cluster master that owns the campaign's slot.
  */
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
 import { runClaim } from '../../src/claims/claim-script.js'
 import { defineScripts } from '../../src/redis/scripts.js'
 import type { RedisClient } from '../../src/redis/client.js'
 import { startLocalCluster } from '../cluster.js'
+import { waitForHttp } from '../processes.js'
 import { cpuPerRequest, sampleCpu } from '../cpu-usage.js'
 import { fmtInt } from '../progress.js'
 import { createCampaign, HUGE_STOCK, job, measure, startServer, type Api, type Env, type HttpFigures } from '../env.js'
@@ -75,12 +75,7 @@ async function measureReplica(env: Env, seeds: string, pidOf: (id: string) => Pr
   try {
     // Measured once every master reports its replica online (/readyz 200): a new cluster's replicas may still be
     // syncing, and claims meanwhile are refused 503 by design.
-    for (const end = Date.now() + 30_000; ;) {
-      const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)
-      if (ready) break
-      if (Date.now() > end) throw new Error('the replica-mode API did not become ready within 30 s')
-      await sleep(100)
-    }
+    await waitForHttp(`${url}/readyz`, proc, 30_000, (status) => status === 200)
     const id = await createCampaign(env, url, 'bench cluster issue path, replica', HUGE_STOCK)
     env.progress.step('issue path on the cluster with CLAIM_DURABILITY=replica: one campaign, every request wins')
     return await measure(env, 'issue (cluster, replica)',

@@ -143,7 +143,6 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
       closing ??= (async () => {
         const cancelDeadline = shutdown.begin(config.WORKER_SHUTDOWN_TIMEOUT_MS)
         log.info({ consumer: name }, 'worker stopping: finishing the batch in hand')
-        const stopBy = Date.now() + config.WORKER_SHUTDOWN_TIMEOUT_MS
         const tasksStopped = tasks.stop()
         if (loop) {
           const finished = await Promise.race([loop.then(() => true, () => true),
@@ -154,7 +153,7 @@ export function createWorker(config: Config, log: Logger, opts: WorkerOptions = 
         }
         // A lifecycle task stuck on a backend does not hold the shutdown past its deadline: it ends with the process.
         const tasksDone = await Promise.race([tasksStopped.then(() => true),
-          sleep(Math.max(0, stopBy - Date.now()), false)])
+          sleep(Math.max(0, shutdown.deadline - Date.now()), false)])
         if (!tasksDone) log.warn({ consumer: name }, 'lifecycle tasks still running at the shutdown deadline')
         cancelDeadline()
         const steps: [string, () => Promise<unknown> | void][] = [
