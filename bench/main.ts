@@ -51,14 +51,17 @@ process.once('SIGTERM', onSignal)
 try {
   const machine = await describeMachine(env.redis, env.sql, opts)
   const results: BenchResults = { ceiling: null, issue: null, soldOut: null, burst: null, persistence: null,
-    wrk: null, baselines: null, openLoop: null }
+    wrk: null, baselines: null, openLoop: null, openLoopCeiling: null }
   if (wanted.has('ceiling')) results.ceiling = await runCeiling(env)
   if (opts.queue || opts.cluster || ['issue', 'openLoop', 'soldOut', 'burst', 'persistence'].some((s) => wanted.has(s))) {
     const api = await startApi(env)
     try {
       if (wanted.has('issue')) results.issue = await runIssue(env, api)
       // Needs the closed-loop maximum of the same run: 25/50/75 % of it.
-      if (wanted.has('openLoop') && results.issue) results.openLoop = await runOpenLoop(env, api, results.issue.rps)
+      if (wanted.has('openLoop') && results.issue) {
+        ({ claims: results.openLoop, ceiling: results.openLoopCeiling } =
+          await runOpenLoop(env, api, results.issue.rps, { ceiling: wanted.has('ceiling') }))
+      }
       if (opts.queue) {
         results.queue = await (await import('./scenarios/queue.js')).runQueue(env, api, results.ceiling?.rps ?? null)
       }

@@ -6,6 +6,7 @@ import type { BenchResults } from './results.js'
 import type { HttpFigures } from './env.js'
 import type { WrkFigures } from './wrk.js'
 import type { BenchOptions } from './options.js'
+import type { OpenLoopFigures } from './scenarios/open-loop.js'
 import { fmtInt } from './progress.js'
 
 export interface Machine {
@@ -40,6 +41,12 @@ export async function describeMachine(redis: Redis, sql: postgres.Sql, opts: Ben
 
 const ratio = (a: number | undefined | null, b: number | undefined | null) => (a != null && b ? a / b : null)
 
+/** An open-loop run as the JSON reports it. */
+const openLoopFigures = (o: OpenLoopFigures) => ({ loadPct: o.loadPct, rate: o.rate, p50Ms: o.p50Ms, p99Ms: o.p99Ms,
+  p999Ms: o.p999Ms, within50MsPct: o.within50MsPct, maxMs: o.maxMs, sent: o.sent, errors: o.errors,
+  statusCodes: o.statusCodes })
+type OpenLoopSummary = ReturnType<typeof openLoopFigures>
+
 export function summarize(results: BenchResults, machine: Machine, opts: BenchOptions, command: string) {
   const c = results.ceiling?.rps
   const a = results.baselines?.dbLock.rps
@@ -71,9 +78,9 @@ export function summarize(results: BenchResults, machine: Machine, opts: BenchOp
     // Loss of a campaign's live state to its first 201, and the repair as the recoverer recorded it.
     recovery: results.recovery ?? null,
     // Constant arrival rate at 25/50/75 % of issue.rps, latency from each request's intended send time.
-    openLoop: results.openLoop?.map((o) => ({ loadPct: o.loadPct, rate: o.rate, p50Ms: o.p50Ms, p99Ms: o.p99Ms,
-      p999Ms: o.p999Ms, within50MsPct: o.within50MsPct, maxMs: o.maxMs, sent: o.sent, errors: o.errors,
-      statusCodes: o.statusCodes })) ?? null,
+    openLoop: results.openLoop?.map(openLoopFigures) ?? null,
+    // The bare route at the same rates, each right after its claims run: the machine's and generator's own tail.
+    openLoopCeiling: results.openLoopCeiling?.map(openLoopFigures) ?? null,
     clusterRatios: results.cluster ? {
       issueClusterToSingle: ratio(results.cluster.issue.rps, results.issue?.rps),
       slotClusterToSingle: ratio(results.cluster.slot.cluster.claimsPerSec, results.cluster.slot.single.claimsPerSec),
@@ -117,11 +124,12 @@ export function renderTable(s: Summary): string {
     http(`burst (S=${fmtInt(b.stock)}, N=${fmtInt(b.users)})`, b, 'req/s',
       `${sell}all ${b.seconds.toFixed(2)} s; ${codes}; ${b.correct ? 'correct' : 'INCORRECT'}`)
   }
-  for (const o of s.openLoop ?? []) {
-    rows.push([`open loop ${o.loadPct} % of issue`, `${fmtInt(o.rate)} claims/s`, ms(o.p50Ms), '', ms(o.p99Ms),
+  const openLoopRow = (name: string, unit: string, o: OpenLoopSummary) =>
+    rows.push([`${name} ${o.loadPct} % of issue`, `${fmtInt(o.rate)} ${unit}`, ms(o.p50Ms), '', ms(o.p99Ms),
       ms(o.maxMs), '', '', '', [`p99.9 ${ms(o.p999Ms)} ms, ${o.within50MsPct.toFixed(2)} % within 50 ms (from the intended send time)`,
         o.errors ? `${o.errors} errors` : ''].filter(Boolean).join('; ')])
-  }
+  for (const o of s.openLoop ?? []) openLoopRow('open loop', 'claims/s', o)
+  for (const o of s.openLoopCeiling ?? []) openLoopRow('open loop, bare route,', 'req/s', o)
   http('sold out', s.soldOut, 'req/s')
   if (s.persistence) {
     const p = s.persistence

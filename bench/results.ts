@@ -28,6 +28,8 @@ export interface BenchResults {
   cluster?: ClusterFigures | null
   /** Constant arrival rate at 25/50/75 % of issue.rps (bench/open-loop.ts); null when not run. */
   openLoop: OpenLoopFigures[] | null
+  /** The bare route at openLoop's rates, each right after its claims run (with the ceiling scenario). */
+  openLoopCeiling: OpenLoopFigures[] | null
   queue?: QueueBenchFigures | null
   /** A fenced campaign's recovery from PostgreSQL, per --recovery-claims size and loss; absent when not run. */
   recovery?: RecoveryFigures[] | null

@@ -91,6 +91,13 @@ t.test('a tiny bench run completes, checks hold, JSON complete, nothing left beh
     t.equal(o.sent, Math.max(1, Math.round(o.rate * 1)), `openLoop ${o.loadPct}: one second's requests sent`)
     t.same(o.statusCodes, { 201: o.sent }, `openLoop ${o.loadPct}: every request won`)
   }
+  // The bare route at the same rates (the ceiling scenario ran): the machine's and the generator's own tail.
+  t.same(r.openLoopCeiling.map((o: { loadPct: number; rate: number }) => [o.loadPct, o.rate]),
+    r.openLoop.map((o: { loadPct: number; rate: number }) => [o.loadPct, o.rate]), 'the bare route at the same rates')
+  for (const o of r.openLoopCeiling) {
+    t.ok(o.p50Ms > 0 && o.p50Ms <= o.p99Ms && o.p99Ms <= o.p999Ms, `openLoopCeiling ${o.loadPct}: p50 <= p99 <= p99.9`)
+    t.same(o.statusCodes, { 200: o.sent }, `openLoopCeiling ${o.loadPct}: every request answered 200`)
+  }
   // Recovery (issue 19): a tiny seeded campaign fenced twice (deleted, then a stale run_id), repaired, issuing again.
   t.same(r.recovery.map((x: { claims: number; loss: string }) => `${x.claims} ${x.loss}`), ['200 empty', '200 stale'],
     'recovery measured per size and loss')

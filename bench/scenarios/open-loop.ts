@@ -7,7 +7,7 @@
 import path from 'node:path'
 import { fmtInt } from '../progress.js'
 import { spawnNode } from '../processes.js'
-import { createCampaign, HUGE_STOCK, type Api, type Env } from '../env.js'
+import { createCampaign, HUGE_STOCK, startServer, type Api, type Env } from '../env.js'
 
 const OPEN_LOOP_LOADS = [25, 50, 75] as const
 
@@ -16,6 +16,8 @@ export interface OpenLoopJob {
   /** Requests per second, one every 1/rate s. */
   rate: number
   seconds: number
+  /** Seconds sent before the measured ones, at the same rate, not recorded (--warmup). */
+  warmupSeconds: number
   auth: { kind: 'jwt'; secret: string } | { kind: 'header'; header: string }
   /** Every request a new user: `${userPrefix}${i}`. */
   userPrefix: string
@@ -27,7 +29,9 @@ export interface OpenLoopJob {
 
 export interface OpenLoopResult {
   rate: number
+  /** Measured requests sent (the warm-up's not included). */
   sent: number
+  warmupRequests: number
   answered: number
   errors: number
   statusCodes: Record<string, number>
@@ -46,8 +50,19 @@ export interface OpenLoopFigures extends OpenLoopResult {
 
 type FromGenerator = { type: 'ready' } | { type: 'result'; result: OpenLoopResult } | { type: 'error'; message: string }
 
-/** Runs the three loads one after another on a fresh campaign whose stock exceeds every request. */
-export async function runOpenLoop(env: Env, { url }: Api, issueRps: number): Promise<OpenLoopFigures[]> {
+export interface OpenLoopRuns {
+  claims: OpenLoopFigures[]
+  /** The bare route (bench/ceiling-server.ts) at the same rates, right after each claims run; null: not asked. */
+  ceiling: OpenLoopFigures[] | null
+}
+
+/**
+ * Runs the three loads one after another on a fresh campaign whose stock exceeds every request. With
+ * `ceiling`, each rate is also sent to the bare route: the same generator, machine and moment, so the part
+ * of a tail that is the machine's and the generator's own shows apart from what a claim adds.
+ */
+export async function runOpenLoop(env: Env, { url }: Api, issueRps: number,
+  opts: { ceiling: boolean }): Promise<OpenLoopRuns> {
   env.progress.step(`open loop: constant arrival rate at ${OPEN_LOOP_LOADS.join(', ')} % of the issue path's ${fmtInt(issueRps)} claims/s, latency from each request's intended send time`)
   const id = await createCampaign(env, url, 'bench open loop', HUGE_STOCK)
   const proc = spawnNode('open-loop', 'bench/open-loop-generator',
@@ -64,27 +79,32 @@ export async function runOpenLoop(env: Env, { url }: Api, issueRps: number): Pro
     }
     return messages.shift()!
   }
+  const bare = opts.ceiling ? await startServer(env, 'ceiling-open-loop', 'bench/ceiling-server') : null
   try {
     if ((await next()).type !== 'ready') throw new Error('open-loop generator: expected ready')
-    const out: OpenLoopFigures[] = []
-    for (const loadPct of OPEN_LOOP_LOADS) {
-      const rate = Math.max(1, Math.round((issueRps * loadPct) / 100))
-      env.progress.step(`  open loop ${loadPct} %: ${fmtInt(rate)} claims/s for ${env.opts.duration} s`)
+    const run = async (label: string, target: string, loadPct: number, rate: number): Promise<OpenLoopFigures> => {
+      env.progress.step(`  ${label} ${loadPct} %: ${fmtInt(rate)} req/s for ${env.opts.duration} s`)
       const job: OpenLoopJob = {
-        url: `${url}/v1/campaigns/${id}/claims`, rate, seconds: env.opts.duration,
+        url: target, rate, seconds: env.opts.duration, warmupSeconds: env.opts.warmup,
         auth: env.opts.auth === 'jwt' ? { kind: 'jwt', secret: env.jwtSecret } : { kind: 'header', header: env.userHeader },
-        userPrefix: `${env.runId}-open${loadPct}-`, maxConnections: 1_000, drainTimeoutMs: 30_000,
+        userPrefix: `${env.runId}-${label.replace(/\W/g, '')}${loadPct}-`, maxConnections: 1_000, drainTimeoutMs: 30_000,
       }
       proc.child.send({ type: 'run', job })
       const m = await next()
       if (m.type !== 'result') throw new Error(`open-loop generator: ${m.type === 'error' ? m.message : m.type}`)
       const r = m.result
-      env.progress.step(`  open loop ${loadPct} %: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, p99.9 ${r.p999Ms.toFixed(2)} ms, ${r.within50MsPct.toFixed(2)} % within 50 ms; ${Object.entries(r.statusCodes).map(([c, n]) => `${fmtInt(n)} x ${c}`).join(', ')}${r.errors ? `, ${r.errors} errors` : ''}`)
-      out.push({ loadPct, ...r })
+      env.progress.step(`  ${label} ${loadPct} %: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, p99.9 ${r.p999Ms.toFixed(2)} ms, ${r.within50MsPct.toFixed(2)} % within 50 ms; ${Object.entries(r.statusCodes).map(([c, n]) => `${fmtInt(n)} x ${c}`).join(', ')}${r.errors ? `, ${r.errors} errors` : ''}`)
+      return { loadPct, ...r }
+    }
+    const out: OpenLoopRuns = { claims: [], ceiling: bare ? [] : null }
+    for (const loadPct of OPEN_LOOP_LOADS) {
+      const rate = Math.max(1, Math.round((issueRps * loadPct) / 100))
+      out.claims.push(await run('open loop', `${url}/v1/campaigns/${id}/claims`, loadPct, rate))
+      if (bare) out.ceiling!.push(await run('open loop, bare route', `${bare.url}/v1/campaigns/1/claims`, loadPct, rate))
     }
     return out
   } finally {
     if (proc.child.connected) proc.child.send({ type: 'exit' })
-    await proc.stop(3_000)
+    await Promise.all([proc.stop(3_000), bare?.proc.stop()])
   }
 }

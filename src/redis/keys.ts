@@ -9,7 +9,17 @@ export function createKeys(prefix: string, partitions: number) {
   const tags = partitionTags(prefix, partitions)
   const partitionOf = (campaignId: string | bigint): number => Number(BigInt(campaignId) % BigInt(partitions))
   const tag = (p: number) => `${prefix}:{${tags[p]!}}`
-  const campaign = (id: string | bigint) => `${tag(partitionOf(id))}:campaign:${id}`
+  // A claim builds about ten keys of its campaign; each would parse the id as a BigInt again.
+  const campaignKeys = new Map<string | bigint, string>()
+  const campaign = (id: string | bigint): string => {
+    let key = campaignKeys.get(id)
+    if (key === undefined) {
+      key = `${tag(partitionOf(id))}:campaign:${id}`
+      if (campaignKeys.size >= 10_000) campaignKeys.clear()
+      campaignKeys.set(id, key)
+    }
+    return key
+  }
   const stream = (p: number) => `${tag(p)}:claims`
   const streamNames = new Map(Array.from({ length: partitions }, (_, p) => [stream(p), p]))
   const streamIndex = (key: string) => streamNames.get(key) ?? -1
