@@ -79,8 +79,9 @@ export async function runOpenLoop(env: Env, { url }: Api, issueRps: number,
     }
     return messages.shift()!
   }
-  const bare = opts.ceiling ? await startServer(env, 'ceiling-open-loop', 'bench/ceiling-server') : null
+  let bare: Api | null = null
   try {
+    if (opts.ceiling) bare = await startServer(env, 'ceiling-open-loop', 'bench/ceiling-server')
     if ((await next()).type !== 'ready') throw new Error('open-loop generator: expected ready')
     const run = async (label: string, target: string, loadPct: number, rate: number): Promise<OpenLoopFigures> => {
       env.progress.step(`  ${label} ${loadPct} %: ${fmtInt(rate)} req/s for ${env.opts.duration} s`)
