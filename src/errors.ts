@@ -63,7 +63,8 @@ export const ErrorSchema = Type.Object({
   limit: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the most stock a campaign can hold' })),
   stock: Type.Optional(Type.Integer({ description: 'STOCK_LIMIT: the stock now' })),
   claimId: Type.Optional(Type.String({
-    description: 'NOT_DURABLE: the claim whose outcome is unknown (GET .../claims/me lists it if it was kept)' })),
+    description: 'NOT_DURABLE, or BACKEND_UNAVAILABLE on a claim Redis did not answer in time: the claim whose ' +
+      'outcome is unknown (GET .../claims/me lists it if it was kept)' })),
   reason: Type.Optional(Type.String({
     description: 'archive refusals (409): why the campaign cannot be archived yet' })),
 }, { $id: 'Error' })

@@ -1,11 +1,15 @@
 /**
  * A 503 is the truth (issue 19): a claim answered 503 is never issued later. Redis is frozen (SIGSTOP) in
  * the middle of a burst, so claims sit written in its socket past their bound and are answered 503; when
- * it resumes it runs them all, and claim.lua's deadline makes every one of them a no-op.
+ * it resumes it runs them all, and claim.lua's deadline makes every one of them a no-op. A script Redis ran
+ * just before the freeze, its reply not yet sent, was issued: its 503 says the outcome is unknown and names
+ * the claim, which the user then finds.
  */
 import t from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
 import { randomUUID } from 'node:crypto'
-import { testEnv, startApp, createCampaign, claim, type Res } from './helper.js'
+import { testEnv, startApp, createCampaign, claim, http, userToken, type Res } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
 import { createKeys } from '../src/redis/keys.js'
 import { loadConfig } from '../src/config.js'
@@ -14,6 +18,36 @@ import { defineScripts } from '../src/redis/scripts.js'
 import { parseUserRecord } from '../src/redis/users-record.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** A TCP proxy in front of Redis that forwards every command and, while withholding, keeps Redis's replies. */
+async function replyWithholdingProxy(t: { teardown(fn: () => unknown): void }, targetPort: number) {
+  let withholding = false
+  const held: (() => void)[] = []
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((c) => {
+    const up = net.connect(targetPort, '127.0.0.1')
+    sockets.add(c).add(up)
+    c.on('data', (d) => up.write(d))
+    up.on('data', (d) => { if (withholding) held.push(() => c.write(d)); else c.write(d) })
+    for (const s of [c, up]) s.on('error', () => {})
+    c.on('close', () => up.destroy())
+    up.on('close', () => c.destroy())
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  return {
+    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    withhold: () => { withholding = true },
+    release: () => {
+      withholding = false
+      for (const write of held.splice(0)) write()
+    },
+  }
+}
 
 t.test('a script past its deadline writes nothing; a re-sent one still finds its own claim', async (t) => {
   const r = await startPrivateRedis(t)
@@ -39,7 +73,33 @@ t.test('a script past its deadline writes nothing; a re-sent one still finds its
   t.equal(claimDeadline(1000, 100), 1050, 'a short timeout keeps half for the script')
 })
 
-t.test('Redis frozen mid-burst: every user answered 503 holds nothing afterwards', async (t) => {
+t.test('a claim Redis ran but whose reply never came in time: 503 naming the claim, which the user then finds', async (t) => {
+  const r = await startPrivateRedis(t)
+  const proxy = await replyWithholdingProxy(t, r.port)
+  const { env } = await testEnv(t, { REDIS_URL: proxy.url, REDIS_COMMAND_TIMEOUT_MS: '500', RATE_LIMIT_IP_MAX: '0' })
+  const { url } = await startApp(t, loadConfig(env))
+  const id = await createCampaign(url, { name: 'withheld', stock: 10, perUserLimit: 1 })
+  const keys = createKeys(env.KEY_PREFIX!, loadConfig(env).STREAM_PARTITIONS)
+
+  proxy.withhold()
+  const answer = await claim(url, id, 'withheld')
+  proxy.release()
+  t.equal(answer.status, 503)
+  t.equal(answer.body.code, 'BACKEND_UNAVAILABLE')
+  t.type(answer.body.claimId, 'string', 'the 503 names the claim whose outcome is unknown')
+  t.match(answer.body.message, /just before it stopped answering/)
+  t.match(answer.body.message, `/v1/campaigns/${id}/claims/me`, 'and says where to learn it')
+  // Redis did run it: the unit is the user's, under the id the 503 named.
+  const mine = parseUserRecord(await r.admin.hget(keys.users(id), 'withheld')).claims
+  t.same(mine.map((c) => c.claimId), [answer.body.claimId], 'issued, under the named id')
+  const me = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken('withheld') })
+  t.same(me.body.claims.map((c: { claimId: string }) => c.claimId), [answer.body.claimId], 'claims/me lists it')
+  const again = await claim(url, id, 'withheld')
+  t.equal(again.status, 409, 'a retry learns it too: the user already holds the unit')
+  t.equal(await r.admin.hget(keys.campaign(id), 'issued'), '1', 'one unit issued, not two')
+})
+
+t.test('Redis frozen mid-burst: a user answered 503 holds nothing, or only the claim its 503 named, issued before the freeze', async (t) => {
   const r = await startPrivateRedis(t)
   const { env, sql } = await testEnv(t, { REDIS_URL: r.url, REDIS_COMMAND_TIMEOUT_MS: '1000', RATE_LIMIT_IP_MAX: '0' })
   void sql
@@ -75,19 +135,39 @@ t.test('Redis frozen mid-burst: every user answered 503 holds nothing afterwards
   t.ok(refused.length > 0, `${refused.length} claims answered 503 while Redis was frozen`)
   t.equal(ok.length + refused.length, results.size, 'only 201 and 503')
   t.same(new Set(refused.map((u) => results.get(u)!.body.code)), new Set(['BACKEND_UNAVAILABLE']), '503 codes')
+  // Two true 503s: the script answered it was too late (nothing issued), or no answer came (unknown, named).
+  const said = (u: string) => {
+    const b = results.get(u)!.body
+    if (b.claimId === undefined && /nothing was issued/.test(b.message)) return 'nothing issued'
+    return typeof b.claimId === 'string' && b.message.includes(b.claimId) && b.message.includes('claims/me')
+      ? 'unknown' : `unexplained: ${b.message}`
+  }
+  t.same(refused.filter((u) => said(u).startsWith('unexplained')).map((u) => [u, said(u)]), [],
+    'every 503 says nothing was issued, or names its claim and how to learn its outcome')
 
   // Let Redis work off its socket buffers, then read every record.
   await sleep(500)
   const records = await r.admin.hgetall(keys.users(id))
-  const ghosts = refused.filter((u) => records[u] !== undefined)
-  t.same(ghosts.map((u) => [u, records[u], frozeAt]), [], 'no user answered 503 holds a claim')
+  // Issued, answered 503: only a script Redis ran before the freeze, and only the claim its 503 named.
+  const held = refused.filter((u) => records[u] !== undefined)
+  t.same(held.filter((u) => said(u) !== 'unknown'), [], 'a 503 that said nothing was issued hides no claim')
+  const issuedLate = held.filter((u) => {
+    const mine = parseUserRecord(records[u]).claims
+    return mine.length !== 1 || mine[0]!.claimId !== results.get(u)!.body.claimId || mine[0]!.claimedAt > frozeAt + 50
+  })
+  t.same(issuedLate.map((u) => [u, records[u], frozeAt]), [], 'no claim answered 503 was issued after the freeze')
+  if (held.length > 0) {
+    const me = await http(`${url}/v1/campaigns/${id}/claims/me`, { token: userToken(held[0]!) })
+    t.same(me.body.claims.map((c: { claimId: string }) => c.claimId), [results.get(held[0]!)!.body.claimId],
+      'a user whose 503 hid an issued claim finds it under the id the 503 named')
+  }
   const wrong = ok.filter((u) => {
     const mine = parseUserRecord(records[u]).claims.map((c) => c.claimId)
     return mine.length !== 1 || mine[0] !== results.get(u)!.body.claimId
   })
   t.same(wrong, [], 'every user answered 201 holds exactly the claim it was answered')
   t.equal(Number(await r.admin.hget(keys.campaign(id), 'issued')), ok.length, 'issued = the 201s')
-  // A user answered 503 can claim now: nothing of theirs was issued.
-  const retry = await claim(url, id, refused[0]!)
+  // A user answered 503 who holds nothing can claim now.
+  const retry = await claim(url, id, refused.find((u) => records[u] === undefined)!)
   t.equal(retry.status, 201, 'a refused user claims on retry (no 409)')
 })

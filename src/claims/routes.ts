@@ -12,7 +12,7 @@ import type { Missing } from '../campaigns/lookup.js'
 import type { SoldOutCache } from './sold-out-cache.js'
 import type { DurableAnswers } from '../durability/answers.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
-import { withTimeout } from '../timeout.js'
+import { TimeoutError, withTimeout } from '../timeout.js'
 import { claimState, isOpenHold, parseUserRecord } from '../redis/users-record.js'
 import { readLiveState } from '../redis/campaign-hash.js'
 import { rowState } from '../lifecycle/views.js'
@@ -37,6 +37,18 @@ type Answered = Exclude<ClaimOutcome, { kind: 'unavailable' } | { kind: 'rate_li
 /** The script started after the request's deadline: it wrote nothing (the request waited on a slow Redis). */
 const claimTooLate = () => new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
   'Redis did not run the claim in time; nothing was issued, retry shortly')
+/**
+ * The script was sent and no answer came within the bound (a frozen Redis, a reply lost on the way). Redis
+ * may have run it just before it stopped answering, so the only true answer is "unknown", with the claim's
+ * id to look for. It cannot be issued later: past the request's deadline the script refuses. (A refused
+ * connection fails before anything is sent: the plain 503 of src/http/error-handlers.ts.)
+ */
+const unanswered = (err: unknown) =>
+  err instanceof TimeoutError || (err as Error | undefined)?.message === 'Command timed out'
+const claimOutcomeUnknown = (campaignId: string, claimId: string) => new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
+  `Redis did not answer the claim in time. If it ran the claim just before it stopped answering, claim ${claimId} ` +
+  `was issued; it cannot be issued later. GET /v1/campaigns/${campaignId}/claims/me lists it if it was, and a ` +
+  'retry with the same Idempotency-Key answers it', { claimId })
 function answer(outcome: Answered, campaignId: string, userId: string): [201, Issued] | [403 | 409 | 410, Refusal] {
   switch (outcome.kind) {
     case 'issued':
@@ -174,10 +186,11 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
     const mark = soldOut.mark()
     const deadlineMs = claimDeadline(Date.now(), config.REDIS_COMMAND_TIMEOUT_MS)
     const stopTimer = opts.metrics.startClaimScript()
+    const claimId = randomUUID()
     let result: Awaited<ReturnType<typeof runClaim>>
     try {
       result = await bounded(runClaim(redis, keys, {
-        campaignId, userId: req.userId, claimId: randomUUID(), idempotencyKey,
+        campaignId, userId: req.userId, claimId, idempotencyKey,
         idempotencyTtlS: config.IDEMPOTENCY_TTL_S,
         // Per user and campaign: a burst is on one campaign, and a user's claims elsewhere should not count.
         userMax: config.RATE_LIMIT_USER_MAX, userWindowMs: config.RATE_LIMIT_USER_WINDOW_MS, deadlineMs,
@@ -185,7 +198,9 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
       }))
     } catch (err) {
       opts.metrics.countClaim('error')
-      throw err
+      if (!unanswered(err)) throw err
+      req.log.error({ err, userId: req.userId, claimId }, 'claim outcome unknown: Redis did not answer in time')
+      throw claimOutcomeUnknown(campaignId, claimId)
     } finally {
       stopTimer()
     }
