@@ -39,14 +39,18 @@ const progress = createProgress()
 const started = Date.now()
 const env = await createEnv(opts, progress, config)
 let failed = false
-const onSignal = (signal: NodeJS.Signals) => {
-  progress.step(`interrupted (${signal}): cleaning up`)
-  // The cleanup is bounded: a signal never leaves the bench running.
-  setTimeout(() => process.exit(130), 15_000).unref()
-  destroyEnv(env, true).finally(() => process.exit(130))
+const abort = (why: string, exitCode: number) => {
+  progress.step(`${why}: cleaning up, logs kept in ${env.logDir}`)
+  // The cleanup is bounded: a signal or a crash never leaves the bench, or the servers it started, running.
+  setTimeout(() => process.exit(exitCode), 15_000).unref()
+  destroyEnv(env, true).finally(() => process.exit(exitCode))
 }
+const onSignal = (signal: NodeJS.Signals) => abort(`interrupted (${signal})`, 130)
 process.once('SIGINT', onSignal)
 process.once('SIGTERM', onSignal)
+// An error thrown outside the scenarios' awaits (a client's unheard 'error' event) once ended the bench and
+// left its API server running.
+process.once('uncaughtException', (err) => abort(`bench failed: ${err.stack ?? err}`, 1))
 
 try {
   const machine = await describeMachine(env.redis, env.sql, opts)
