@@ -115,6 +115,13 @@ const CLUSTER_DOWN = new RegExp(['^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK) ', '^Too man
   '^Failed to refresh slots cache', '^None of startup nodes is available', "^Cluster isn't ready"].join('|'))
 
 /**
+ * A command sent and not answered within its bound: ours (withTimeout) or ioredis' commandTimeout. What it
+ * asked may have run (src/claims/routes.ts tells a claim so).
+ */
+export const isUnanswered = (err: unknown): boolean =>
+  err instanceof TimeoutError || (err as Error | undefined)?.message === 'Command timed out'
+
+/**
  * True for "Redis or PostgreSQL cannot serve this now, retry shortly": unreachable, a command timed out
  * (REDIS_COMMAND_TIMEOUT_MS), or Redis answered OOM, LOADING, READONLY, BUSY, MASTERDOWN and the like.
  */
@@ -122,10 +129,10 @@ export function isBackendDown(err: unknown): boolean {
   for (let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined,
     depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
     if (e.name === 'MaxRetriesPerRequestError' || (e.code && DOWN_CODES.has(e.code))) return true
-    if (e.message === 'Connection is closed.' || e.message === 'Command timed out' || e.message?.startsWith(
+    if (isUnanswered(e) || e.message === 'Connection is closed.' || e.message?.startsWith(
       "Stream isn't writeable")) return true
     if (e.name === 'ReplyError' && isRedisUnavailableReply(e.message)) return true
-    if (e instanceof TimeoutError || e.name === 'ClusterAllFailedError') return true
+    if (e.name === 'ClusterAllFailedError') return true
     if (e.message && CLUSTER_DOWN.test(e.message)) return true
   }
   return false

@@ -6,11 +6,10 @@
  * the claim, which the user then finds.
  */
 import t from 'tap'
-import net from 'node:net'
-import { once } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { testEnv, startApp, createCampaign, claim, http, userToken, type Res } from './helper.js'
 import { startPrivateRedis } from './private-redis.js'
+import { trafficProxy } from './tcp-proxy.js'
 import { createKeys } from '../src/redis/keys.js'
 import { loadConfig } from '../src/config.js'
 import { runClaim, claimDeadline } from '../src/claims/claim-script.js'
@@ -18,36 +17,6 @@ import { defineScripts } from '../src/redis/scripts.js'
 import { parseUserRecord } from '../src/redis/users-record.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** A TCP proxy in front of Redis that forwards every command and, while withholding, keeps Redis's replies. */
-async function replyWithholdingProxy(t: { teardown(fn: () => unknown): void }, targetPort: number) {
-  let withholding = false
-  const held: (() => void)[] = []
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((c) => {
-    const up = net.connect(targetPort, '127.0.0.1')
-    sockets.add(c).add(up)
-    c.on('data', (d) => up.write(d))
-    up.on('data', (d) => { if (withholding) held.push(() => c.write(d)); else c.write(d) })
-    for (const s of [c, up]) s.on('error', () => {})
-    c.on('close', () => up.destroy())
-    up.on('close', () => c.destroy())
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  return {
-    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    withhold: () => { withholding = true },
-    release: () => {
-      withholding = false
-      for (const write of held.splice(0)) write()
-    },
-  }
-}
 
 t.test('a script past its deadline writes nothing; a re-sent one still finds its own claim', async (t) => {
   const r = await startPrivateRedis(t)
@@ -75,13 +44,13 @@ t.test('a script past its deadline writes nothing; a re-sent one still finds its
 
 t.test('a claim Redis ran but whose reply never came in time: 503 naming the claim, which the user then finds', async (t) => {
   const r = await startPrivateRedis(t)
-  const proxy = await replyWithholdingProxy(t, r.port)
-  const { env } = await testEnv(t, { REDIS_URL: proxy.url, REDIS_COMMAND_TIMEOUT_MS: '500', RATE_LIMIT_IP_MAX: '0' })
+  const proxy = await trafficProxy(t, r.port)
+  const { env } = await testEnv(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_COMMAND_TIMEOUT_MS: '500', RATE_LIMIT_IP_MAX: '0' })
   const { url } = await startApp(t, loadConfig(env))
   const id = await createCampaign(url, { name: 'withheld', stock: 10, perUserLimit: 1 })
   const keys = createKeys(env.KEY_PREFIX!, loadConfig(env).STREAM_PARTITIONS)
 
-  proxy.withhold()
+  proxy.withholdReplies()
   const answer = await claim(url, id, 'withheld')
   proxy.release()
   t.equal(answer.status, 503)

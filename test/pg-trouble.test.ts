@@ -3,54 +3,13 @@
  * nothing), close every connection, or refuse new ones: the postgres driver's crash (a write pending when
  * its connection closes) cannot end a process, and every PostgreSQL call answers within its bound.
  */
-import net from 'node:net'
 import { once } from 'node:events'
 import t from 'tap'
 import postgres from 'postgres'
 import { testEnv, startApp, createCampaign, http } from './helper.js'
 import { claimMany, rowCount, startedWorker, streamState, waitUntil } from './worker-helper.js'
 import { stopProcess } from './process.js'
-
-interface Tap { teardown(fn: () => unknown): void }
-
-/** pass: forward both ways; hole: swallow both ways; cut(): close every connection (FIN); refuse(): stop listening. */
-async function troubleProxy(t: Tap, targetPort: number) {
-  const clients = new Set<net.Socket>()
-  let hole = false
-  let server: net.Server | null = null
-  let port = 0
-  const listen = async () => {
-    server = net.createServer((c) => {
-      const up = net.connect(targetPort, '127.0.0.1')
-      clients.add(c)
-      c.on('data', (d) => { if (!hole) up.write(d) })
-      up.on('data', (d) => { if (!hole) c.write(d) })
-      c.on('error', () => {})
-      up.on('error', () => {})
-      c.on('close', () => { up.destroy(); clients.delete(c) })
-      up.on('close', () => c.destroy())
-    })
-    server.listen(port, '127.0.0.1')
-    await once(server, 'listening')
-    port = (server.address() as net.AddressInfo).port
-  }
-  const refuse = async () => {
-    const s = server
-    server = null
-    for (const c of clients) c.destroy()
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()))
-  }
-  await listen()
-  t.teardown(refuse)
-  return {
-    port,
-    blackHole: () => { hole = true },
-    pass: () => { hole = false },
-    cut: () => { for (const c of clients) c.destroy() },
-    refuse,
-    listen,
-  }
-}
+import { trafficProxy } from './tcp-proxy.js'
 
 function viaProxy(databaseUrl: string, port: number): string {
   const u = new URL(databaseUrl)
@@ -67,7 +26,7 @@ const BOUNDS = { PG_CONNECT_TIMEOUT_MS: '2000', PG_STATEMENT_TIMEOUT_MS: '2000' 
 
 t.test('the driver: connections closed while a small write is pending reject their queries, nothing throws', async (t) => {
   const { config } = await testEnv(t)
-  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const proxy = await trafficProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 4, onnotice: () => {} })
   t.teardown(() => sql.end({ timeout: 1 }))
   // Unpatched, the first round ends the process: each transaction's ROLLBACK (a write under 1 KB, deferred to
@@ -99,7 +58,7 @@ t.test('the driver: connections closed while a small write is pending reject the
 
 t.test('the driver: a COPY whose connection fails after its last write errors instead of hanging', async (t) => {
   const { config } = await testEnv(t)
-  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const proxy = await trafficProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 2, onnotice: () => {} })
   t.teardown(() => sql.end({ timeout: 1 }))
   // The worker's batch path (src/worker/persist.ts): COPY into a session's temporary table. Unpatched,
@@ -122,7 +81,7 @@ t.test('the driver: a COPY whose connection fails after its last write errors in
 
 t.test('the driver: a reserved connection that closes fails its holder\'s queries, and the pool goes on', async (t) => {
   const { config } = await testEnv(t)
-  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const proxy = await trafficProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 1, onnotice: () => {} })
   t.teardown(() => sql.end({ timeout: 1 }))
   for (let round = 0; round < 3; round++) {
@@ -162,7 +121,7 @@ t.test('the driver: a new connection whose array-types query fails does not leav
 
 t.test('the driver: reservations made while connections are refused settle, and the pool serves reservations after', async (t) => {
   const { config } = await testEnv(t)
-  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const proxy = await trafficProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   // The raw driver, as the worker's batches use it (src/worker/persist.ts reserves a connection per batch).
   const sql = postgres(viaProxy(config.DATABASE_URL, proxy.port), { max: 2, onnotice: () => {},
     backoff: () => 0.05, connect_timeout: 2 })
@@ -193,7 +152,7 @@ t.test('the driver: reservations made while connections are refused settle, and 
 
 t.test('black-holed then cut, repeatedly: the worker and the API stay up, admin reads answer 503 in bound', async (t) => {
   const { config, env, redis, sql } = await testEnv(t, { RATE_LIMIT_IP_MAX: '0', ...BOUNDS })
-  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const proxy = await trafficProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const proxied = viaProxy(config.DATABASE_URL, proxy.port)
   const { url } = await startApp(t, { ...config, DATABASE_URL: proxied })
   const id = await createCampaign(url, { name: 'bh', stock: 5000 })
@@ -257,7 +216,7 @@ t.test('black-holed then cut, repeatedly: the worker and the API stay up, admin 
 
 t.test('connections refused: admin reads and writes answer 503 BACKEND_UNAVAILABLE quickly', async (t) => {
   const { config } = await testEnv(t, BOUNDS)
-  const proxy = await troubleProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
+  const proxy = await trafficProxy(t, Number(new URL(config.DATABASE_URL).port || 5432))
   const { url } = await startApp(t, { ...config, DATABASE_URL: viaProxy(config.DATABASE_URL, proxy.port) })
   const id = await createCampaign(url, { name: 'rf', stock: 10 })
   await proxy.refuse()

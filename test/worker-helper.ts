@@ -1,7 +1,5 @@
 /** Helpers for the worker tests: real worker child processes, a Postgres proxy to cut, stream state. */
 import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type postgres from 'postgres'
 import { createKeys } from '../src/redis/keys.js'
@@ -9,6 +7,7 @@ import type { RedisClient } from '../src/redis/client.js'
 import type { Config } from '../src/config.js'
 import { claim } from './helper.js'
 import { entryArgs, startProcess } from './process.js'
+import { trafficProxy } from './tcp-proxy.js'
 
 interface Tap { teardown(fn: () => unknown): void }
 
@@ -141,34 +140,8 @@ export async function claimMany(url: string, campaignId: string, users: string[]
 /** A TCP proxy in front of Postgres that a test can cut (down) and restore (up) on the same port. */
 export async function tcpProxy(t: Tap, targetPort: number):
   Promise<{ port: number; up: () => Promise<void>; down: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>()
-  let server: net.Server | null = null
-  let port = 0
-  const up = async () => {
-    server = net.createServer((client) => {
-      const upstream = net.connect(targetPort, '127.0.0.1')
-      for (const s of [client, upstream]) {
-        sockets.add(s)
-        s.on('close', () => sockets.delete(s))
-        s.on('error', () => { client.destroy(); upstream.destroy() })
-      }
-      client.pipe(upstream).pipe(client)
-    })
-    server.listen(port, '127.0.0.1')
-    await once(server, 'listening')
-    const addr = server.address()
-    if (addr && typeof addr !== 'string') port = addr.port
-  }
-  const down = async () => {
-    if (!server) return
-    const s = server
-    server = null
-    for (const sock of sockets) sock.destroy()
-    await new Promise<void>((resolve) => s.close(() => resolve()))
-  }
-  await up()
-  t.teardown(down)
-  return { port, up, down }
+  const proxy = await trafficProxy(t, targetPort)
+  return { port: proxy.port, up: proxy.listen, down: proxy.refuse }
 }
 
 export async function fetchJson(url: string): Promise<{ status: number; body: any; text: string }> {

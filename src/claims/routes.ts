@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
-import { AppError, ErrorCode, ErrorSchema, errorBody } from '../errors.js'
+import { AppError, ErrorCode, ErrorSchema, errorBody, isUnanswered } from '../errors.js'
 import type { Authenticator } from '../auth.js'
 import type { Config } from '../config.js'
 import type { Keys } from '../redis/keys.js'
@@ -12,7 +12,7 @@ import type { Missing } from '../campaigns/lookup.js'
 import type { SoldOutCache } from './sold-out-cache.js'
 import type { DurableAnswers } from '../durability/answers.js'
 import { CampaignIdParamsSchema } from '../campaigns/schemas.js'
-import { TimeoutError, withTimeout } from '../timeout.js'
+import { withTimeout } from '../timeout.js'
 import { claimState, isOpenHold, parseUserRecord } from '../redis/users-record.js'
 import { readLiveState } from '../redis/campaign-hash.js'
 import { rowState } from '../lifecycle/views.js'
@@ -43,8 +43,6 @@ const claimTooLate = () => new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
  * id to look for. It cannot be issued later: past the request's deadline the script refuses. (A refused
  * connection fails before anything is sent: the plain 503 of src/http/error-handlers.ts.)
  */
-const unanswered = (err: unknown) =>
-  err instanceof TimeoutError || (err as Error | undefined)?.message === 'Command timed out'
 const claimOutcomeUnknown = (campaignId: string, claimId: string) => new AppError(503, ErrorCode.BACKEND_UNAVAILABLE,
   `Redis did not answer the claim in time. If it ran the claim just before it stopped answering, claim ${claimId} ` +
   `was issued; it cannot be issued later. GET /v1/campaigns/${campaignId}/claims/me lists it if it was, and a ` +
@@ -198,7 +196,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox<ClaimRoutesOptions> = async 
       }))
     } catch (err) {
       opts.metrics.countClaim('error')
-      if (!unanswered(err)) throw err
+      if (!isUnanswered(err)) throw err
       req.log.error({ err, userId: req.userId, claimId }, 'claim outcome unknown: Redis did not answer in time')
       throw claimOutcomeUnknown(campaignId, claimId)
     } finally {
